@@ -1,0 +1,3 @@
+"""dcops: the operations control plane for GPU datacenters."""
+
+__version__ = "0.1.0"

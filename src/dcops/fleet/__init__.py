@@ -1,0 +1,1 @@
+"""Layer 1: what exists in the datacenter: sites, rooms, racks, nodes and GPUs."""

@@ -1,0 +1,127 @@
+"""Configuration: one YAML file (optional) over embedded defaults, validated with clear errors.
+
+Every field has a default, so ``dcops up`` runs with no file at all. Environment
+variables ``DCOPS_DATA_DIR`` and ``DCOPS_CONFIG`` override where data and config live.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dcops.core.errors import Invalid
+
+DEFAULT_PORT = 9180
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    max_body_mb: float = Field(32.0, gt=0)
+
+
+class StorageSettings(_Strict):
+    data_dir: Path = Path("~/.local/share/dcops")
+    state_url: str | None = None
+    """SQLAlchemy URL of the state store; default SQLite in data_dir, or postgresql+psycopg://..."""
+    metrics_backend: Literal["embedded"] = "embedded"
+    retention_days: float = Field(15.0, gt=0)
+    rollup_retention_days: float = Field(90.0, gt=0)
+    wal_fsync: bool = False
+    """fsync the write-ahead log before acknowledging: survives power loss, not only a crash."""
+    flush_interval_s: float = Field(1.0, gt=0)
+
+    def resolved_data_dir(self) -> Path:
+        return Path(os.path.expanduser(str(self.data_dir)))
+
+    def resolved_state_url(self) -> str:
+        if self.state_url:
+            return self.state_url
+        return f"sqlite:///{self.resolved_data_dir() / 'state.db'}"
+
+
+class ScrapeTarget(_Strict):
+    name: str
+    url: str
+    interval_s: float = Field(15.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class AgentSettings(_Strict):
+    server_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
+    token_file: Path | None = None
+    interval_s: float = Field(15.0, gt=0)
+    spool_dir: Path | None = None
+    spool_max_mb: float = Field(256.0, gt=0)
+    node_name: str | None = None
+    batch_max_samples: int = Field(20_000, gt=0)
+
+
+class DemoSettings(_Strict):
+    racks: int = Field(8, ge=1, le=1000)
+    nodes_per_rack: int = Field(8, ge=1, le=100)
+    gpus_per_node: int = Field(8, ge=1, le=16)
+    interval_s: float = Field(15.0, gt=0)
+    seed: int = 7
+
+
+class Settings(_Strict):
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    scrape: list[ScrapeTarget] = Field(default_factory=list)
+    agent: AgentSettings = AgentSettings()
+    demo: DemoSettings = DemoSettings()
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def parse_settings(data: Any, source: str = "config") -> Settings:
+    """Validate a parsed YAML document; errors name the file and the dotted key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise Invalid("config must be a mapping of sections", where=source)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise Invalid(f"{first['msg']}{more}", where=f"{source}: {_where(first['loc'])}") from None
+
+
+def load_settings(path: Path | None = None, data_dir: Path | None = None) -> Settings:
+    """Read settings from `path` (or $DCOPS_CONFIG), falling back to defaults."""
+    env_path = os.environ.get("DCOPS_CONFIG")
+    if path is None and env_path:
+        path = Path(env_path)
+    data: Any = {}
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise Invalid(f"cannot read config: {exc.strerror}", where=str(path)) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            problem = getattr(exc, "problem", None) or "not valid YAML"
+            raise Invalid(str(problem), where=where) from None
+    settings = parse_settings(data, str(path) if path else "config")
+    env_dir = os.environ.get("DCOPS_DATA_DIR")
+    chosen = data_dir or (Path(env_dir) if env_dir else None)
+    if chosen is not None:
+        storage = settings.storage.model_copy(update={"data_dir": chosen})
+        settings = settings.model_copy(update={"storage": storage})
+    return settings

@@ -1,0 +1,10 @@
+"""Shared test configuration. Real-engine fixtures live in tests/fixtures/, one module each."""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "tests.fixtures.engines",
+    "tests.fixtures.postgres",
+    "tests.fixtures.prometheus",
+    "tests.fixtures.node_exporter",
+]
