@@ -1,0 +1,151 @@
+"""Running the control plane: the HTTP server plus its background loops.
+
+`dcops up` and `dcops serve` call `run`. Background work (scraping exporters, the
+simulated fleet, compaction, the local agent) starts with the server and stops with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.concurrency import run_in_threadpool
+
+from dcops.access.model import Role
+from dcops.api.app import create_app
+from dcops.settings import AgentSettings
+from dcops.wiring import AGENT_TOKEN_FILE, Services, ensure_token_file
+
+log = logging.getLogger(__name__)
+
+COMPACT_EVERY_S = 600.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What to run beside the API."""
+
+    demo: bool = False
+    local_agent: bool = False
+
+
+async def _every(interval_s: float, stop: asyncio.Event, work: Callable[[], None],
+                 what: str) -> None:
+    while not stop.is_set():
+        try:
+            await run_in_threadpool(work)
+        except Exception:
+            log.exception("%s failed; will retry in %.0fs", what, interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+
+
+def _demo_loop(services: Services, stop: asyncio.Event) -> asyncio.Task[None]:
+    from dcops.simulation.fleet import SimulatedFleet
+
+    demo = services.settings.demo
+    fleet = SimulatedFleet(racks=demo.racks, nodes_per_rack=demo.nodes_per_rack,
+                           gpus_per_node=demo.gpus_per_node, seed=demo.seed)
+    register_demo_inventory(services, fleet.inventory_objects())
+
+    def tick() -> None:
+        services.ingestor.accept(fleet.tick(int(services.clock.now() * 1000)), "demo")
+
+    return asyncio.create_task(_every(demo.interval_s, stop, tick, "simulated fleet"))
+
+
+def register_demo_inventory(services: Services, objects: list[object]) -> None:
+    """Upsert the simulated fleet's sites, rooms, racks, nodes and GPUs."""
+    from dcops.fleet.model import Gpu, Node, Rack, Room, Site
+
+    inv = services.inventory
+    for obj in objects:
+        if isinstance(obj, Site):
+            inv.upsert_site(obj)
+        elif isinstance(obj, Room):
+            inv.upsert_room(obj)
+        elif isinstance(obj, Rack):
+            inv.upsert_rack(obj)
+        elif isinstance(obj, Node):
+            try:
+                existing = inv.get_node(obj.name)
+            except Exception:  # noqa: BLE001 - NotFound: first start
+                inv.upsert_node(obj)
+            else:  # keep a lifecycle state an operator set
+                inv.upsert_node(Node(obj.name, obj.rack, existing.state, obj.gpu_model,
+                                     obj.gpu_count, obj.labels, existing.last_seen))
+        elif isinstance(obj, Gpu):
+            inv.upsert_gpu(obj)
+
+
+def _agent_thread(services: Services, base_url: str, stop: threading.Event) -> threading.Thread:
+    from dcops.agent.run import run_agent
+
+    token_file = ensure_token_file(services, AGENT_TOKEN_FILE, "local-agent", Role.OPERATOR)
+    settings = services.settings.agent
+    agent_settings = AgentSettings(
+        server_url=base_url, token_file=token_file, interval_s=settings.interval_s,
+        spool_dir=settings.spool_dir or services.data_dir / "spool",
+        spool_max_mb=settings.spool_max_mb, node_name=settings.node_name,
+        batch_max_samples=settings.batch_max_samples)
+    thread = threading.Thread(target=run_agent, args=(agent_settings, stop), name="agent",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+async def serve(services: Services, options: RunOptions,
+                on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted; background loops run beside the server."""
+    cfg = services.settings.server
+    app = create_app(services)
+    server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port,
+                                           log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=5))
+    stop = asyncio.Event()
+    agent_stop = threading.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    def compact() -> None:
+        services.store.compact(int(services.clock.now() * 1000))
+
+    tasks.append(asyncio.create_task(_every(COMPACT_EVERY_S, stop, compact, "compaction")))
+    if services.settings.scrape:
+        from dcops.backends.scraper import Scraper
+
+        scraper = Scraper(list(services.settings.scrape), services.store, services.clock)
+        tasks.append(asyncio.create_task(scraper.run(stop)))
+    if options.demo:
+        tasks.append(_demo_loop(services, stop))
+
+    async def when_ready() -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        port = cfg.port
+        for sock_server in getattr(server, "servers", []):
+            for sock in sock_server.sockets:
+                port = sock.getsockname()[1]
+        base_url = f"http://{cfg.host}:{port}"
+        if options.local_agent:
+            threads.append(_agent_thread(services, base_url, agent_stop))
+        if on_ready is not None:
+            on_ready(base_url)
+
+    threads: list[threading.Thread] = []
+    ready = asyncio.create_task(when_ready())
+    try:
+        await server.serve()
+    finally:
+        ready.cancel()
+        stop.set()
+        agent_stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, ready, return_exceptions=True)
+        for thread in threads:
+            thread.join(timeout=10)
