@@ -1,0 +1,103 @@
+"""The tables of dcops's state store: inventory, API tokens, audit log and a key/value meta table.
+
+These SQLAlchemy Core tables are what the code reads and writes; the Alembic
+migrations in `migrations/versions` create them, and a test checks the two agree.
+Names are primary keys, as operators and the API address every object by name.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+NAME = 200
+"""Longest name of a site, room, rack or node, in characters."""
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+sites = Table(
+    "sites", metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+)
+
+rooms = Table(
+    "rooms", metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("site", String(NAME), ForeignKey("sites.name"), nullable=False, index=True),
+    Column("description", Text, nullable=False, default=""),
+)
+
+racks = Table(
+    "racks", metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("room", String(NAME), ForeignKey("rooms.name"), nullable=False, index=True),
+    Column("power_capacity_watts", Double, nullable=True),
+    Column("description", Text, nullable=False, default=""),
+)
+
+nodes = Table(
+    "nodes", metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("rack", String(NAME), ForeignKey("racks.name"), nullable=True, index=True),
+    Column("state", String(20), nullable=False),
+    Column("gpu_model", String(NAME), nullable=False, default=""),
+    Column("gpu_count", Integer, nullable=False, default=0),
+    Column("labels", JSON, nullable=False),
+    Column("last_seen", Double, nullable=True),
+)
+
+gpus = Table(
+    "gpus", metadata,
+    Column("node", String(NAME), primary_key=True),
+    Column("index", Integer, primary_key=True),
+    Column("uuid", String(NAME), nullable=False, default=""),
+    Column("model", String(NAME), nullable=False, default=""),
+    Column("state", String(20), nullable=False),
+    ForeignKeyConstraint(["node"], ["nodes.name"], ondelete="CASCADE"),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(NAME), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("secret_hash", String(128), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=True),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Double, nullable=False),
+    Column("actor", String(NAME), nullable=False),
+    Column("action", String(NAME), nullable=False),
+    Column("target", String(1000), nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_target", "target"),
+)
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(NAME), primary_key=True),
+    Column("value", Text, nullable=False),
+)
