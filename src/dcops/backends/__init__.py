@@ -1,0 +1,1 @@
+"""Backends: one module per external system, each implementing a domain Protocol."""
