@@ -126,7 +126,7 @@ class MemoryMetricsStore:
         with self._lock:
             for labels, points in self._data.items():
                 if points and _matches(labels, matchers):
-                    ts, value = max(points)
+                    ts, value = max(dict(points).items())
                     if ts >= since_ms:
                         out.append(LatestSample(labels, ts, value))
         return sorted(out, key=lambda s: s.labels)
@@ -149,7 +149,7 @@ class MemoryMetricsStore:
         with self._lock:
             for labels, points in self._data.items():
                 buckets: dict[int, list[float]] = {}
-                for ts, v in sorted(points):
+                for ts, v in sorted(dict(points).items()):
                     buckets.setdefault(ts - ts % step, []).append(v)
                 self._rollups[labels] = {
                     b: vs for b, vs in buckets.items() if b >= rollup_cut
@@ -157,6 +157,12 @@ class MemoryMetricsStore:
                      if b >= rollup_cut and b not in buckets}
                 points[:] = [(t, v) for t, v in points if t >= raw_cut]
             self._data = {k: v for k, v in self._data.items() if v}
+            for labels, rollups in list(self._rollups.items()):
+                kept = {b: vs for b, vs in rollups.items() if b >= rollup_cut}
+                if kept:
+                    self._rollups[labels] = kept
+                else:
+                    del self._rollups[labels]
 
     def stats(self) -> dict[str, int]:
         with self._lock:

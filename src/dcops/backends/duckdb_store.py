@@ -1,0 +1,396 @@
+"""The embedded metrics store: a write-ahead log in front of a DuckDB file.
+
+``append`` assigns series ids, writes one WAL record and returns: the samples then
+survive ``kill -9`` (and power loss with ``fsync=True``). A background thread moves
+buffered samples into DuckDB in columnar batches every ``flush_interval_s``, records
+the last flushed WAL segment in the same transaction and deletes those segments, so
+replay after a crash at any point neither loses nor duplicates samples. Samples of
+one series with one timestamp are deduplicated, last write wins. Reads flush first,
+so they see every acknowledged sample. Series matching runs on an in-memory label
+index; samples are read from DuckDB as numpy arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import struct
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from dcops.backends.wal import WriteAheadLog
+from dcops.core.clock import Clock
+from dcops.core.errors import Invalid
+from dcops.telemetry.model import Batch, Labels, LatestSample, Matcher, MatchOp, SeriesData
+from dcops.telemetry.store import Retention
+
+log = logging.getLogger(__name__)
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+_RECORD = struct.Struct("<II")
+_ROLLUP_AGGS = {"avg": "sum / count", "min": "min", "max": "max", "last": "last",
+                "count": "CAST(count AS DOUBLE)"}
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (id BIGINT PRIMARY KEY, labels VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS samples (series_id BIGINT NOT NULL, ts BIGINT NOT NULL,
+                                    value DOUBLE);
+CREATE TABLE IF NOT EXISTS rollups (series_id BIGINT NOT NULL, bucket BIGINT NOT NULL,
+    min DOUBLE, max DOUBLE, sum DOUBLE, count BIGINT, last DOUBLE);
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL);
+"""
+
+
+def encode_record(new_series: list[tuple[int, Labels]], sids: I64, ts: I64, values: F64) -> bytes:
+    """One WAL payload: new series definitions, then three sample columns."""
+    series_json = json.dumps([[sid, list(labels)] for sid, labels in new_series]).encode()
+    return b"".join((_RECORD.pack(len(series_json), len(sids)), series_json,
+                     sids.tobytes(), ts.tobytes(), values.tobytes()))
+
+
+def decode_record(payload: bytes) -> tuple[list[tuple[int, Labels]], I64, I64, F64]:
+    json_len, n = _RECORD.unpack_from(payload)
+    pos = _RECORD.size
+    series = [(int(sid), tuple((k, v) for k, v in pairs))
+              for sid, pairs in json.loads(payload[pos : pos + json_len])]
+    pos += json_len
+    sids = np.frombuffer(payload, dtype=np.int64, count=n, offset=pos)
+    ts = np.frombuffer(payload, dtype=np.int64, count=n, offset=pos + 8 * n)
+    values = np.frombuffer(payload, dtype=np.float64, count=n, offset=pos + 16 * n)
+    return series, sids, ts, values
+
+
+def _last_write_wins(sids: I64, ts: I64, values: F64) -> tuple[I64, I64, F64]:
+    """Sort by (series, ts) and keep the last-written sample of each duplicate pair."""
+    order = np.lexsort((ts, sids))  # stable: equal keys keep write order
+    sids, ts, values = sids[order], ts[order], values[order]
+    keep = np.ones(len(sids), dtype=bool)
+    keep[:-1] = (sids[1:] != sids[:-1]) | (ts[1:] != ts[:-1])
+    return sids[keep], ts[keep], values[keep]
+
+
+class _LabelIndex:
+    """Series ids by label: name -> value -> ids, for matching selectors without DuckDB."""
+
+    def __init__(self) -> None:
+        self.labels: dict[int, Labels] = {}
+        self.postings: dict[str, dict[str, set[int]]] = {}
+
+    def add(self, sid: int, labels: Labels) -> None:
+        self.labels[sid] = labels
+        for name, value in labels:
+            self.postings.setdefault(name, {}).setdefault(value, set()).add(sid)
+
+    def match(self, matchers: Sequence[Matcher]) -> set[int]:
+        result: set[int] | None = None
+        for m in sorted(matchers, key=lambda m: m.op is not MatchOp.EQ):
+            ids = self._match_one(m, result)
+            result = ids if result is None else result & ids
+            if not result:
+                return set()
+        return set(self.labels) if result is None else result
+
+    def _match_one(self, m: Matcher, within: set[int] | None) -> set[int]:
+        values = self.postings.get(m.name, {})
+        if m.op is MatchOp.EQ and m.value != "":
+            return set(values.get(m.value, ()))
+        try:
+            pattern = re.compile(m.value) if m.op in (MatchOp.RE, MatchOp.NRE) else None
+        except re.error as exc:
+            raise Invalid(f"bad regular expression {m.value!r}: {exc}",
+                          where=f"matcher {m.name}{m.op}") from None
+
+        def hit(v: str) -> bool:
+            if pattern is None:
+                return (v == m.value) is (m.op is MatchOp.EQ)
+            return (pattern.fullmatch(v) is not None) is (m.op is MatchOp.RE)
+
+        chosen = [ids for v, ids in values.items() if hit(v)]
+        out: set[int] = set().union(*chosen)
+        if hit(""):  # series without this label carry "" for it
+            having: set[int] = set().union(*values.values())
+            out |= (within if within is not None else set(self.labels)) - having
+        return out
+
+
+class DuckDBMetricsStore:
+    """A MetricsStore in ``data_dir/metrics.duckdb`` with its WAL in ``data_dir/wal``."""
+
+    def __init__(self, data_dir: Path, retention: Retention, *, fsync: bool = False,
+                 flush_interval_s: float = 1.0, clock: Clock) -> None:
+        self.data_dir = data_dir
+        self.retention = retention
+        self.clock = clock
+        self.flush_interval_s = flush_interval_s
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # series ids, WAL writer, pending buffers
+        self._db_lock = threading.RLock()  # DuckDB and flushing
+        self._db = duckdb.connect(str(data_dir / "metrics.duckdb"))
+        self._db.execute(_SCHEMA)
+        self._ids: dict[Labels, int] = {}
+        self._index = _LabelIndex()
+        self._pending: list[tuple[I64, I64, F64]] = []
+        self._pending_series: list[tuple[int, Labels]] = []
+        self._pending_samples = 0
+        flushed = self._meta("wal_segment", -1)
+        self._wal = WriteAheadLog(data_dir / "wal", fsync=fsync, first_segment=flushed + 1)
+        self._replay(flushed)
+        self._load_series()
+        self._live = self._live_series()
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="dcops-metrics-flush",
+                                         daemon=True)
+        self._flusher.start()
+
+    # ---- opening -------------------------------------------------------------------
+
+    def _meta(self, key: str, default: int) -> int:
+        rows = self._db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+        return int(rows[0][0]) if rows else default
+
+    def _replay(self, flushed: int) -> None:
+        series: list[tuple[int, Labels]] = []
+        chunks: list[tuple[I64, I64, F64]] = []
+        last = flushed
+        for record in self._wal.replay(flushed):
+            new, sids, ts, values = decode_record(record.payload)
+            series.extend(new)
+            chunks.append((sids, ts, values))
+            last = record.segment
+        if last > flushed:
+            n = sum(len(c[0]) for c in chunks)
+            log.info("replaying %d samples and %d new series from WAL segments %d..%d",
+                     n, len(series), flushed + 1, last)
+            self._write(series, chunks, last)
+        self._wal.remove_through(self._wal.active - 1)
+
+    def _load_series(self) -> None:
+        rows = self._db.execute("SELECT id, labels FROM series ORDER BY id").fetchall()
+        for sid, text in rows:
+            labels: Labels = tuple((k, v) for k, v in json.loads(text))
+            self._ids[labels] = int(sid)
+            self._index.add(int(sid), labels)
+        self._next_id = (int(rows[-1][0]) + 1) if rows else 0
+
+    def _live_series(self) -> set[int]:
+        rows = self._db.execute("SELECT DISTINCT series_id FROM samples").fetchnumpy()
+        return set(rows["series_id"].tolist())
+
+    # ---- writing -------------------------------------------------------------------
+
+    def append(self, batch: Batch) -> None:
+        if not len(batch):
+            return
+        with self._lock:
+            ids = self._ids
+            new: list[tuple[int, Labels]] = []
+            local = np.empty(len(batch.labels), dtype=np.int64)
+            for i, labels in enumerate(batch.labels):
+                sid = ids.get(labels)
+                if sid is None:
+                    sid = ids[labels] = self._next_id
+                    self._next_id += 1
+                    new.append((sid, labels))
+                local[i] = sid
+            sids = local[np.asarray(batch.series_index, dtype=np.intp)]
+            ts = np.asarray(batch.ts_ms, dtype=np.int64)
+            values = np.asarray(batch.values, dtype=np.float64)
+            try:
+                self._wal.append(encode_record(new, sids, ts, values))
+            except BaseException:
+                for _, labels in new:
+                    del ids[labels]
+                raise
+            for sid, labels in new:
+                self._index.add(sid, labels)
+            self._pending.append((sids, ts, values))
+            self._pending_series.extend(new)
+            self._pending_samples += len(sids)
+            self._live.update(local.tolist())
+
+    def flush(self) -> None:
+        """Move everything appended so far into DuckDB and drop the WAL segments it came from."""
+        with self._db_lock:
+            with self._lock:
+                if not self._pending and not self._pending_series:
+                    return
+                segment = self._wal.rotate()
+                chunks, series = self._pending, self._pending_series
+                self._pending, self._pending_series, self._pending_samples = [], [], 0
+            try:
+                self._write(series, chunks, segment)
+            except BaseException:
+                with self._lock:
+                    self._pending[:0] = chunks
+                    self._pending_series[:0] = series
+                    self._pending_samples += sum(len(c[0]) for c in chunks)
+                raise
+            self._wal.remove_through(segment)
+
+    def _write(self, series: list[tuple[int, Labels]], chunks: list[tuple[I64, I64, F64]],
+               segment: int) -> None:
+        """One DuckDB transaction: new series, deduplicated samples, and the WAL position."""
+        db = self._db
+        db.execute("BEGIN TRANSACTION")
+        try:
+            if series:
+                rows = pa.table({"id": [s for s, _ in series],
+                                 "labels": [json.dumps(list(lab)) for _, lab in series]})
+                db.register("new_series", rows)
+                db.execute("INSERT INTO series SELECT id, labels FROM new_series "
+                           "ON CONFLICT DO NOTHING")
+                db.unregister("new_series")
+            if chunks:
+                sids, ts, values = _last_write_wins(*(np.concatenate(c) for c in zip(*chunks,
+                                                                                     strict=True)))
+                db.register("incoming", pa.table({"series_id": sids, "ts": ts, "value": values}))
+                db.execute("DELETE FROM samples USING incoming WHERE samples.ts BETWEEN ? AND ? "
+                           "AND samples.series_id = incoming.series_id "
+                           "AND samples.ts = incoming.ts", [int(ts.min()), int(ts.max())])
+                db.execute("INSERT INTO samples SELECT series_id, ts, value FROM incoming")
+                db.unregister("incoming")
+                dirty = min(self._meta("rollup_dirty_ms", int(ts.min())), int(ts.min()))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_dirty_ms', ?)", [dirty])
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('wal_segment', ?)", [segment])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            try:
+                self.flush()
+            except Exception:
+                log.exception("flushing metrics WAL into DuckDB failed; will retry")
+
+    # ---- reading -------------------------------------------------------------------
+
+    def _query(self, matchers: Sequence[Matcher], sql: str, params: list[Any]) -> dict[str, Any]:
+        """Run `sql` (which joins table `wanted(series_id)`) after flushing; numpy columns."""
+        with self._db_lock:
+            self.flush()
+            with self._lock:
+                ids = sorted(self._index.match(matchers))
+            self._db.register("wanted", pa.table({"series_id": pa.array(ids, pa.int64())}))
+            try:
+                return dict(self._db.execute(sql, params).fetchnumpy())
+            finally:
+                self._db.unregister("wanted")
+
+    def _series_data(self, cols: dict[str, Any], ts_col: str) -> list[SeriesData]:
+        sids = np.asarray(cols["series_id"], dtype=np.int64)
+        ts = np.asarray(cols[ts_col], dtype=np.int64)
+        values = np.asarray(cols["value"], dtype=np.float64)
+        if not len(sids):
+            return []
+        starts = np.flatnonzero(np.r_[True, sids[1:] != sids[:-1]])
+        ends = np.r_[starts[1:], len(sids)]
+        labels = self._index.labels
+        out = [SeriesData(labels[int(sids[a])], ts[a:b], values[a:b])
+               for a, b in zip(starts, ends, strict=True)]
+        return sorted(out, key=lambda s: s.labels)
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesData]:
+        cols = self._query(matchers, "SELECT series_id, ts, value FROM samples "
+                           "SEMI JOIN wanted USING (series_id) WHERE ts BETWEEN ? AND ? "
+                           "ORDER BY series_id, ts", [start_ms, end_ms])
+        return self._series_data(cols, "ts")
+
+    def select_rollup(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
+                      agg: str = "avg") -> list[SeriesData]:
+        expr = _ROLLUP_AGGS.get(agg)
+        if expr is None:
+            raise Invalid(f"unknown rollup aggregate {agg!r}", hint=f"use one of {_ROLLUP_AGGS}")
+        cols = self._query(matchers, f"SELECT series_id, bucket, {expr} AS value FROM rollups "
+                           "SEMI JOIN wanted USING (series_id) WHERE bucket BETWEEN ? AND ? "
+                           "ORDER BY series_id, bucket", [start_ms, end_ms])
+        return self._series_data(cols, "bucket")
+
+    def latest(self, matchers: Sequence[Matcher], since_ms: int) -> list[LatestSample]:
+        cols = self._query(matchers, "SELECT series_id, max(ts) AS ts, arg_max(value, ts) AS value "
+                           "FROM samples SEMI JOIN wanted USING (series_id) WHERE ts >= ? "
+                           "GROUP BY series_id", [since_ms])
+        labels = self._index.labels
+        out = [LatestSample(labels[int(s)], int(t), float(v))
+               for s, t, v in zip(cols["series_id"], cols["ts"], cols["value"], strict=True)]
+        return sorted(out, key=lambda s: s.labels)
+
+    def series(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[Labels]:
+        cols = self._query(matchers, "SELECT DISTINCT series_id FROM samples "
+                           "SEMI JOIN wanted USING (series_id) WHERE ts BETWEEN ? AND ?",
+                           [start_ms, end_ms])
+        labels = self._index.labels
+        return sorted(labels[int(s)] for s in cols["series_id"])
+
+    def label_names(self) -> list[str]:
+        with self._lock:
+            return sorted({k for s in self._live for k, _ in self._index.labels[s]})
+
+    def label_values(self, name: str) -> list[str]:
+        with self._lock:
+            values = self._index.postings.get(name, {})
+            return sorted(v for v, ids in values.items() if not ids.isdisjoint(self._live))
+
+    # ---- upkeep --------------------------------------------------------------------
+
+    def compact(self, now_ms: int) -> None:
+        """Recompute 5-minute rollups for buckets touched since last time, then apply retention."""
+        step = self.retention.rollup_step_s * 1000
+        raw_cut = now_ms - int(self.retention.raw_s * 1000)
+        rollup_cut = now_ms - int(self.retention.rollup_s * 1000)
+        with self._db_lock:
+            self.flush()
+            db = self._db
+            db.execute("BEGIN TRANSACTION")
+            try:
+                dirty = self._meta("rollup_dirty_ms", now_ms)
+                start = dirty - dirty % step
+                db.execute("DELETE FROM rollups WHERE bucket >= ?", [start])
+                db.execute(
+                    "INSERT INTO rollups SELECT series_id, ts - ts % $step AS bucket, min(value), "
+                    "max(value), sum(value), count(*), arg_max(value, ts) FROM samples "
+                    "WHERE ts >= $start GROUP BY series_id, bucket", {"step": step, "start": start})
+                db.execute("DELETE FROM samples WHERE ts < ?", [raw_cut])
+                db.execute("DELETE FROM rollups WHERE bucket < ?", [rollup_cut])
+                done = now_ms - now_ms % step
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_dirty_ms', ?)", [done])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            live = self._live_series()
+            with self._lock:
+                self._live = live | {int(s) for c in self._pending for s in np.unique(c[0])}
+            db.execute("CHECKPOINT").fetchall()
+
+    def stats(self) -> dict[str, int]:
+        with self._db_lock:
+            ((samples, rollups),) = self._db.execute(
+                "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM rollups)").fetchall()
+        with self._lock:
+            return {"series": len(self._live),
+                    "samples": int(samples) + self._pending_samples,
+                    "rollups": int(rollups),
+                    "wal_bytes": self._wal.size_bytes}
+
+    def close(self) -> None:
+        """Stop the flusher, flush what is buffered, and close files. Idempotent."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._flusher.join()
+        with self._db_lock:
+            self.flush()
+            self._db.close()
+        with self._lock:
+            self._wal.close()
