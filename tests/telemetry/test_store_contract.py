@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,15 @@ import pytest
 
 from dcops.backends.duckdb_store import DuckDBMetricsStore
 from dcops.core.clock import FakeClock
-from dcops.telemetry.model import Batch, LatestSample, Matcher, MatchOp, make_labels, name_matcher
+from dcops.telemetry.model import (
+    Batch,
+    LatestSample,
+    Matcher,
+    MatchOp,
+    SeriesData,
+    make_labels,
+    name_matcher,
+)
 from dcops.telemetry.store import MemoryMetricsStore, MetricsStore, Retention
 
 T0 = 1_700_000_000_000
@@ -49,10 +57,10 @@ def fleet_batch(t0: int = T0, points: int = 3) -> Batch:
     return batch
 
 
-def names_of(result: list[object]) -> list[str]:
+def names_of(result: Sequence[SeriesData | LatestSample]) -> list[str]:
     out = []
     for item in result:
-        labels = dict(item.labels)  # type: ignore[attr-defined]
+        labels = dict(item.labels)
         out.append(f"{labels['__name__']}/{labels.get('node')}/{labels.get('gpu')}")
     return out
 
