@@ -1,0 +1,1 @@
+"""The web dashboard: static pages served without auth that read the API with a token."""
