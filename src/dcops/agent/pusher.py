@@ -88,6 +88,8 @@ class Pusher:
     def send(self, payload: bytes, *, gzipped: bool, seq: int) -> PushOutcome:
         """POST one push and classify the server's answer."""
         headers = {"Content-Encoding": "gzip"} if gzipped else {}
+        if self._auth_failed:
+            self._token = read_token(self.token_file)  # perhaps fixed since
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.reveal()}"
         try:
@@ -107,7 +109,6 @@ class Pusher:
                 log.error("server %s refused the agent token (HTTP %d); check token_file %s; "
                           "spooling until it is accepted", self.url, status, self.token_file)
             self._auth_failed = True
-            self._token = read_token(self.token_file)
             return PushOutcome.UNAUTHORIZED
         if status >= 500:
             if not self._down:
