@@ -112,7 +112,10 @@ class SimulatedFleet:
         self._job_gpus = np.full(n_nodes, gpus_per_node)
         self._job_load = rng.uniform(0.85, 1.0, n_nodes)
         self._job_mem = rng.uniform(0.5, 0.95, n_nodes)
-        self._temp = np.full(n_gpus, 30.0) + self._inlet_base[self.gpu_rack]
+        # Start near thermal equilibrium, so the first ticks already look like a running hall.
+        start_power = np.where(self._busy[self.gpu_node], 620.0, GPU_IDLE_POWER_W)
+        self._temp = (self._inlet_base[self.gpu_rack] + 8.0 + self._thermal_k * start_power
+                      + self._gpu_offset)
         self._ecc_corr = np.zeros(n_gpus)
         self._ecc_uncorr = np.zeros(n_gpus)
         self._nvlink = np.zeros(n_gpus)
