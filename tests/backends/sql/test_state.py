@@ -122,3 +122,21 @@ def test_postgres_state_is_shared_between_stores(postgres_url: str) -> None:
     with open_state(postgres_url) as first, open_state(postgres_url) as second:
         first.inventory.add_site(Site("shared"))
         assert second.inventory.get_site("shared") == Site("shared")
+
+
+def test_threads_share_one_sqlite_store(tmp_path: Path) -> None:
+    """API handlers run in a thread pool: concurrent writes must all land, ids unique."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with open_state(f"sqlite:///{tmp_path / 'state.db'}") as state:
+        state.inventory.add_node(Node("n1"))
+
+        def work(worker: int) -> None:
+            for i in range(25):
+                state.audit.record(AuditRecord(float(i), f"w{worker}", "x", "node/n1"))
+                state.inventory.touch_node("n1", float(worker * 100 + i))
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(work, range(8)))
+        ids = [e.id or 0 for e in state.audit.list(limit=1000)]
+        assert sorted(ids) == list(range(1, 201))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Table, delete, func, select, update
+from sqlalchemy import Connection, Engine, Row, Table, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dcops.backends.sql.rows import upsert
@@ -61,7 +61,7 @@ class SqlInventory:
             with self._engine.begin() as conn:
                 if parent is not None:
                     _need(conn, *parent)
-                conn.execute(table.insert().values(**row))
+                conn.execute(table.insert(), row)
         except IntegrityError:
             raise Conflict(f"{kind} {name!r} already exists", where=name,
                            hint="use upsert to replace it") from None
@@ -217,8 +217,12 @@ class SqlInventory:
         log.info("deleted %s %s", chosen.value, name)
 
 
+_EXISTS = {t.name: select(t.c.name).where(t.c.name == bindparam("name"))
+           for t in (sites, rooms, racks, nodes)}
+
+
 def _need(conn: Connection, table: Table, kind: str, name: str) -> None:
-    if conn.execute(select(table.c.name).where(table.c.name == name)).first() is None:
+    if conn.execute(_EXISTS[table.name], {"name": name}).first() is None:
         raise NotFound(kind, name)
 
 
