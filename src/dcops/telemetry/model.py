@@ -12,11 +12,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from dcops.core.errors import Invalid
+
+if TYPE_CHECKING:  # numpy only for annotations: the agent process never loads it
+    import numpy as np
+    import numpy.typing as npt
 
 Labels = tuple[tuple[str, str], ...]
 """Sorted (name, value) pairs, including ``__name__``."""
