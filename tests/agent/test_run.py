@@ -18,8 +18,10 @@ from tests.agent.recorded_nvml import RecordedNvml
 from tests.fixtures.engines import wait_for
 
 
-def make_agent(settings: AgentSettings, **kwargs: object) -> Agent:
-    return Agent(settings, use_gpu=False, durable=False, **kwargs)  # type: ignore[arg-type]
+def make_agent(settings: AgentSettings, *, retry_initial_s: float = 1.0,
+               retry_max_s: float = 60.0) -> Agent:
+    return Agent(settings, use_gpu=False, durable=False, retry_initial_s=retry_initial_s,
+                 retry_max_s=retry_max_s)
 
 
 def names(server: PushServer, i: int) -> set[str]:

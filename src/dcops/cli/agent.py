@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -31,6 +32,16 @@ def agent_settings(config: Path | None, overrides: dict[str, Any]) -> AgentSetti
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise Invalid(first["msg"], where=f"command line: {where}") from None
+
+
+def keep_agent_lean() -> None:
+    """Keep httpx's own command-line client (rich, pygments: about 5 MB) out of the agent.
+
+    httpx imports it only if it can; a None entry in sys.modules makes that import fail,
+    which httpx handles. Nothing in the agent uses it. No-op once httpx is loaded.
+    """
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def agent(
@@ -60,6 +71,7 @@ def agent(
     except DcopsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    keep_agent_lean()
     from dcops.agent.run import run_agent
 
     stop = threading.Event()
