@@ -74,7 +74,28 @@ class Receiver:
         self.httpd.server_close()
 
 
-def agent_command(how: str, url: str, interval_s: float, spool: Path) -> list[str]:
+RECORDED_GPU_AGENT = """
+import signal, sys, threading
+from pathlib import Path
+from dcops.cli.agent import keep_agent_lean
+keep_agent_lean()
+from dcops.agent.run import run_agent
+from dcops.settings import AgentSettings
+from tests.agent.recorded_nvml import RecordedNvml
+url, interval, spool, recording = sys.argv[1:]
+stop = threading.Event()
+signal.signal(signal.SIGINT, lambda *_: stop.set())
+settings = AgentSettings(server_url=url, interval_s=float(interval), spool_dir=Path(spool),
+                         node_name="bench-node")
+run_agent(settings, stop, nvml=RecordedNvml(Path(recording)))
+"""
+
+
+def agent_command(how: str, url: str, interval_s: float, spool: Path,
+                  recording: Path | None = None) -> list[str]:
+    if recording is not None:
+        return [sys.executable, "-c", RECORDED_GPU_AGENT, url, str(interval_s), str(spool),
+                str(recording)]
     args = ["--server", url, "--interval", str(interval_s), "--spool-dir", str(spool),
             "--node", "bench-node"]
     if how == "cli":
@@ -83,12 +104,14 @@ def agent_command(how: str, url: str, interval_s: float, spool: Path) -> list[st
     return [sys.executable, "-m", "dcops.agent", *args]
 
 
-def measure(how: str, interval_s: float, duration_s: float) -> dict[str, Any]:
+def measure(how: str, interval_s: float, duration_s: float,
+            recording: Path | None = None) -> dict[str, Any]:
     receiver = Receiver()
     workdir = Path(tempfile.mkdtemp(prefix="dcops-bench-agent-"))
     env = {k: v for k, v in os.environ.items() if k != "DCOPS_CONFIG"}
-    proc = subprocess.Popen(agent_command(how, receiver.url, interval_s, workdir / "spool"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    command = agent_command(how, receiver.url, interval_s, workdir / "spool", recording)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            cwd=Path(__file__).resolve().parent.parent)
     agent = psutil.Process(proc.pid)
     rss_max = 0
     try:
@@ -129,7 +152,7 @@ def measure(how: str, interval_s: float, duration_s: float) -> dict[str, Any]:
         "samples_per_push": round(receiver.samples / max(receiver.pushes, 1)),
         "bytes_per_push": round(receiver.bytes / max(receiver.pushes, 1)),
         "exit_code": proc.returncode,
-        "command": how,
+        "command": "recorded-nvml" if recording else how,
         "meets_targets": (100 * steady_cpu / elapsed < CPU_TARGET_PERCENT
                           and rss_max / 2**20 < RSS_TARGET_MB),
     }
@@ -141,8 +164,11 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=15.0, help="agent interval_s")
     parser.add_argument("--command", choices=["module", "cli"], default="module",
                         help="run `python -m dcops.agent` (default) or the `dcops agent` CLI")
+    parser.add_argument("--nvml-recording", type=Path, default=None,
+                        help="also collect GPUs, replaying this NVML recording "
+                             "(e.g. tests/data/nvml/h100_8gpu.json) where no GPU is present")
     args = parser.parse_args()
-    print(json.dumps(measure(args.command, args.interval, args.duration)))
+    print(json.dumps(measure(args.command, args.interval, args.duration, args.nvml_recording)))
 
 
 if __name__ == "__main__":

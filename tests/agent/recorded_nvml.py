@@ -62,6 +62,7 @@ class RecordedNvml:
         self.registered: list[int] = []
         self._round = 0
         self._pending: list[dict[str, Any]] = []
+        self._memo: dict[tuple[int, str, tuple[Any, ...]], Any] = {}
         for name, value in data.get("constants", {}).items():
             setattr(self, name, value)
 
@@ -129,10 +130,13 @@ class RecordedNvml:
         def replay(handle: RecordedHandle, *args: Any) -> Any:
             key = "/".join([name, *(str(a) for a in args)])
             self.calls.append(f"{handle.index}:{key}")
-            device = self.data["devices"][handle.index]
-            return _answer(self._lookup(device["calls"], name, args)
-                           if self._has(device["calls"], name, args)
-                           else self._lookup(self.data["defaults"], name, args))
+            memo_key = (handle.index, name, args)
+            if memo_key not in self._memo:
+                device = self.data["devices"][handle.index]
+                table = device["calls"] if self._has(device["calls"], name, args) else (
+                    self.data["defaults"])
+                self._memo[memo_key] = self._lookup(table, name, args)
+            return _answer(self._memo[memo_key])
 
         return replay
 
