@@ -87,13 +87,13 @@ class Agent:
         self.settings = settings
         self.node = node_name(settings)
         self.clock = clock or SystemClock()
+        self.spool = Spool(spool_dir(settings), int(settings.spool_max_mb * 1024 * 1024),
+                           node=self.node, durable=durable)
+        self.pusher = pusher or Pusher(settings.server_url, settings.token_file)
         self.host = HostCollector(self.node, self.clock)
         self.gpu = gpu if gpu is not None or not use_gpu else open_gpu_source(nvml)
         self.gpus: list[dict[str, Any]] = (
             [g.to_push() for g in self.gpu.inventory()] if self.gpu else [])
-        self.spool = Spool(spool_dir(settings), int(settings.spool_max_mb * 1024 * 1024),
-                           node=self.node, durable=durable)
-        self.pusher = pusher or Pusher(settings.server_url, settings.token_file)
         self.backoff = Backoff(retry_initial_s, retry_max_s)
         self.delivered_total = 0
         self.rejected_total = 0
@@ -205,6 +205,8 @@ class Agent:
             if now >= next_collect:
                 try:
                     self.collect_once()
+                except OSError as exc:  # the spool's disk is full or gone
+                    log.error("cannot spool this collection on node %s: %s", self.node, exc)
                 except Exception:  # one bad collection must not stop the agent
                     log.exception("collection failed on node %s", self.node)
                 next_collect += interval
