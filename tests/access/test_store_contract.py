@@ -62,3 +62,11 @@ def test_meta_keeps_values_by_key(state_store: StateStore) -> None:
     meta.set("admin_token_created", "1")
     meta.set("admin_token_created", "2")
     assert meta.get("admin_token_created") == "2"
+
+
+def test_long_free_text_is_kept_whole(state_store: StateStore) -> None:
+    long = "x" * 5000
+    state_store.tokens.create(long, Role.VIEWER, NOW)
+    assert state_store.tokens.list()[0].name == long
+    entry = state_store.audit.record(AuditRecord(NOW, long, long, long[:900]))
+    assert state_store.audit.list(target=long[:900]) == [entry]

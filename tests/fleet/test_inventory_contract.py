@@ -164,6 +164,7 @@ def test_delete_node_takes_its_gpus_and_gpu_delete_by_key(inv: Inventory) -> Non
     lambda inv: inv.delete("gpu", "n1"),
     lambda inv: inv.add_site(Site("")),
     lambda inv: inv.add_site(Site("a/b")),
+    lambda inv: inv.add_site(Site("x" * 201)),
     lambda inv: inv.add_node(Node("n9", gpu_count=-1)),
     lambda inv: inv.add_gpu(Gpu("n1", -1)),
 ])

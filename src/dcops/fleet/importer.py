@@ -53,6 +53,7 @@ import yaml
 
 from dcops.core.errors import Invalid
 from dcops.fleet.inventory import Inventory
+from dcops.fleet.memory import check_name
 from dcops.fleet.model import Gpu, Kind, Lifecycle, Node, Rack, Room, Site
 
 log = logging.getLogger(__name__)
@@ -411,9 +412,10 @@ class _YamlReader:
 
 
 def _check_name_text(kind: str, name: str, where: str) -> None:
-    if not name or name != name.strip() or "/" in name:
-        raise Invalid(f"{kind} name {name!r} must be non-empty, unpadded and without '/'",
-                      where=where)
+    try:
+        check_name(kind, name)
+    except Invalid as exc:
+        raise Invalid(exc.message, where=where) from None
 
 
 def _count(text: str, where: str) -> int | None:

@@ -27,11 +27,15 @@ from dcops.fleet.model import Gpu, Kind, Lifecycle, Node, Rack, Room, Site
 T = TypeVar("T")
 
 
+MAX_NAME = 200
+"""Longest name of a site, room, rack or node, in characters."""
+
+
 def check_name(kind: str, name: str) -> None:
-    """Reject names an operator could not type back: empty, padded, or containing '/'."""
-    if not name or name != name.strip() or "/" in name:
-        raise Invalid(f"{kind} name {name!r} must be non-empty, unpadded and without '/'",
-                      where=kind)
+    """Reject names an operator could not type back: empty, padded, long, or with '/'."""
+    if not name or name != name.strip() or "/" in name or len(name) > MAX_NAME:
+        raise Invalid(f"{kind} name {name!r} must be non-empty, unpadded, without '/' and "
+                      f"at most {MAX_NAME} characters", where=kind)
 
 
 def check_node(node: Node) -> None:

@@ -22,8 +22,10 @@ from sqlalchemy import (
     Text,
 )
 
-NAME = 200
-"""Longest name of a site, room, rack or node, in characters."""
+from dcops.fleet.memory import MAX_NAME
+
+NAME = MAX_NAME
+"""Longest name of a site, room, rack or node; free text columns are unbounded Text."""
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -58,7 +60,7 @@ nodes = Table(
     Column("name", String(NAME), primary_key=True),
     Column("rack", String(NAME), ForeignKey("racks.name"), nullable=True, index=True),
     Column("state", String(20), nullable=False),
-    Column("gpu_model", String(NAME), nullable=False, default=""),
+    Column("gpu_model", Text, nullable=False, default=""),
     Column("gpu_count", Integer, nullable=False, default=0),
     Column("labels", JSON, nullable=False),
     Column("last_seen", Double, nullable=True),
@@ -68,8 +70,8 @@ gpus = Table(
     "gpus", metadata,
     Column("node", String(NAME), primary_key=True),
     Column("index", Integer, primary_key=True),
-    Column("uuid", String(NAME), nullable=False, default=""),
-    Column("model", String(NAME), nullable=False, default=""),
+    Column("uuid", Text, nullable=False, default=""),
+    Column("model", Text, nullable=False, default=""),
     Column("state", String(20), nullable=False),
     ForeignKeyConstraint(["node"], ["nodes.name"], ondelete="CASCADE"),
 )
@@ -77,7 +79,7 @@ gpus = Table(
 tokens = Table(
     "tokens", metadata,
     Column("id", String(64), primary_key=True),
-    Column("name", String(NAME), nullable=False),
+    Column("name", Text, nullable=False),
     Column("role", String(20), nullable=False),
     Column("secret_hash", String(128), nullable=False),
     Column("created_at", Double, nullable=False),
@@ -89,9 +91,9 @@ audit = Table(
     "audit", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", Double, nullable=False),
-    Column("actor", String(NAME), nullable=False),
-    Column("action", String(NAME), nullable=False),
-    Column("target", String(1000), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
     Column("details", JSON, nullable=False),
     Index("ix_audit_target", "target"),
 )
