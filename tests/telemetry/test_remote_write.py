@@ -73,6 +73,29 @@ def test_empty_label_values_are_dropped_and_special_values_kept() -> None:
 
 
 @pytest.mark.parametrize(
+    "series",
+    [
+        # one sample per series (the fast path), a zero value left off the wire
+        [([("__name__", "a")], [(T0, 0.0)]), ([("__name__", "b")], [(T0, 2.0)])],
+        # zero timestamp and value, a series without samples, a series sent twice
+        [([("__name__", "a")], [(0, 0.0), (5, 1.0)]), ([("__name__", "b")], []),
+         ([("__name__", "c")], [(T0, 0.0)]), ([("__name__", "a")], [(7, 2.0)])],
+        # as many samples as series, but not one each
+        [([("__name__", "a")], [(1, 1.0), (2, 2.0)]), ([("__name__", "b")], [])],
+    ],
+)
+def test_columns_are_exact_with_zeros_and_uneven_series(
+    series: list[tuple[list[tuple[str, str]], list[tuple[int, float]]]],
+) -> None:
+    decoded = decode_write_request(raw_request(series))
+    got = sorted((dict(labels)["__name__"], ts, v) for labels, ts, v in decoded.samples())
+    want = sorted((dict(labels)["__name__"], ts, v) for labels, points in series
+                  for ts, v in points)
+    assert got == want
+    assert len(set(decoded.labels)) == len(decoded.labels)
+
+
+@pytest.mark.parametrize(
     ("body", "message"),
     [
         (b"\xff\xff\xff\xff\xff\xff", "snappy"),

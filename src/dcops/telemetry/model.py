@@ -86,6 +86,8 @@ class Batch:
     _positions: dict[Labels, int] = field(default_factory=dict, repr=False)
 
     def add(self, labels: Labels, ts_ms: int, value: float) -> None:
+        if len(self._positions) != len(self.labels):  # built from columns, e.g. by a decoder
+            self._positions = {lab: i for i, lab in enumerate(self.labels)}
         pos = self._positions.get(labels)
         if pos is None:
             pos = len(self.labels)

@@ -10,9 +10,10 @@ validated and turned into canonical label tuples.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import cast
 
 import cramjam
+import numpy as np
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from dcops.core.errors import Invalid
@@ -26,7 +27,7 @@ _WHERE = "remote_write body"
 
 
 class _LabelCache:
-    """Raw label bytes -> (canonical labels, series number), bounded, safe across threads.
+    """Serialized labels of a series -> (canonical labels, series number); bounded, thread-safe.
 
     The series number is an int that stands for the canonical labels, so that a request
     can group repeated series with a cheap int hash instead of hashing label tuples.
@@ -34,26 +35,21 @@ class _LabelCache:
 
     def __init__(self, max_entries: int = 1_000_000) -> None:
         self.max_entries = max_entries
-        self._by_key: dict[bytes, tuple[Labels, int]] = {}
+        self.by_key: dict[bytes, tuple[Labels, int]] = {}
         self._by_labels: dict[Labels, int] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: bytes) -> tuple[Labels, int] | None:
-        return self._by_key.get(key)
-
-    def intern(self, key: bytes, raw_labels: Any) -> tuple[Labels, int]:
-        pairs = []
-        for raw in raw_labels:
-            label = prompb.Label.FromString(raw)
-            pairs.append((label.name, label.value))
-        labels = labels_from_pairs(pairs)
+    def intern(self, key: bytes) -> tuple[Labels, int]:
+        """Validate and canonicalize a series seen for the first time."""
+        series = prompb.LabelsOnlySeries.FromString(key)
+        labels = labels_from_pairs((label.name, label.value) for label in series.labels)
         with self._lock:
-            if len(self._by_key) >= self.max_entries:
-                self._by_key.clear()
+            if len(self.by_key) >= self.max_entries:
+                self.by_key.clear()
                 self._by_labels.clear()
             number = self._by_labels.setdefault(labels, len(self._by_labels))
             entry = (labels, number)
-            self._by_key[key] = entry
+            self.by_key[key] = entry
         return entry
 
 
@@ -82,39 +78,78 @@ def decode_write_request(body: bytes, *, max_bytes: int = MAX_DECOMPRESSED_BYTES
     metric or label names, or a body larger than `max_bytes` once decompressed.
     """
     raw = _decompress(body, max_bytes)
-    request = prompb.KeyedWriteRequest()
     try:
-        request.ParseFromString(raw)
+        keys = _series_keys(raw)
+        ts_ms, values, counts = _sample_columns(raw, keys)
     except DecodeError as exc:
         raise Invalid(f"not a prometheus.WriteRequest protobuf: {exc}", where=_WHERE) from None
-    labels: list[Labels] = []
-    index: list[int] = []
-    ts_ms: list[int] = []
-    values: list[float] = []
-    positions: dict[int, int] = {}
-    cache_get = _CACHE.get
-    add_index, add_ts, add_value = index.append, ts_ms.append, values.append
-    for n, series in enumerate(request.timeseries):
-        key = b"".join(series.labels)
-        entry = cache_get(key)
-        if entry is None:
-            try:
-                entry = _CACHE.intern(key, series.labels)
-            except Invalid as exc:
-                raise Invalid(exc.message, where=f"{_WHERE}: timeseries[{n}]") from None
-            except DecodeError:
-                raise Invalid("label is not a valid protobuf Label",
-                              where=f"{_WHERE}: timeseries[{n}]") from None
-        pos = positions.get(entry[1])
-        if pos is None:
-            pos = positions[entry[1]] = len(labels)
-            labels.append(entry[0])
-        for sample in series.samples:
-            add_index(pos)
-            add_ts(sample.timestamp)
-            add_value(sample.value)
-    return Batch(labels=labels, series_index=index, ts_ms=ts_ms, values=values,
-                 _positions={lab: i for i, lab in enumerate(labels)})
+    entries = list(map(_CACHE.by_key.get, keys))
+    if None in entries:
+        for n, entry in enumerate(entries):
+            if entry is None:
+                try:
+                    entries[n] = _CACHE.intern(keys[n])
+                except Invalid as exc:
+                    raise Invalid(exc.message, where=f"{_WHERE}: timeseries[{n}]") from None
+    known = cast(list[tuple[Labels, int]], entries)
+    numbers = [e[1] for e in known]
+    if len(set(numbers)) == len(numbers):  # the usual case: each series once
+        labels = [e[0] for e in known]
+        positions: list[int] = list(range(len(known)))
+    else:
+        first: dict[int, int] = {}
+        labels, positions = [], []
+        for labels_of, number in known:
+            pos = first.get(number)
+            if pos is None:
+                pos = first[number] = len(labels)
+                labels.append(labels_of)
+            positions.append(pos)
+    index = positions if counts is None else np.repeat(positions, counts).tolist()
+    return Batch(labels=labels, series_index=index, ts_ms=ts_ms, values=values)
+
+
+def _series_keys(raw: bytes) -> list[bytes]:
+    """The serialized labels of each series, in order: parsed, stripped and re-cut in C."""
+    labels_only = prompb.LabelKeysRequest.FromString(raw)
+    labels_only.DiscardUnknownFields()
+    keys: list[bytes] = list(
+        prompb.RawSeriesRequest.FromString(labels_only.SerializeToString()).timeseries)
+    return keys
+
+
+def _sample_columns(raw: bytes, keys: list[bytes],
+                    ) -> tuple[list[int], list[float], list[int] | None]:
+    """All timestamps and values in wire order, and samples per series (None: one each)."""
+    counts: list[int] | None = None
+    samples = prompb.MergedSamplesRequest.FromString(raw).timeseries.samples
+    total = len(samples)
+    if total != len(keys) or not _one_sample_each(raw):
+        counts = [len(s.samples) for s in prompb.SamplesOnlyRequest.FromString(raw).timeseries]
+    columns = prompb.SampleColumnsRequest.FromString(raw).timeseries.samples
+    # proto3 leaves zeros off the wire, so a column shorter than `total` hides zeros:
+    # then read that column sample by sample.
+    if len(columns.timestamp) == total:
+        ts_ms: list[int] = np.array(columns.timestamp, dtype=np.int64).tolist()
+    else:
+        ts_ms = [s.timestamp for s in samples]
+    if len(columns.value) == total:
+        values: list[float] = np.array(columns.value, dtype=np.float64).tolist()
+    else:
+        values = [s.value for s in samples]
+    return ts_ms, values, counts
+
+
+def _one_sample_each(raw: bytes) -> bool:
+    """True if no series is without samples (with as many samples as series: one each).
+
+    Exemplar- or histogram-only series (remote_write sends those separately) count as
+    without samples: their samples-only form is empty.
+    """
+    samples_only = prompb.SamplesOnlyRequest.FromString(raw)
+    samples_only.DiscardUnknownFields()
+    cut = prompb.RawSeriesRequest.FromString(samples_only.SerializeToString()).timeseries
+    return b"" not in cut
 
 
 def encode_write_request(batch: Batch) -> bytes:
