@@ -62,27 +62,28 @@ def test_overview_mirrors_inventory_and_latest_samples(
 
     assert [r["name"] for r in view["rooms"]] == ["hall-1"]
     racks = view["rooms"][0]["racks"]
-    assert [r["name"] for r in racks] == ["r01", "r02", "r03"]
+    assert [r["name"] for r in racks] == ["rack-01", "rack-02", "rack-03"]
     assert all(len(r["nodes"]) == 4 for r in racks)
-    assert all(r["inlet_temp_c"] is not None and r["power_watts"] > 0 for r in racks)
+    assert all(r["inlet_temperature_celsius"] is not None and r["power_watts"] > 0 for r in racks)
 
     node = racks[0]["nodes"][0]
-    assert node["name"] == "r01n01" and node["state"] == "active" and node["reporting"]
+    assert node["name"] == "node-01-01" and node["state"] == "active" and node["reporting"]
     assert node["gpu_model"] == "NVIDIA H100 80GB HBM3" and len(node["gpus"]) == 8
-    util = latest(store, "dcops_gpu_utilization_percent", "r01n01")
-    temp = latest(store, "dcops_gpu_temperature_celsius", "r01n01")
-    assert [g["util"] for g in node["gpus"]] == [util[str(i)] for i in range(8)]
-    assert node["gpu_util_avg"] == round(sum(util.values()) / 8, 1)
-    assert node["gpu_temp_max"] == max(temp.values())
+    util = latest(store, "dcops_gpu_utilization_percent", "node-01-01")
+    temp = latest(store, "dcops_gpu_temperature_celsius", "node-01-01")
+    assert [g["utilization_percent"] for g in node["gpus"]] == [util[str(i)] for i in range(8)]
+    assert node["gpu_utilization_avg_percent"] == round(sum(util.values()) / 8, 1)
+    assert node["gpu_temperature_max_celsius"] == max(temp.values())
     assert node["gpus"][0]["uuid"].startswith("GPU-")
     assert node["last_seen"] == now_ms / 1000
 
     totals = view["totals"]
     assert totals["racks"] == 3 and totals["nodes"] == 12 and totals["nodes_reporting"] == 12
     assert totals["gpus"] == totals["gpus_reporting"] == 96
-    assert totals["gpu_temp_max"] == max(n["gpu_temp_max"] for n in all_nodes(view).values())
+    hottest = max(n["gpu_temperature_max_celsius"] for n in all_nodes(view).values())
+    assert totals["gpu_temperature_max_celsius"] == hottest
     assert totals["hot_gpus"] == sum(1 for n in all_nodes(view).values() for g in n["gpus"]
-                                     if g["temp"] >= TEMP_HOT_C)
+                                     if g["temperature_celsius"] >= TEMP_HOT_C)
     assert totals["nodes_by_state"] == {"active": 12}
 
 
@@ -92,20 +93,21 @@ def test_hot_rack_stands_out(
     fleet, inventory, store, now_ms = demo
     racks = {r["name"]: r for r in fleet_overview(inventory, store, now_ms)["rooms"][0]["racks"]}
     hot = racks.pop(fleet.hot_rack)
-    assert hot["inlet_temp_c"] > max(r["inlet_temp_c"] for r in racks.values()) + 5
+    others = max(r["inlet_temperature_celsius"] for r in racks.values())
+    assert hot["inlet_temperature_celsius"] > others + 5
 
 
 def test_states_silence_and_unregistered_nodes(
     demo: tuple[SimulatedFleet, MemoryInventory, MemoryMetricsStore, int],
 ) -> None:
     _, inventory, store, now_ms = demo
-    inventory.set_node_state("r02n03", Lifecycle.DRAINING)
+    inventory.set_node_state("node-02-03", Lifecycle.DRAINING)
     inventory.add_node(Node("spare-01"))  # registered, never reported, no rack
     stray = Batch()
     stray.add(make_labels("dcops_gpu_utilization_percent",
-                          {"node": "newcomer", "gpu": "0", "rack": "r03"}), now_ms, 55.0)
+                          {"node": "newcomer", "gpu": "0", "rack": "rack-03"}), now_ms, 55.0)
     stray.add(make_labels("dcops_gpu_temperature_celsius",
-                          {"node": "lost", "gpu": "0", "rack": "r99"}), now_ms, 61.0)
+                          {"node": "lost", "gpu": "0", "rack": "rack-99"}), now_ms, 61.0)
     stray.add(make_labels("dcops_gpu_temperature_celsius", {"node": "nowhere", "gpu": "1"}),
               now_ms, 40.0)
     store.append(stray)
@@ -113,22 +115,22 @@ def test_states_silence_and_unregistered_nodes(
 
     view = fleet_overview(inventory, store, later)
     nodes = all_nodes(view)
-    assert nodes["r02n03"]["state"] == "draining"
+    assert nodes["node-02-03"]["state"] == "draining"
     assert nodes["spare-01"]["reporting"] is False and nodes["spare-01"]["gpus"] == []
     assert nodes["newcomer"]["state"] == "unregistered"
-    assert nodes["newcomer"]["gpus"][0]["util"] == 55.0
-    r03 = next(r for r in view["rooms"][0]["racks"] if r["name"] == "r03")
+    assert nodes["newcomer"]["gpus"][0]["utilization_percent"] == 55.0
+    r03 = next(r for r in view["rooms"][0]["racks"] if r["name"] == "rack-03")
     assert "newcomer" in [n["name"] for n in r03["nodes"]]
     assert view["rooms"][1]["name"] is None
-    assert [r["name"] for r in view["rooms"][1]["racks"]] == ["r99"]
+    assert [r["name"] for r in view["rooms"][1]["racks"]] == ["rack-99"]
     assert {n["name"] for n in view["unplaced"]} == {"spare-01", "nowhere"}
     assert view["totals"]["nodes_by_state"]["draining"] == 1
 
     # Past the lookback the simulated nodes fall silent but stay listed.
     silent = fleet_overview(inventory, store, now_ms + (LOOKBACK_S + 1) * 1000)
-    r01n01 = all_nodes(silent)["r01n01"]
-    assert r01n01["reporting"] is False and r01n01["gpu_util_avg"] is None
-    assert r01n01["last_seen"] is None or r01n01["last_seen"] <= now_ms / 1000
+    first = all_nodes(silent)["node-01-01"]
+    assert first["reporting"] is False and first["gpu_utilization_avg_percent"] is None
+    assert first["last_seen"] is None or first["last_seen"] <= now_ms / 1000
     assert silent["totals"]["nodes_reporting"] == 0
 
 
@@ -155,4 +157,4 @@ def test_faults_are_counted_from_counter_increases() -> None:
 def test_empty_fleet() -> None:
     view = fleet_overview(MemoryInventory(), MemoryMetricsStore(), T0)
     assert view["rooms"] == [] and view["unplaced"] == []
-    assert view["totals"]["nodes"] == 0 and view["totals"]["gpu_util_avg"] is None
+    assert view["totals"]["nodes"] == 0 and view["totals"]["gpu_utilization_avg_percent"] is None

@@ -30,9 +30,9 @@ TEMP_HOT_C = 87.0
 """H100 thermal slowdown starts near 87 C."""
 
 GPU_FIELDS = {
-    "dcops_gpu_utilization_percent": "util",
-    "dcops_gpu_temperature_celsius": "temp",
-    "dcops_gpu_temp_celsius": "temp",  # the NVML agent's name
+    "dcops_gpu_utilization_percent": "utilization_percent",
+    "dcops_gpu_temperature_celsius": "temperature_celsius",
+    "dcops_gpu_temp_celsius": "temperature_celsius",  # the NVML agent's name
     "dcops_gpu_power_watts": "power_watts",
     "dcops_gpu_memory_used_bytes": "memory_used_bytes",
     "dcops_gpu_memory_total_bytes": "memory_total_bytes",
@@ -41,7 +41,7 @@ THROTTLE_METRICS = ("dcops_gpu_throttle_active", "dcops_gpu_throttle_reason")
 THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown", "hw_slowdown"})
 NODE_FIELDS = {"dcops_host_cpu_percent": "cpu_percent"}
 RACK_FIELDS = {
-    "dcops_facility_inlet_temperature_celsius": "inlet_temp_c",
+    "dcops_facility_inlet_temperature_celsius": "inlet_temperature_celsius",
     "dcops_facility_rack_power_watts": "power_watts",
 }
 FAULT_COUNTERS = ("dcops_gpu_xid_errors_total", "dcops_gpu_ecc_uncorrected_errors_total")
@@ -142,8 +142,8 @@ def _node_json(name: str, node: Node | None, view: _NodeView | None,
         entry["throttled"] = sorted(gview.throttled)
         entry["faults"] = gview.faults
     out_gpus = [by_key[k] for k in sorted(by_key, key=_gpu_index)]
-    utils = [g["util"] for g in out_gpus if g.get("util") is not None]
-    temps = [g["temp"] for g in out_gpus if g.get("temp") is not None]
+    utils = [g["utilization_percent"] for g in out_gpus if g.get("utilization_percent") is not None]
+    temps = [g["temperature_celsius"] for g in out_gpus if g.get("temperature_celsius") is not None]
     powers = [g["power_watts"] for g in out_gpus if g.get("power_watts") is not None]
     seen = [t for t in (node.last_seen if node else None,
                         view.last_ms / 1000 if view.last_ms else None) if t is not None]
@@ -156,8 +156,8 @@ def _node_json(name: str, node: Node | None, view: _NodeView | None,
         "gpu_count": max(node.gpu_count if node else 0, len(out_gpus)),
         "last_seen": max(seen) if seen else None,
         "reporting": view.last_ms is not None and view.last_ms >= now_ms - LOOKBACK_S * 1000,
-        "gpu_util_avg": _round(sum(utils) / len(utils)) if utils else None,
-        "gpu_temp_max": max(temps) if temps else None,
+        "gpu_utilization_avg_percent": _round(sum(utils) / len(utils)) if utils else None,
+        "gpu_temperature_max_celsius": max(temps) if temps else None,
         "gpu_power_watts": _round(sum(powers)) if powers else None,
         "cpu_percent": _round(view.values.get("cpu_percent")),
         "throttled_gpus": sum(1 for g in out_gpus if g.get("throttled")),
@@ -173,15 +173,15 @@ def _rack_json(name: str, room: str | None, capacity: float | None,
         "room": room,
         "power_capacity_watts": capacity,
         "power_watts": _round(facility.get("power_watts"), 0),
-        "inlet_temp_c": _round(facility.get("inlet_temp_c")),
+        "inlet_temperature_celsius": _round(facility.get("inlet_temperature_celsius")),
         "nodes": nodes,
     }
 
 
 def _totals(nodes: list[dict[str, Any]], racks: int) -> dict[str, Any]:
     gpus = [g for n in nodes for g in n["gpus"]]
-    utils = [g["util"] for g in gpus if g.get("util") is not None]
-    temps = [g["temp"] for g in gpus if g.get("temp") is not None]
+    utils = [g["utilization_percent"] for g in gpus if g.get("utilization_percent") is not None]
+    temps = [g["temperature_celsius"] for g in gpus if g.get("temperature_celsius") is not None]
     states: dict[str, int] = defaultdict(int)
     for node in nodes:
         states[node["state"]] += 1
@@ -192,8 +192,8 @@ def _totals(nodes: list[dict[str, Any]], racks: int) -> dict[str, Any]:
         "nodes_by_state": dict(sorted(states.items())),
         "gpus": len(gpus),
         "gpus_reporting": len(utils),
-        "gpu_util_avg": _round(sum(utils) / len(utils)) if utils else None,
-        "gpu_temp_max": max(temps) if temps else None,
+        "gpu_utilization_avg_percent": _round(sum(utils) / len(utils)) if utils else None,
+        "gpu_temperature_max_celsius": max(temps) if temps else None,
         "gpu_power_watts": _round(sum(n["gpu_power_watts"] or 0.0 for n in nodes), 0),
         "hot_gpus": sum(1 for t in temps if t >= TEMP_HOT_C),
         "throttled_gpus": sum(n["throttled_gpus"] for n in nodes),
@@ -235,7 +235,8 @@ def fleet_overview(inventory: Inventory, store: MetricsStore, now_ms: int) -> di
         "generated_at": now_ms / 1000,
         "lookback_s": LOOKBACK_S,
         "fault_window_s": FAULT_WINDOW_S,
-        "thresholds": {"temp_warn_c": TEMP_WARN_C, "temp_hot_c": TEMP_HOT_C},
+        "thresholds": {"temperature_warn_celsius": TEMP_WARN_C,
+                       "temperature_hot_celsius": TEMP_HOT_C},
         "totals": _totals(list(nodes.values()), len(known_racks) + len(stray)),
         "rooms": rooms,
         "unplaced": by_rack.get(None, []),

@@ -84,9 +84,10 @@ class SimulatedFleet:
         rng = self._rng
         n_nodes = racks * nodes_per_rack
         n_gpus = n_nodes * gpus_per_node
-        self.rack_names = [f"r{r + 1:02d}" for r in range(racks)]
-        self.node_names = [f"{self.rack_names[n // nodes_per_rack]}n{n % nodes_per_rack + 1:02d}"
+        self.rack_names = [f"rack-{r + 1:02d}" for r in range(racks)]
+        self.node_names = [f"node-{n // nodes_per_rack + 1:02d}-{n % nodes_per_rack + 1:02d}"
                            for n in range(n_nodes)]
+        """Node ``node-RR-NN`` is the NN-th server in rack ``rack-RR``."""
         self.gpu_node = np.arange(n_gpus) // gpus_per_node
         self.gpu_rack = self.gpu_node // nodes_per_rack
         self.node_rack = np.arange(n_nodes) // nodes_per_rack

@@ -51,8 +51,8 @@ function utilColor(util) {
 
 function tempClass(temp, thresholds) {
   if (temp === null || temp === undefined) return "";
-  if (temp >= thresholds.temp_hot_c) return "temp-hot";
-  if (temp >= thresholds.temp_warn_c) return "temp-warn";
+  if (temp >= thresholds.temperature_hot_celsius) return "temp-hot";
+  if (temp >= thresholds.temperature_warn_celsius) return "temp-warn";
   return "";
 }
 
@@ -74,9 +74,9 @@ function renderTotals(data) {
   const cards = [
     ["Nodes", t.nodes_reporting + " / " + t.nodes, "reporting / known", ""],
     ["GPUs", t.gpus_reporting + " / " + t.gpus, "reporting / known", ""],
-    ["Avg GPU util", fmt(t.gpu_util_avg, 1, " %"), "over reporting GPUs", ""],
-    ["Max GPU temp", fmt(t.gpu_temp_max, 0, " °C"), t.hot_gpus + " at or above " + th.temp_hot_c + " °C",
-      tempClass(t.gpu_temp_max, th)],
+    ["Avg GPU util", fmt(t.gpu_utilization_avg_percent, 1, " %"), "over reporting GPUs", ""],
+    ["Max GPU temp", fmt(t.gpu_temperature_max_celsius, 0, " °C"), t.hot_gpus + " at or above " + th.temperature_hot_celsius + " °C",
+      tempClass(t.gpu_temperature_max_celsius, th)],
     ["Thermal throttling", t.throttled_gpus, "GPUs slowed by heat", t.throttled_gpus ? "temp-hot" : ""],
     ["Faults", t.faults, "Xid / uncorrected ECC, last " + Math.round(data.fault_window_s / 60) + " min",
       t.faults ? "fault-text" : ""],
@@ -95,7 +95,7 @@ function gpuTitle(node, now) {
     "last seen " + ago(node.last_seen, now)];
   if (node.gpu_model) lines.push(node.gpu_count + " × " + node.gpu_model);
   for (const g of node.gpus) {
-    let line = "GPU " + g.index + ": " + fmt(g.util, 0, " %") + ", " + fmt(g.temp, 0, " °C") +
+    let line = "GPU " + g.index + ": " + fmt(g.utilization_percent, 0, " %") + ", " + fmt(g.temperature_celsius, 0, " °C") +
       ", " + fmt(g.power_watts, 0, " W");
     if (g.throttled && g.throttled.length) line += ", throttled (" + g.throttled.join(", ") + ")";
     if (g.faults) line += ", " + g.faults + " fault(s)";
@@ -109,8 +109,8 @@ function renderNode(node, data) {
   const cell = el("div", "node");
   if (!node.reporting) cell.classList.add("silent");
   if (node.state !== "active") cell.classList.add("not-active");
-  if (node.gpu_temp_max !== null && node.gpu_temp_max >= th.temp_hot_c) cell.classList.add("hot");
-  cell.style.backgroundColor = utilColor(node.gpu_util_avg);
+  if (node.gpu_temperature_max_celsius !== null && node.gpu_temperature_max_celsius >= th.temperature_hot_celsius) cell.classList.add("hot");
+  cell.style.backgroundColor = utilColor(node.gpu_utilization_avg_percent);
   cell.title = gpuTitle(node, data.generated_at);
 
   const head = el("div", "node-head");
@@ -119,14 +119,14 @@ function renderNode(node, data) {
   cell.append(head);
 
   const stats = el("div", "node-stats");
-  stats.append(el("span", "util", node.reporting ? fmt(node.gpu_util_avg, 0, "%") : "no data"),
-    el("span", "temp " + tempClass(node.gpu_temp_max, th), fmt(node.gpu_temp_max, 0, "°C")));
+  stats.append(el("span", "util", node.reporting ? fmt(node.gpu_utilization_avg_percent, 0, "%") : "no data"),
+    el("span", "temp " + tempClass(node.gpu_temperature_max_celsius, th), fmt(node.gpu_temperature_max_celsius, 0, "°C")));
   cell.append(stats);
 
   const gpus = el("div", "gpus");
   for (const g of node.gpus) {
-    const dot = el("i", "gpu " + tempClass(g.temp, th));
-    dot.style.backgroundColor = utilColor(g.util);
+    const dot = el("i", "gpu " + tempClass(g.temperature_celsius, th));
+    dot.style.backgroundColor = utilColor(g.utilization_percent);
     if (g.faults) dot.classList.add("gpu-fault");
     gpus.append(dot);
   }
@@ -140,14 +140,14 @@ function renderRack(rack, data) {
   const head = el("header", "rack-head");
   head.append(el("h3", "", rack.name));
   const facts = [];
-  if (rack.inlet_temp_c !== null) facts.push("inlet " + fmt(rack.inlet_temp_c, 1, " °C"));
+  if (rack.inlet_temperature_celsius !== null) facts.push("inlet " + fmt(rack.inlet_temperature_celsius, 1, " °C"));
   if (rack.power_watts !== null) {
     let power = fmt(rack.power_watts / 1000, 1, " kW");
     if (rack.power_capacity_watts) power += " / " + fmt(rack.power_capacity_watts / 1000, 0, " kW");
     facts.push(power);
   }
   const info = el("span", "rack-facts", facts.join(" · "));
-  if (rack.inlet_temp_c !== null && rack.inlet_temp_c > 27) info.classList.add("temp-hot");
+  if (rack.inlet_temperature_celsius !== null && rack.inlet_temperature_celsius > 27) info.classList.add("temp-hot");
   head.append(info);
   panel.append(head);
   const grid = el("div", "nodes");
@@ -171,7 +171,7 @@ function render(data) {
     parts.push(block);
   }
   if (data.unplaced.length) {
-    parts.push(renderRack({ name: "unplaced nodes", inlet_temp_c: null, power_watts: null,
+    parts.push(renderRack({ name: "unplaced nodes", inlet_temperature_celsius: null, power_watts: null,
       power_capacity_watts: null, nodes: data.unplaced }, data));
   }
   if (!parts.length) parts.push(el("p", "empty", "No racks or nodes yet. Start an agent or register inventory."));
