@@ -21,14 +21,12 @@ class SeriesBlock:
     def __init__(self) -> None:
         self.labels: list[Labels] = []
         self._sizes: list[int] = []
-        self._positions: dict[Labels, int] = {}
 
     def add_metric(self, name: str, things: Sequence[Mapping[str, str]],
                    extra: Mapping[str, str] | None = None) -> None:
         """Declare metric `name` with one series per entry of `things` (plus `extra` labels)."""
         for thing in things:
             labels = make_labels(name, {**thing, **(extra or {})})
-            self._positions[labels] = len(self.labels)
             self.labels.append(labels)
         self._sizes.append(len(things))
 
@@ -39,5 +37,4 @@ class SeriesBlock:
         values = np.concatenate([np.asarray(c, dtype=np.float64) for c in columns])
         n = len(self.labels)
         return Batch(labels=list(self.labels), series_index=list(range(n)),
-                     ts_ms=[ts_ms] * n, values=values.tolist(),
-                     _positions=dict(self._positions))
+                     ts_ms=[ts_ms] * n, values=values.tolist())
