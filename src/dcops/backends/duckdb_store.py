@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import re
 import struct
 import threading
@@ -38,6 +39,8 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 _RECORD = struct.Struct("<II")
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
 _ROLLUP_AGGS = {"avg": "sum / count", "min": "min", "max": "max", "last": "last",
                 "count": "CAST(count AS DOUBLE)"}
 _SCHEMA = """
@@ -137,6 +140,7 @@ class DuckDBMetricsStore:
         self._db = duckdb.connect(str(data_dir / "metrics.duckdb"))
         self._db.execute(_SCHEMA)
         self._ids: dict[Labels, int] = {}
+        self._by_identity: dict[int, tuple[Labels, int]] = {}
         self._index = _LabelIndex()
         self._pending: list[tuple[I64, I64, F64]] = []
         self._pending_series: list[tuple[int, Labels]] = []
@@ -191,31 +195,52 @@ class DuckDBMetricsStore:
         if not len(batch):
             return
         with self._lock:
-            ids = self._ids
-            new: list[tuple[int, Labels]] = []
-            local = np.empty(len(batch.labels), dtype=np.int64)
-            for i, labels in enumerate(batch.labels):
-                sid = ids.get(labels)
-                if sid is None:
-                    sid = ids[labels] = self._next_id
-                    self._next_id += 1
-                    new.append((sid, labels))
-                local[i] = sid
+            local, new = self._series_ids(batch.labels)
             sids = local[np.asarray(batch.series_index, dtype=np.intp)]
             ts = np.asarray(batch.ts_ms, dtype=np.int64)
             values = np.asarray(batch.values, dtype=np.float64)
             try:
                 self._wal.append(encode_record(new, sids, ts, values))
             except BaseException:
-                for _, labels in new:
-                    del ids[labels]
+                self._forget(new)
                 raise
             for sid, labels in new:
                 self._index.add(sid, labels)
             self._pending.append((sids, ts, values))
             self._pending_series.extend(new)
             self._pending_samples += len(sids)
-            self._live.update(local.tolist())
+            if len(self._live) < self._next_id:  # some series were dropped by retention
+                self._live.update(local.tolist())
+
+    def _series_ids(self, labels: list[Labels]) -> tuple[I64, list[tuple[int, Labels]]]:
+        """Ids of `labels`, allocating new ones; returns (ids, new (id, labels) pairs).
+
+        Decoders hand over the same interned label tuples again and again, so ids are
+        looked up by object identity first (an int hash, all in C); equal but distinct
+        tuples fall back to hashing the labels.
+        """
+        found: list[Any] = list(map(self._by_identity.get, map(id, labels)))
+        if None not in found and all(map(operator.is_, map(_FIRST, found), labels)):
+            return np.fromiter(map(_SECOND, found), dtype=np.int64, count=len(found)), []
+        if len(self._by_identity) > max(100_000, 4 * len(self._ids)):
+            self._by_identity.clear()  # tuples that callers have since dropped
+        ids = self._ids
+        new: list[tuple[int, Labels]] = []
+        out = np.empty(len(labels), dtype=np.int64)
+        for i, one in enumerate(labels):
+            sid = ids.get(one)
+            if sid is None:
+                sid = ids[one] = self._next_id
+                self._next_id += 1
+                new.append((sid, one))
+            self._by_identity[id(one)] = (one, sid)  # holds `one`, so its id stays unique
+            out[i] = sid
+        return out, new
+
+    def _forget(self, new: list[tuple[int, Labels]]) -> None:
+        for _, labels in new:
+            del self._ids[labels]
+            self._by_identity.pop(id(labels), None)
 
     def flush(self) -> None:
         """Move everything appended so far into DuckDB and drop the WAL segments it came from."""

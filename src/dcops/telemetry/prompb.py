@@ -13,6 +13,7 @@ which the protobuf merge rule turns into one message holding every element's fie
 concatenated: ``SampleColumnsRequest`` yields all timestamps and all values of a
 request as two packed columns. (Zero values are not on the wire in proto3, so a
 column may come out shorter than the number of samples; callers check lengths.)
+``EncodeRequest`` is the writing side: it takes labels already serialized.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
            type_name=".prometheus.SampleColumns")
     _view_request(proto, "SampleColumnsRequest", ".prometheus.MergedColumnsSeries",
                   repeated=False)
+    encode = proto.message_type.add(name="EncodeSeries")
+    _field(encode, "labels", 1, _F.TYPE_BYTES, repeated=True)
+    _field(encode, "samples", 2, _F.TYPE_MESSAGE, repeated=True, type_name=".prometheus.Sample")
+    _view_request(proto, "EncodeRequest", ".prometheus.EncodeSeries", repeated=True)
     raw = proto.message_type.add(name="RawSeriesRequest")
     _field(raw, "timeseries", 1, _F.TYPE_BYTES, repeated=True)
     return proto
@@ -104,3 +109,5 @@ SamplesOnlyRequest: Any = _cls("SamplesOnlyRequest")
 MergedSamplesRequest: Any = _cls("MergedSamplesRequest")
 SampleColumnsRequest: Any = _cls("SampleColumnsRequest")
 RawSeriesRequest: Any = _cls("RawSeriesRequest")
+EncodeSeries: Any = _cls("EncodeSeries")
+EncodeRequest: Any = _cls("EncodeRequest")

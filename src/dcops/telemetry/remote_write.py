@@ -152,16 +152,29 @@ def _one_sample_each(raw: bytes) -> bool:
     return b"" not in cut
 
 
+_ENCODED_LABELS: dict[Labels, list[bytes]] = {}
+
+
+def _encoded_labels(labels: Labels) -> list[bytes]:
+    """Each label of `labels` as a serialized prometheus.Label, cached (bounded)."""
+    found = _ENCODED_LABELS.get(labels)
+    if found is None:
+        if len(_ENCODED_LABELS) >= 100_000:
+            _ENCODED_LABELS.clear()
+        found = [prompb.Label(name=k, value=v).SerializeToString() for k, v in labels]
+        _ENCODED_LABELS[labels] = found
+    return found
+
+
 def encode_write_request(batch: Batch) -> bytes:
     """Encode `batch` as a snappy-compressed prometheus.WriteRequest (one TimeSeries per series)."""
-    request = prompb.WriteRequest()
     grouped: dict[int, list[tuple[int, float]]] = {}
     for i, ts, value in zip(batch.series_index, batch.ts_ms, batch.values, strict=True):
         grouped.setdefault(i, []).append((ts, value))
+    request = prompb.EncodeRequest()
+    add, sample = request.timeseries.add, prompb.Sample
     for i, points in grouped.items():
-        series = request.timeseries.add()
-        for name, text in batch.labels[i]:
-            series.labels.add(name=name, value=text)
-        for ts, value in sorted(points, key=lambda p: p[0]):
-            series.samples.add(value=value, timestamp=ts)
+        points.sort(key=lambda p: p[0])  # stable: equal timestamps keep write order
+        add(labels=_encoded_labels(batch.labels[i]),
+            samples=[sample(value=v, timestamp=t) for t, v in points])
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
