@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import uvicorn
@@ -59,7 +59,7 @@ def _demo_loop(services: Services, stop: asyncio.Event) -> asyncio.Task[None]:
     return asyncio.create_task(_every(demo.interval_s, stop, tick, "simulated fleet"))
 
 
-def register_demo_inventory(services: Services, objects: list[object]) -> None:
+def register_demo_inventory(services: Services, objects: Sequence[object]) -> None:
     """Upsert the simulated fleet's sites, rooms, racks, nodes and GPUs."""
     from dcops.fleet.model import Gpu, Node, Rack, Room, Site
 

@@ -37,6 +37,8 @@ def _settings(config: Path | None, data_dir: Path | None, port: int | None,
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _run(settings: Settings, demo: bool, local_agent: bool) -> None:
@@ -50,7 +52,7 @@ def _run(settings: Settings, demo: bool, local_agent: bool) -> None:
 
     def ready(base_url: str) -> None:
         out.print(f"[bold green]dcops {dcops.__version__} is up[/bold green]")
-        out.print(f"  dashboard    {base_url}/#token={secret}", highlight=False)
+        out.print(f"  dashboard    {base_url}/#token={secret}", highlight=False, soft_wrap=True)
         out.print(f"  API docs     {base_url}/docs", highlight=False)
         out.print(f"  metrics      {base_url}/metrics", highlight=False)
         out.print(f"  data         {services.data_dir}", highlight=False)

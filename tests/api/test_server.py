@@ -1,0 +1,101 @@
+"""End to end: a real `dcops` server process, killed and restarted."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dcops.telemetry.model import Batch, make_labels
+from dcops.telemetry.push import make_push
+from dcops.telemetry.remote_write import encode_write_request
+from tests.api.process import DcopsProcess
+
+pytestmark = pytest.mark.slow
+
+T0 = 1_700_000_000_000
+
+
+def _push_until_killed(server: DcopsProcess, agent: str, acked: list[tuple[str, int]],
+                       stop: threading.Event, start_seq: int) -> None:
+    """Push one sample per batch; record (agent, ts) only when the server said 200."""
+    client = httpx.Client(base_url=server.url, timeout=5,
+                          headers={"Authorization": f"Bearer {server.token}"})
+    seq = start_seq
+    while not stop.is_set():
+        batch = Batch()
+        ts = T0 + seq * 1000
+        batch.add(make_labels("kill_test_samples", {"agent": agent}), ts, float(seq))
+        try:
+            if agent.startswith("rw"):
+                response = client.post("/api/v1/write", content=encode_write_request(batch),
+                                       headers={"Content-Encoding": "snappy"})
+            else:
+                response = client.post("/api/v1/push", json=make_push(agent, seq, "n1", batch))
+        except httpx.TransportError:
+            return
+        if response.status_code in (200, 204):
+            acked.append((agent, ts))
+        seq += 1
+    client.close()
+
+
+def test_every_acknowledged_sample_survives_kill_9(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    acked: list[tuple[str, int]] = []
+    rng = random.Random(4)
+    for round_ in range(3):
+        server = DcopsProcess(data_dir).start()
+        stop = threading.Event()
+        pushers = [threading.Thread(target=_push_until_killed,
+                                    args=(server, name, acked, stop, round_ * 100_000))
+                   for name in ("push-a", "push-b", "rw-a")]
+        for thread in pushers:
+            thread.start()
+        time.sleep(rng.uniform(0.8, 2.0))
+        server.kill()
+        stop.set()
+        for thread in pushers:
+            thread.join(timeout=10)
+    assert len(acked) > 50
+    server = DcopsProcess(data_dir).start()
+    try:
+        with server.client() as client:
+            body = client.get("/api/v1/samples", params={
+                "metric": "kill_test_samples", "start": 0, "end": 2e10}).json()
+        stored = {(s["labels"]["agent"], round(t * 1000)) for s in body["series"]
+                  for t, _ in s["samples"]}
+        lost = set(acked) - stored
+        assert not lost, (f"{len(lost)} of {len(acked)} acknowledged samples lost "
+                          f"({len(stored)} stored), e.g. {sorted(lost)[:5]}")
+        total = sum(len(s["samples"]) for s in body["series"])
+        assert total == len(stored), "a sample was stored twice"
+    finally:
+        server.stop()
+
+
+def test_restart_keeps_data_and_tokens(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = DcopsProcess(data_dir).start()
+    token = server.token
+    with server.client() as client:
+        assert client.post("/api/v1/sites", json={"name": "ams1"}).status_code == 201
+        batch = Batch()
+        batch.add(make_labels("restart_test", {"x": "1"}), T0, 1.5)
+        client.post("/api/v1/push", json=make_push("a", 0, "n1", batch))
+    assert server.interrupt() == 0
+    server = DcopsProcess(data_dir).start()
+    try:
+        assert server.token == token
+        with server.client() as client:
+            assert [s["name"] for s in client.get("/api/v1/sites").json()] == ["ams1"]
+            got = client.get("/api/v1/samples", params={"metric": "restart_test", "start": 0,
+                                                        "end": 2e10}).json()
+            assert got["series"][0]["samples"] == [[T0 / 1000, 1.5]]
+            assert client.get("/api/v1/nodes/n1").json()["name"] == "n1"
+    finally:
+        server.stop()
