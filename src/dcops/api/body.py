@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from typing import Any
@@ -52,5 +51,3 @@ def parse_json(body: bytes, request: Request) -> Any:
         raise Invalid(f"invalid JSON: {exc.msg}",
                       where=f"body line {exc.lineno} column {exc.colno}") from None
 
-
-__all__ = ["gzip", "gunzip", "parse_json", "read_body"]

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from dcops.access.model import Role
 from dcops.api.auth import require
 from dcops.core.errors import Invalid
-from dcops.telemetry.model import LABEL_NAME_RE, Matcher, MatchOp, labels_dict, name_matcher
+from dcops.telemetry.model import Matcher, MatchOp, labels_dict, name_matcher
 from dcops.wiring import Services
 
 router = APIRouter(prefix="/api/v1", tags=["metrics"],
@@ -107,5 +107,3 @@ async def fleet_overview(request: Request) -> dict[str, Any]:
                                                        services.store, now_ms)
     return overview
 
-
-__all__ = ["LABEL_NAME_RE", "parse_matcher", "router"]

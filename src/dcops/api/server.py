@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dcops.access.model import Role
 from dcops.api.app import create_app
+from dcops.core.errors import NotFound
 from dcops.settings import AgentSettings
 from dcops.wiring import AGENT_TOKEN_FILE, Services, ensure_token_file
 
@@ -74,7 +75,7 @@ def register_demo_inventory(services: Services, objects: Sequence[object]) -> No
         elif isinstance(obj, Node):
             try:
                 existing = inv.get_node(obj.name)
-            except Exception:  # noqa: BLE001 - NotFound: first start
+            except NotFound:  # first start
                 inv.upsert_node(obj)
             else:  # keep a lifecycle state an operator set
                 inv.upsert_node(Node(obj.name, obj.rack, existing.state, obj.gpu_model,
