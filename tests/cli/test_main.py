@@ -1,0 +1,86 @@
+"""The CLI against a real server process: inventory, tokens, and clear errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dcops.cli.main import app
+from tests.api.process import DcopsProcess
+from tests.fixtures.engines import free_port
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DcopsProcess]:
+    proc = DcopsProcess(tmp_path_factory.mktemp("cli") / "data").start()
+    yield proc
+    proc.stop()
+
+
+def _run(server: DcopsProcess, *args: str) -> tuple[int, str]:
+    token_file = server.data_dir / "admin.token"
+    result = runner.invoke(app, [*args, "--server", server.url, "--token-file", str(token_file)],
+                           env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+def test_inventory_round_trip(server: DcopsProcess) -> None:
+    assert _run(server, "inventory", "add-site", "ams1")[0] == 0
+    assert _run(server, "inventory", "add-room", "hall-1", "--site", "ams1")[0] == 0
+    assert _run(server, "inventory", "add-rack", "r01", "--room", "hall-1")[0] == 0
+    code, output = _run(server, "inventory", "add-node", "gpu-001", "--rack", "r01",
+                        "--gpu-count", "8", "--gpu-model", "H100")
+    assert code == 0, output
+    code, output = _run(server, "inventory", "set-state", "gpu-001", "draining",
+                        "--reason", "Xid 79")
+    assert code == 0 and "draining" in output
+    code, output = _run(server, "inventory", "list", "nodes")
+    assert code == 0 and "gpu-001" in output and "draining" in output
+
+
+def test_import_file(server: DcopsProcess, tmp_path: Path) -> None:
+    path = tmp_path / "fleet.csv"
+    path.write_text("site,room,rack,node,gpu_model,gpu_count,state\n"
+                    "fra1,hall-a,ra1,gpu-900,H100,2,active\n")
+    code, output = _run(server, "inventory", "import", str(path))
+    assert code == 0, output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("site,room,rack,node,gpu_model,gpu_count,state\n"
+                   "fra1,hall-a,ra1,gpu-901,H100,two,active\n")
+    code, output = _run(server, "inventory", "import", str(bad))
+    assert code == 1
+    assert "bad.csv:2" in output and "Traceback" not in output
+
+
+def test_tokens(server: DcopsProcess) -> None:
+    code, output = _run(server, "token", "create", "grafana", "--role", "viewer")
+    assert code == 0 and "dcops_" in output
+    code, output = _run(server, "token", "list")
+    assert code == 0 and "grafana" in output and "dcops_" not in output.split("grafana")[1]
+
+
+def test_errors_are_one_clear_line(server: DcopsProcess) -> None:
+    code, output = _run(server, "inventory", "list", "switches")
+    assert code == 1 and "unknown kind 'switches'" in output
+    code, output = _run(server, "inventory", "add-room", "x", "--site", "nowhere")
+    assert code == 1 and "nowhere" in output and "Traceback" not in output
+    result = runner.invoke(app, ["inventory", "list", "nodes", "--server",
+                                 f"http://127.0.0.1:{free_port()}"])
+    assert result.exit_code == 1
+    assert "cannot reach dcops" in result.output
+
+
+def test_config_check(tmp_path: Path) -> None:
+    good = tmp_path / "ok.yaml"
+    good.write_text("server: {port: 9200}\n")
+    result = runner.invoke(app, ["config", "check", str(good)])
+    assert result.exit_code == 0 and "9200" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server: {port: http}\n")
+    result = runner.invoke(app, ["config", "check", str(bad)])
+    assert result.exit_code == 1 and "server.port" in result.output
