@@ -202,7 +202,7 @@ def run_prometheus(work: Path, bodies: list[list[bytes]]) -> Result | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushers", type=int, default=4)
-    parser.add_argument("--requests", type=int, default=100, help="timed requests per pusher")
+    parser.add_argument("--requests", type=int, default=150, help="timed requests per pusher")
     args = parser.parse_args()
     nodes = -(-args.pushers * SAMPLES_PER_REQUEST // (8 * len(METRICS)))
     series = fleet_series(nodes)

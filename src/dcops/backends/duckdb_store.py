@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)
 
 def encode_record(new_series: list[tuple[int, Labels]], sids: I64, ts: I64, values: F64) -> bytes:
     """One WAL payload: new series definitions, then three sample columns."""
-    series_json = json.dumps([[sid, list(labels)] for sid, labels in new_series]).encode()
+    series_json = (json.dumps([[sid, list(labels)] for sid, labels in new_series]).encode()
+                   if new_series else b"[]")
     return b"".join((_RECORD.pack(len(series_json), len(sids)), series_json,
                      sids.tobytes(), ts.tobytes(), values.tobytes()))
 
