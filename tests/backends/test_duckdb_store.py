@@ -24,9 +24,10 @@ NAME = "dcops_gpu_util_percent"
 T0 = 1_700_000_000_000
 
 
-def open_store(path: Path, **kwargs: float) -> DuckDBMetricsStore:
-    return DuckDBMetricsStore(path, Retention(), clock=FakeClock(),
-                              flush_interval_s=kwargs.get("flush_interval_s", 3600))
+def open_store(path: Path, *, flush_interval_s: float = 3600,
+               fsync: bool = False) -> DuckDBMetricsStore:
+    return DuckDBMetricsStore(path, Retention(), clock=FakeClock(), fsync=fsync,
+                              flush_interval_s=flush_interval_s)
 
 
 def batch_for(k: int, series: int = 20) -> Batch:
@@ -46,12 +47,13 @@ def all_samples(store: DuckDBMetricsStore) -> dict[tuple[str, int], float]:
     return out
 
 
-def test_reopen_keeps_samples_and_series_ids(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+@pytest.mark.parametrize("fsync", [False, True])
+def test_reopen_keeps_samples_and_series_ids(tmp_path: Path, fsync: bool) -> None:
+    store = open_store(tmp_path, fsync=fsync)
     store.append(batch_for(1))
     store.close()
     store.close()  # idempotent
-    again = open_store(tmp_path)
+    again = open_store(tmp_path, fsync=fsync)
     again.append(batch_for(2))
     assert again.stats()["series"] == 20
     assert again.stats()["samples"] == 40
