@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.prometheus",
     "tests.fixtures.node_exporter",
+    "tests.fixtures.browser",
 ]

@@ -46,7 +46,8 @@ function ago(seconds, now) {
 function utilColor(util) {
   if (util === null || util === undefined) return "";
   const u = Math.max(0, Math.min(100, util)) / 100;
-  return "hsl(" + (215 - 75 * u) + ", " + (20 + 45 * u) + "%, " + (22 + 14 * u) + "%)";
+  // Dark enough at 100 % that white, amber and red text stay readable on it.
+  return "hsl(" + (215 - 75 * u) + ", " + (20 + 45 * u) + "%, " + (22 + 6 * u) + "%)";
 }
 
 function tempClass(temp, thresholds) {
@@ -183,6 +184,7 @@ async function refresh() {
   const token = currentToken();
   if (!token) {
     showLogin("Paste a dcops API token (viewer or above).");
+    setStatus("not signed in", false);
     return;
   }
   document.getElementById("logout").hidden = false;
@@ -193,6 +195,7 @@ async function refresh() {
     });
     if (response.status === 401 || response.status === 403) {
       window.localStorage.removeItem(TOKEN_KEY);
+      document.getElementById("logout").hidden = true;
       showLogin(response.status === 401 ? "That token was not accepted; paste another."
         : "That token may not read the fleet; use a viewer token or above.");
       setStatus("not signed in", true);
