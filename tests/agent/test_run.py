@@ -40,7 +40,7 @@ def test_one_collection_is_one_valid_push_with_host_gpu_and_inventory(
     assert body.agent_id == agent.spool.agent_id
     assert [g.index for g in body.gpus] == list(range(8))
     assert body.gpus[0].model == "NVIDIA H100 80GB HBM3"
-    assert {"dcops_host_cpu_percent", "dcops_gpu_temp_celsius", "dcops_gpu_up",
+    assert {"dcops_host_cpu_percent", "dcops_gpu_temperature_celsius", "dcops_gpu_up",
             "dcops_agent_spool_pushes"} <= names(push_server, 0)
     assert {ts for _, ts, _ in batch.samples()} == {1_700_000_000_000}
     assert all(dict(labels)["node"] == "gpu-node-17" for labels in batch.labels)

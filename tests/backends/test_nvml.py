@@ -80,22 +80,24 @@ def test_core_gauges_match_the_recording(collector: NvmlCollector) -> None:
     assert value(batch, "dcops_gpu_memory_utilization_percent", gpu="0") == 64
     assert value(batch, "dcops_gpu_memory_used_bytes", gpu="0") == 78123417600
     assert value(batch, "dcops_gpu_memory_total_bytes", gpu="3") == 85520809984
-    assert value(batch, "dcops_gpu_temp_celsius", gpu="6") == 68
+    assert value(batch, "dcops_gpu_temperature_celsius", gpu="6") == 68
     assert value(batch, "dcops_gpu_power_watts", gpu="0") == pytest.approx(612.345)
     assert value(batch, "dcops_gpu_power_limit_watts", gpu="0") == 700
-    assert value(batch, "dcops_gpu_sm_clock_mhz", gpu="4") == 1755
-    assert value(batch, "dcops_gpu_memory_clock_mhz", gpu="4") == 2619
+    assert value(batch, "dcops_gpu_sm_clock_hertz", gpu="4") == 1755e6
+    assert value(batch, "dcops_gpu_memory_clock_hertz", gpu="4") == 2619e6
     assert set(samples(batch, "dcops_gpu_up").values()) == {1.0}
 
 
 def test_ecc_and_row_remapping(collector: NvmlCollector) -> None:
     batch, _ = collect(collector)
-    ecc = "dcops_gpu_ecc_errors_total"
-    assert value(batch, ecc, gpu="2", error="corrected", scope="volatile") == 3
-    assert value(batch, ecc, gpu="2", error="corrected", scope="aggregate") == 12
-    assert value(batch, ecc, gpu="5", error="uncorrected", scope="aggregate") == 1
-    assert value(batch, ecc, gpu="0", error="uncorrected", scope="volatile") == 0
-    assert len(samples(batch, ecc)) == 8 * 4
+    corrected, uncorrected = ("dcops_gpu_ecc_corrected_errors", "dcops_gpu_ecc_uncorrected_errors")
+    assert value(batch, f"{corrected}_since_reset_total", gpu="2") == 3
+    assert value(batch, f"{corrected}_total", gpu="2") == 12
+    assert value(batch, f"{uncorrected}_total", gpu="5") == 1
+    assert value(batch, f"{uncorrected}_since_reset_total", gpu="0") == 0
+    for name in (corrected, uncorrected):
+        assert len(samples(batch, f"{name}_total")) == 8
+        assert len(samples(batch, f"{name}_since_reset_total")) == 8
     assert value(batch, "dcops_gpu_remapped_rows", gpu="2", cause="correctable") == 1
     assert value(batch, "dcops_gpu_remapped_rows_pending", gpu="2") == 0
     # H100 has no page retirement (NotSupported): no series at all, no error.
@@ -105,7 +107,7 @@ def test_ecc_and_row_remapping(collector: NvmlCollector) -> None:
 
 def test_throttle_reasons_one_gauge_per_reason(collector: NvmlCollector) -> None:
     batch, _ = collect(collector)
-    reasons = "dcops_gpu_throttle_reason"
+    reasons = "dcops_gpu_throttle_active"
     assert len(samples(batch, reasons)) == 8 * 9
     assert value(batch, reasons, gpu="4", reason="sw_power_cap") == 1
     assert value(batch, reasons, gpu="4", reason="hw_slowdown") == 0
@@ -196,7 +198,7 @@ def test_lost_gpu_reports_down_and_warns_once_per_metric(
     batch, _ = collect(collector)
     assert value(batch, "dcops_gpu_up", gpu="3") == 0
     assert value(batch, "dcops_gpu_up", gpu="2") == 1
-    assert samples(batch, "dcops_gpu_temp_celsius").get((("gpu", "3"),)) is None
+    assert samples(batch, "dcops_gpu_temperature_celsius").get((("gpu", "3"),)) is None
     failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
     assert len(failures) == 4
     assert "gpu 3" in failures[0] and "GPU is lost" in failures[0]
@@ -229,3 +231,15 @@ def test_real_nvml_when_a_gpu_is_present() -> None:
         assert all(0 <= v <= 100 for v in samples(batch, "dcops_gpu_utilization_percent").values())
     finally:
         collector.close()
+
+
+def test_names_match_the_simulated_fleet(collector: NvmlCollector) -> None:
+    """A dashboard or rule written against the demo fleet works on real GPUs, and back."""
+    from dcops.simulation.fleet import SimulatedFleet
+
+    batch, _ = collect(collector)
+    real = {metric_name(labels) for labels in batch.labels}
+    simulated = {metric_name(labels)
+                 for labels in SimulatedFleet(racks=1, nodes_per_rack=1).tick(0).labels
+                 if metric_name(labels).startswith("dcops_gpu_")}
+    assert simulated <= real, simulated - real

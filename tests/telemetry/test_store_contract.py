@@ -23,7 +23,7 @@ from dcops.telemetry.store import MemoryMetricsStore, MetricsStore, Retention
 
 T0 = 1_700_000_000_000
 STEP = 300_000
-TEMP = "dcops_gpu_temp_celsius"
+TEMP = "dcops_gpu_temperature_celsius"
 POWER = "dcops_gpu_power_watts"
 
 

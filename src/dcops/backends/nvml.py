@@ -44,7 +44,11 @@ MAX_EVENTS_PER_POLL = 1000
 
 ECC_COUNTERS = (("corrected", 0, "volatile", 0), ("corrected", 0, "aggregate", 1),
                 ("uncorrected", 1, "volatile", 0), ("uncorrected", 1, "aggregate", 1))
-"""(error label, NVML memory error type, scope label, NVML ECC counter type)."""
+"""(error kind, NVML memory error type, scope, NVML ECC counter type).
+
+The lifetime (aggregate) count is ``dcops_gpu_ecc_<kind>_errors_total``; the count since
+the last driver reload (volatile) is ``dcops_gpu_ecc_<kind>_errors_since_reset_total``.
+"""
 RETIREMENT_CAUSES = (("single_bit", 0), ("double_bit", 1))
 THROTTLE_REASONS = (
     ("gpu_idle", 0x1), ("applications_clocks_setting", 0x2), ("sw_power_cap", 0x4),
@@ -263,7 +267,7 @@ class NvmlCollector:
             add("dcops_gpu_memory_total_bytes", mem.total)
         temp = self._call(dev, "temperature", "nvmlDeviceGetTemperature", TEMPERATURE_GPU)
         if temp is not None:
-            add("dcops_gpu_temp_celsius", temp)
+            add("dcops_gpu_temperature_celsius", temp)
         power = self._call(dev, "power", "nvmlDeviceGetPowerUsage")
         if power is not None:
             add("dcops_gpu_power_watts", power / 1000.0)
@@ -273,12 +277,12 @@ class NvmlCollector:
         for clock_name, clock_id in (("sm", CLOCK_SM), ("memory", CLOCK_MEM)):
             mhz = self._call(dev, f"clock_{clock_name}", "nvmlDeviceGetClockInfo", clock_id)
             if mhz is not None:
-                add(f"dcops_gpu_{clock_name}_clock_mhz", mhz)
+                add(f"dcops_gpu_{clock_name}_clock_hertz", mhz * 1e6)
         self._collect_memory_health(dev, add)
         reasons = self._call(dev, "clock_event_reasons", self._reasons_fn)
         if reasons is not None:
             for reason, bit in THROTTLE_REASONS:
-                add("dcops_gpu_throttle_reason", 1.0 if int(reasons) & bit else 0.0,
+                add("dcops_gpu_throttle_active", 1.0 if int(reasons) & bit else 0.0,
                     {"reason": reason})
         replays = self._call(dev, "pcie_replay", "nvmlDeviceGetPcieReplayCounter")
         if replays is not None:
@@ -291,7 +295,8 @@ class NvmlCollector:
             count = self._call(dev, f"ecc_{error}_{scope}", "nvmlDeviceGetTotalEccErrors",
                                error_type, counter_type)
             if count is not None:
-                add("dcops_gpu_ecc_errors_total", count, {"error": error, "scope": scope})
+                suffix = "total" if scope == "aggregate" else "since_reset_total"
+                add(f"dcops_gpu_ecc_{error}_errors_{suffix}", count)
         for cause, cause_id in RETIREMENT_CAUSES:
             pages = self._call(dev, f"retired_{cause}", "nvmlDeviceGetRetiredPages", cause_id)
             if pages is not None:

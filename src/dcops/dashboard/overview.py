@@ -32,12 +32,11 @@ TEMP_HOT_C = 87.0
 GPU_FIELDS = {
     "dcops_gpu_utilization_percent": "utilization_percent",
     "dcops_gpu_temperature_celsius": "temperature_celsius",
-    "dcops_gpu_temp_celsius": "temperature_celsius",  # the NVML agent's name
     "dcops_gpu_power_watts": "power_watts",
     "dcops_gpu_memory_used_bytes": "memory_used_bytes",
     "dcops_gpu_memory_total_bytes": "memory_total_bytes",
 }
-THROTTLE_METRICS = ("dcops_gpu_throttle_active", "dcops_gpu_throttle_reason")
+THROTTLE_METRICS = ("dcops_gpu_throttle_active",)
 THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown", "hw_slowdown"})
 NODE_FIELDS = {"dcops_host_cpu_percent": "cpu_percent"}
 RACK_FIELDS = {
