@@ -162,7 +162,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=300.0, help="seconds to measure")
     parser.add_argument("--interval", type=float, default=15.0, help="agent interval_s")
-    parser.add_argument("--command", choices=["module", "cli"], default="module",
+    parser.add_argument("--command", choices=["module", "cli"], default="cli",
                         help="run `python -m dcops.agent` (default) or the `dcops agent` CLI")
     parser.add_argument("--nvml-recording", type=Path, default=None,
                         help="also collect GPUs, replaying this NVML recording "

@@ -1,5 +1,5 @@
 """`python -m dcops` runs the CLI."""
 
-from dcops.cli.main import main
+from dcops.cli.entry import main
 
 main()

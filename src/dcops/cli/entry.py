@@ -1,0 +1,23 @@
+"""The `dcops` executable's entry point.
+
+`dcops agent` runs on every host of the fleet, so it is dispatched before the rest of
+the CLI is imported: the agent process never loads the server's libraries.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["agent"]:
+        import typer
+
+        from dcops.cli.agent import agent
+
+        sys.argv = [f"{sys.argv[0]} agent", *sys.argv[2:]]
+        typer.run(agent)
+        return
+    from dcops.cli.main import main as full_cli
+
+    full_cli()
