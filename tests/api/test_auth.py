@@ -82,3 +82,12 @@ def test_expired_token_is_refused(api: Api) -> None:
     response = api.client.get("/api/v1/nodes",
                               headers={"Authorization": f"Bearer {made['secret']}"})
     assert response.status_code == 401
+
+
+def test_metrics_count_requests_per_route_template(api: Api) -> None:
+    for name in ("a", "b", "c"):
+        api.client.get(f"/api/v1/nodes/{name}", headers=api.auth(Role.VIEWER))
+    text = api.client.get("/metrics").text
+    assert ('dcops_http_requests_total{code="404",method="GET",route="/api/v1/nodes/{name}"} 3.0'
+            in text)
+    assert 'route="/api/v1/nodes/a"' not in text

@@ -14,6 +14,8 @@ import dcops
 from dcops.api import ingest, inventory, samples, tokens
 from dcops.api.auth import TokenCache
 from dcops.api.errors import install_error_handlers
+from dcops.api.instrument import RequestMetrics
+from dcops.dashboard.routes import router as dashboard_router
 from dcops.wiring import Services
 
 
@@ -52,10 +54,6 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(samples.router)
     app.include_router(inventory.router)
-    try:
-        from dcops.dashboard.routes import router as dashboard_router
-    except ImportError:  # pragma: no cover - dashboard package missing in a trimmed install
-        pass
-    else:
-        app.include_router(dashboard_router)
+    app.include_router(dashboard_router)
+    app.add_middleware(RequestMetrics, registry=services.registry)
     return app
