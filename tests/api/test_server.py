@@ -14,6 +14,7 @@ from dcops.telemetry.model import Batch, make_labels
 from dcops.telemetry.push import make_push
 from dcops.telemetry.remote_write import encode_write_request
 from tests.api.process import DcopsProcess
+from tests.fixtures.engines import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -98,5 +99,26 @@ def test_restart_keeps_data_and_tokens(tmp_path: Path) -> None:
                                                         "end": 2e10}).json()
             assert got["series"][0]["samples"] == [[T0 / 1000, 1.5]]
             assert client.get("/api/v1/nodes/n1").json()["name"] == "n1"
+    finally:
+        server.stop()
+
+
+@pytest.mark.engines
+def test_configured_exporters_are_scraped(tmp_path: Path, node_exporter_url: str) -> None:
+    config = tmp_path / "dcops.yaml"
+    config.write_text(f"scrape:\n  - name: node\n    url: {node_exporter_url}\n"
+                      "    interval_s: 1\n    labels: {rack: r07}\n")
+    server = DcopsProcess(tmp_path / "data", args=["--config", str(config)]).start()
+    try:
+        with server.client() as client:
+            def scraped() -> bool:
+                got = client.get("/api/v1/latest", params={
+                    "metric": "node_cpu_seconds_total", "lookback_s": 600}).json()
+                return bool(got["series"])
+
+            wait_for(scraped, 30, "node_exporter's samples")
+            up = client.get("/api/v1/latest", params={"metric": "up", "label": "job=node"}
+                            ).json()["series"]
+            assert up[0]["value"] == 1.0 and up[0]["labels"]["rack"] == "r07"
     finally:
         server.stop()
