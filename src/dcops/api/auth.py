@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dcops.access.model import Role, Token
 from dcops.core.errors import Forbidden, Unauthorized
@@ -55,10 +56,15 @@ def bearer_secret(request: Request) -> str:
     return secret.strip()
 
 
-def require(role: Role) -> Callable[[Request], Coroutine[Any, Any, Token]]:
+bearer_scheme = HTTPBearer(auto_error=False, description="a dcops API token")
+"""Declares the bearer scheme in the OpenAPI document, so /docs has an Authorize button."""
+
+
+def require(role: Role) -> Callable[..., Coroutine[Any, Any, Token]]:
     """A FastAPI dependency: the caller's token, which must have at least `role`."""
 
-    async def dependency(request: Request) -> Token:
+    async def dependency(request: Request, _: HTTPAuthorizationCredentials | None = Depends(
+            bearer_scheme)) -> Token:
         services: Services = request.app.state.services
         cache: TokenCache = request.app.state.token_cache
         token = cache.verify(services, bearer_secret(request))

@@ -41,7 +41,10 @@ class _LabelCache:
 
     def intern(self, key: bytes) -> tuple[Labels, int]:
         """Validate and canonicalize a series seen for the first time."""
-        series = prompb.LabelsOnlySeries.FromString(key)
+        try:
+            series = prompb.LabelsOnlySeries.FromString(key)
+        except DecodeError as exc:
+            raise Invalid(f"unreadable labels: {exc}") from None
         labels = labels_from_pairs((label.name, label.value) for label in series.labels)
         with self._lock:
             if len(self.by_key) >= self.max_entries:
@@ -79,8 +82,8 @@ def decode_write_request(body: bytes, *, max_bytes: int = MAX_DECOMPRESSED_BYTES
     """
     raw = _decompress(body, max_bytes)
     try:
-        keys = _series_keys(raw)
-        ts_ms, values, counts = _sample_columns(raw, keys)
+        keys, cut = _series_keys(raw)
+        ts_ms, values, counts = _sample_columns(raw, keys, cut)
     except DecodeError as exc:
         raise Invalid(f"not a prometheus.WriteRequest protobuf: {exc}", where=_WHERE) from None
     entries = list(map(_CACHE.by_key.get, keys))
@@ -109,22 +112,40 @@ def decode_write_request(body: bytes, *, max_bytes: int = MAX_DECOMPRESSED_BYTES
     return Batch(labels=labels, series_index=index, ts_ms=ts_ms, values=values)
 
 
-def _series_keys(raw: bytes) -> list[bytes]:
-    """The serialized labels of each series, in order: parsed, stripped and re-cut in C."""
+def _series_keys(raw: bytes) -> tuple[list[bytes], list[bytes]]:
+    """A key per series that holds its labels, and each series' samples re-serialized.
+
+    Senders write a series' labels before its samples, so the usual key is the series'
+    own bytes less the trailing samples, found in C: each series' samples-only form is
+    cut from the request and checked to end the series' bytes. A series whose bytes do
+    not end that way has its labels parsed, stripped and re-cut in C instead.
+    """
+    series = prompb.RawSeriesRequest.FromString(raw).timeseries
+    samples_only = prompb.SamplesOnlyRequest.FromString(raw)
+    samples_only.DiscardUnknownFields()
+    cut: list[bytes] = list(
+        prompb.RawSeriesRequest.FromString(samples_only.SerializeToString()).timeseries)
+    if len(cut) == len(series) and all(map(bytes.endswith, series, cut)):
+        return [whole[: len(whole) - len(tail)] for whole, tail in zip(series, cut,
+                                                                          strict=True)], cut
     labels_only = prompb.LabelKeysRequest.FromString(raw)
     labels_only.DiscardUnknownFields()
     keys: list[bytes] = list(
         prompb.RawSeriesRequest.FromString(labels_only.SerializeToString()).timeseries)
-    return keys
+    return keys, cut
 
 
-def _sample_columns(raw: bytes, keys: list[bytes],
+def _sample_columns(raw: bytes, keys: list[bytes], cut: list[bytes],
                     ) -> tuple[list[int], list[float], list[int] | None]:
-    """All timestamps and values in wire order, and samples per series (None: one each)."""
+    """All timestamps and values in wire order, and samples per series (None: one each).
+
+    Exemplar- or histogram-only series (remote_write sends those separately) have an
+    empty samples-only form, so they count as series without samples.
+    """
     counts: list[int] | None = None
     samples = prompb.MergedSamplesRequest.FromString(raw).timeseries.samples
     total = len(samples)
-    if total != len(keys) or not _one_sample_each(raw):
+    if total != len(keys) or b"" in cut:
         counts = [len(s.samples) for s in prompb.SamplesOnlyRequest.FromString(raw).timeseries]
     columns = prompb.SampleColumnsRequest.FromString(raw).timeseries.samples
     # proto3 leaves zeros off the wire, so a column shorter than `total` hides zeros:
@@ -138,18 +159,6 @@ def _sample_columns(raw: bytes, keys: list[bytes],
     else:
         values = [s.value for s in samples]
     return ts_ms, values, counts
-
-
-def _one_sample_each(raw: bytes) -> bool:
-    """True if no series is without samples (with as many samples as series: one each).
-
-    Exemplar- or histogram-only series (remote_write sends those separately) count as
-    without samples: their samples-only form is empty.
-    """
-    samples_only = prompb.SamplesOnlyRequest.FromString(raw)
-    samples_only.DiscardUnknownFields()
-    cut = prompb.RawSeriesRequest.FromString(samples_only.SerializeToString()).timeseries
-    return b"" not in cut
 
 
 _ENCODED_LABELS: dict[Labels, list[bytes]] = {}
