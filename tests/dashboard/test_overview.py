@@ -158,3 +158,24 @@ def test_empty_fleet() -> None:
     view = fleet_overview(MemoryInventory(), MemoryMetricsStore(), T0)
     assert view["rooms"] == [] and view["unplaced"] == []
     assert view["totals"]["nodes"] == 0 and view["totals"]["gpu_utilization_avg_percent"] is None
+
+
+def test_node_cpu_is_the_total_not_one_core() -> None:
+    class AnyOrderStore(MemoryMetricsStore):
+        """Backends return latest samples in no promised order: here, reversed."""
+
+        def latest(self, matchers: Any, since_ms: int) -> Any:
+            return list(reversed(super().latest(matchers, since_ms)))
+
+    store = AnyOrderStore()
+    batch = Batch()
+    now = 1_700_000_000_000
+    for cpu, value in (("0", 90.0), ("total", 40.0), ("1", 10.0)):
+        batch.add(make_labels("dcops_host_cpu_percent", {"node": "login-1", "cpu": cpu}),
+                  now, value)
+    store.append(batch)
+    overview = fleet_overview(MemoryInventory(), store, now)
+    nodes = [n for room in overview["rooms"] for rack in room["racks"] for n in rack["nodes"]]
+    nodes += overview.get("unplaced", [])
+    (node,) = [n for n in nodes if n["name"] == "login-1"]
+    assert node["cpu_percent"] == 40.0

@@ -86,7 +86,8 @@ def _read_latest(store: MetricsStore, now_ms: int) -> tuple[dict[str, _NodeView]
         node.rack = node.rack or labels.get("rack")
         node.last_ms = max(node.last_ms or 0, sample.ts_ms)
         if name in NODE_FIELDS:
-            node.values[NODE_FIELDS[name]] = sample.value
+            if labels.get("cpu", "total") == "total":  # not one core of the node
+                node.values[NODE_FIELDS[name]] = sample.value
             continue
         gpu_key = labels.get("gpu")
         if gpu_key is None:

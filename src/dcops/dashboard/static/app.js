@@ -120,8 +120,13 @@ function renderNode(node, data) {
   cell.append(head);
 
   const stats = el("div", "node-stats");
-  stats.append(el("span", "util", node.reporting ? fmt(node.gpu_utilization_avg_percent, 0, "%") : "no data"),
-    el("span", "temp " + tempClass(node.gpu_temperature_max_celsius, th), fmt(node.gpu_temperature_max_celsius, 0, "°C")));
+  if (!node.gpus.length && node.reporting) {
+    // A host without GPUs (a login or storage node, or this machine): show its CPU instead.
+    stats.append(el("span", "util", "CPU " + fmt(node.cpu_percent, 0, "%")));
+  } else {
+    stats.append(el("span", "util", node.reporting ? fmt(node.gpu_utilization_avg_percent, 0, "%") : "no data"),
+      el("span", "temp " + tempClass(node.gpu_temperature_max_celsius, th), fmt(node.gpu_temperature_max_celsius, 0, "°C")));
+  }
   cell.append(stats);
 
   const gpus = el("div", "gpus");
