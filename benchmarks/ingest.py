@@ -54,16 +54,30 @@ def fleet_series(nodes: int) -> list[Labels]:
     return out
 
 
+def zero_valued(labels: Labels) -> bool:
+    """Series that read 0, as in a real fleet: XID error counts, and the utilization of
+    idle GPUs (every other GPU here): about a quarter of all samples.
+
+    proto3 leaves zeros off the wire, so they make remote_write bodies irregular.
+    """
+    found = dict(labels)
+    name, gpu = found["__name__"], int(found["gpu"])
+    return name == "DCGM_FI_DEV_XID_ERRORS" or (
+        name in ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_MEM_COPY_UTIL") and gpu % 2 == 1)
+
+
 def payloads(series: list[Labels], pushers: int, rounds: int, t0_ms: int) -> list[list[bytes]]:
     """Per pusher: `rounds` bodies; pusher p owns a fixed slice of series (like a shard)."""
     rng = np.random.default_rng(7)
     out: list[list[bytes]] = []
     for p in range(pushers):
         mine = series[p * SAMPLES_PER_REQUEST : (p + 1) * SAMPLES_PER_REQUEST]
+        zeros = np.array([zero_valued(labels) for labels in mine], dtype=bool)
         bodies = []
         for r in range(rounds):
             batch = Batch()
             values = rng.normal(50, 10, len(mine)).round(2)
+            values[zeros] = 0.0
             for labels, value in zip(mine, values.tolist(), strict=True):
                 batch.add(labels, t0_ms + r * 1000, value)
             bodies.append(encode_write_request(batch))
