@@ -9,6 +9,7 @@ import pytest
 from dcops.dashboard.overview import LOOKBACK_S, TEMP_HOT_C, fleet_overview
 from dcops.fleet.memory import MemoryInventory
 from dcops.fleet.model import Gpu, Lifecycle, Node, Rack, Room, Site
+from dcops.fleet.sync import upsert_all
 from dcops.simulation.fleet import SimulatedFleet
 from dcops.telemetry.model import Batch, Matcher, MatchOp, make_labels, name_matcher
 from dcops.telemetry.store import MemoryMetricsStore
@@ -18,17 +19,7 @@ STEP_MS = 15_000
 
 
 def register(inventory: MemoryInventory, objects: list[Site | Room | Rack | Node | Gpu]) -> None:
-    for obj in objects:
-        if isinstance(obj, Site):
-            inventory.add_site(obj)
-        elif isinstance(obj, Room):
-            inventory.add_room(obj)
-        elif isinstance(obj, Rack):
-            inventory.add_rack(obj)
-        elif isinstance(obj, Node):
-            inventory.add_node(obj)
-        else:
-            inventory.add_gpu(obj)
+    upsert_all(inventory, objects)
 
 
 @pytest.fixture

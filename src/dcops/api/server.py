@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvicorn
@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 
 from dcops.access.model import Role
 from dcops.api.app import create_app
-from dcops.core.errors import NotFound
 from dcops.settings import AgentSettings
 from dcops.wiring import AGENT_TOKEN_FILE, Services, ensure_token_file
 
@@ -47,41 +46,18 @@ async def _every(interval_s: float, stop: asyncio.Event, work: Callable[[], None
 
 
 def _demo_loop(services: Services, stop: asyncio.Event) -> asyncio.Task[None]:
+    from dcops.fleet.sync import upsert_all
     from dcops.simulation.fleet import SimulatedFleet
 
     demo = services.settings.demo
     fleet = SimulatedFleet(racks=demo.racks, nodes_per_rack=demo.nodes_per_rack,
                            gpus_per_node=demo.gpus_per_node, seed=demo.seed)
-    register_demo_inventory(services, fleet.inventory_objects())
+    upsert_all(services.inventory, fleet.inventory_objects())
 
     def tick() -> None:
         services.ingestor.accept(fleet.tick(int(services.clock.now() * 1000)), "demo")
 
     return asyncio.create_task(_every(demo.interval_s, stop, tick, "simulated fleet"))
-
-
-def register_demo_inventory(services: Services, objects: Sequence[object]) -> None:
-    """Upsert the simulated fleet's sites, rooms, racks, nodes and GPUs."""
-    from dcops.fleet.model import Gpu, Node, Rack, Room, Site
-
-    inv = services.inventory
-    for obj in objects:
-        if isinstance(obj, Site):
-            inv.upsert_site(obj)
-        elif isinstance(obj, Room):
-            inv.upsert_room(obj)
-        elif isinstance(obj, Rack):
-            inv.upsert_rack(obj)
-        elif isinstance(obj, Node):
-            try:
-                existing = inv.get_node(obj.name)
-            except NotFound:  # first start
-                inv.upsert_node(obj)
-            else:  # keep a lifecycle state an operator set
-                inv.upsert_node(Node(obj.name, obj.rack, existing.state, obj.gpu_model,
-                                     obj.gpu_count, obj.labels, existing.last_seen))
-        elif isinstance(obj, Gpu):
-            inv.upsert_gpu(obj)
 
 
 def _agent_thread(services: Services, base_url: str, stop: threading.Event) -> threading.Thread:
