@@ -122,3 +122,22 @@ def test_configured_exporters_are_scraped(tmp_path: Path, node_exporter_url: str
             assert up[0]["value"] == 1.0 and up[0]["labels"]["rack"] == "r07"
     finally:
         server.stop()
+
+
+@pytest.mark.engines
+def test_state_in_postgresql_by_url(tmp_path: Path, postgres_url: str) -> None:
+    config = tmp_path / "dcops.yaml"
+    config.write_text(f"storage:\n  state_url: {postgres_url}\n")
+    server = DcopsProcess(tmp_path / "data", args=["--config", str(config)]).start()
+    try:
+        with server.client() as client:
+            assert client.post("/api/v1/sites", json={"name": "pg-site"}).status_code == 201
+    finally:
+        assert server.interrupt() == 0
+    assert not (tmp_path / "data" / "state.db").exists()
+    server = DcopsProcess(tmp_path / "data", args=["--config", str(config)]).start()
+    try:
+        with server.client() as client:
+            assert [s["name"] for s in client.get("/api/v1/sites").json()] == ["pg-site"]
+    finally:
+        server.stop()
