@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import random
+import struct
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cramjam
@@ -14,8 +17,12 @@ import pytest
 
 from dcops.core.errors import Invalid
 from dcops.telemetry import prompb
-from dcops.telemetry.model import Batch, Labels, make_labels
-from dcops.telemetry.remote_write import decode_write_request, encode_write_request
+from dcops.telemetry.model import Batch, Labels, labels_from_pairs, make_labels
+from dcops.telemetry.remote_write import (
+    _one_sample_each,
+    decode_write_request,
+    encode_write_request,
+)
 from tests.fixtures.engines import free_port, wait_for
 from tests.fixtures.prometheus import SELF_SCRAPE_CONFIG, PrometheusFactory, PrometheusServer
 
@@ -197,3 +204,185 @@ remote_write:
     labels, ts, value = up[0]
     assert labels["job"] == "prometheus" and labels["instance"].startswith("127.0.0.1:")
     assert value == 1.0 and abs(ts - time.time() * 1000) < 60_000
+
+
+# --- the fast path (labels then one sample per series) against the library's own parse ---
+
+STALE_NAN: float = struct.unpack("<d", (0x7FF0000000000002).to_bytes(8, "little"))[0]
+"""Prometheus' stale marker: a NaN whose exact bits mean "series gone"."""
+
+
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, content: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(content)) + content
+
+
+@dataclass
+class _Series:
+    """One TimeSeries as raw wire pieces, so that tests choose the field order."""
+
+    labels: list[tuple[str, str]]
+    samples: list[tuple[int, float]]
+    labels_last: bool = False
+    extra: bytes = b""  # unknown fields (exemplars, histograms) written between
+
+    def wire(self) -> bytes:
+        labels = b"".join(_field(1, prompb.Label(name=k, value=v).SerializeToString())
+                          for k, v in self.labels)
+        samples = b"".join(_field(2, prompb.Sample(value=v, timestamp=t).SerializeToString())
+                           for t, v in self.samples)
+        return samples + self.extra + labels if self.labels_last else labels + self.extra + samples
+
+
+def _body(series: list[_Series], extra: bytes = b"") -> bytes:
+    raw = b"".join(_field(1, s.wire()) for s in series) + extra
+    return bytes(cramjam.snappy.compress_raw(raw))
+
+
+def _reference(body: bytes) -> list[tuple[Labels, int, bytes]]:
+    """Every sample in wire order, decoded the slow obvious way with the full message."""
+    request = prompb.WriteRequest.FromString(bytes(cramjam.snappy.decompress_raw(body)))
+    return [(labels_from_pairs((label.name, label.value) for label in ts.labels),
+             sample.timestamp, struct.pack("<d", sample.value))
+            for ts in request.timeseries for sample in ts.samples]
+
+
+def _decoded(batch: Batch) -> list[tuple[Labels, int, bytes]]:
+    assert len(set(batch.labels)) == len(batch.labels)
+    assert all(type(ts) is int for ts in batch.ts_ms)
+    assert all(type(v) is float for v in batch.values)
+    return [(labels, ts, struct.pack("<d", v)) for labels, ts, v in batch.samples()]
+
+
+def _fast_path_taken(body: bytes) -> bool:
+    raw = bytes(cramjam.snappy.decompress_raw(body))
+    return _one_sample_each(raw, prompb.RawSeriesRequest.FromString(raw).timeseries) is not None
+
+
+SPECIAL_VALUES: list[float] = [0.0, -0.0, 1.0, -2.5, math.nan, STALE_NAN, math.inf, -math.inf,
+                               5e-324, 1.7976931348623157e308, 12.5]
+SPECIAL_TIMES = [0, 1, -1, -T0, T0, 127, 128, 2**62, 2**63 - 1, -(2**63)]
+
+
+def _prometheus_like(values: list[float], times: list[int], run: str) -> list[_Series]:
+    return [_Series([("__name__", "DCGM_FI_DEV_XID_ERRORS"), ("gpu", str(n)), ("run", run)],
+                    [(t, v)]) for n, (t, v) in enumerate(zip(times, values, strict=True))]
+
+
+@pytest.mark.parametrize("value", SPECIAL_VALUES)
+@pytest.mark.parametrize("ts", SPECIAL_TIMES)
+def test_one_sample_per_series_decodes_exactly_on_the_fast_path(value: float, ts: int) -> None:
+    for run in ("new", "new"):  # first unseen series, then cached ones
+        series = _prometheus_like([value, 3.0, 0.0], [ts, T0, ts], f"{run}-{value}-{ts}")
+        body = _body(series)
+        assert _decoded(decode_write_request(body)) == _reference(body)
+        assert _fast_path_taken(body)
+
+
+def test_stale_marker_keeps_its_exact_bits() -> None:
+    body = _body(_prometheus_like([STALE_NAN, 1.0], [T0, T0], "stale"))
+    value = decode_write_request(body).values[0]
+    assert struct.pack("<d", value) == (0x7FF0000000000002).to_bytes(8, "little")
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        # labels written after the sample
+        [_Series([("__name__", "a")], [(T0, 1.0)], labels_last=True),
+         _Series([("__name__", "b")], [(T0, 2.0)])],
+        # an unknown field (an exemplar) between labels and samples
+        [_Series([("__name__", "a")], [(T0, 1.0)], extra=_field(3, b"\x10\x05"))],
+        # several samples, none, and one sample per series in one request
+        [_Series([("__name__", "a")], [(T0, 1.0), (T0 + 1, 0.0)]),
+         _Series([("__name__", "b")], []), _Series([("__name__", "c")], [(T0, 0.0)])],
+        # a histogram-only series (field 4) among plain ones
+        [_Series([("__name__", "h")], [], extra=_field(4, b"\x08\x01")),
+         _Series([("__name__", "a")], [(0, 0.0)])],
+        # the same series twice in one request, with labels in another order
+        [_Series([("__name__", "a"), ("gpu", "0")], [(T0, 1.0)]),
+         _Series([("gpu", "0"), ("__name__", "a")], [(T0 + 1, 2.0)]),
+         _Series([("__name__", "a"), ("gpu", "0")], [(T0 + 2, 0.0)])],
+        # a label value that looks like a sample field at the end of the series
+        [_Series([("__name__", "a"), ("x", "\x12\x00")], [])],
+        [_Series([("__name__", "a"), ("x", "\x12\x02\x10\x05")], [])],
+    ],
+)
+def test_irregular_series_decode_exactly(series: list[_Series]) -> None:
+    body = _body(series)
+    assert _decoded(decode_write_request(body)) == _reference(body)
+    assert _decoded(decode_write_request(body)) == _reference(body)  # now cached
+
+
+def test_unknown_top_level_fields_decode_exactly() -> None:
+    series = _prometheus_like([1.0, 0.0], [T0, T0], "meta")
+    body = _body(series, extra=_field(3, b"\x0a\x01m"))  # WriteRequest.metadata
+    assert _decoded(decode_write_request(body)) == _reference(body)
+    assert not _fast_path_taken(body)
+
+
+def test_duplicate_series_share_one_label_set_on_the_fast_path() -> None:
+    series = _prometheus_like([1.0, 2.0], [T0, T0], "dup")
+    body = _body(series + series[:1])
+    decoded = decode_write_request(body)
+    assert _fast_path_taken(body)
+    assert decoded.series_index == [0, 1, 0] and len(decoded.labels) == 2
+    assert _decoded(decoded) == _reference(body)
+
+
+def test_prometheus_shaped_bodies_with_zeros_take_the_fast_path() -> None:
+    batch = Batch()
+    for g in range(64):
+        labels = make_labels("DCGM_FI_DEV_GPU_UTIL", {"gpu": str(g), "node": "fast"})
+        batch.add(labels, T0, 0.0 if g % 4 == 0 else float(g))
+    body = encode_write_request(batch)
+    assert _fast_path_taken(body)
+    assert as_set(decode_write_request(body)) == as_set(batch)
+
+
+def _random_series(rng: random.Random) -> _Series:
+    labels = [("__name__", rng.choice(["up", "gpu_temp", "DCGM_FI_DEV_XID_ERRORS"]))]
+    for name in rng.sample(["gpu", "node", "zz"], rng.randint(0, 3)):
+        labels.append((name, rng.choice(["0", "1", "n1", "\x12\x02\x10\x05", "\x09", "é",
+                                         str(rng.getrandbits(20))])))
+
+    def value() -> float:
+        if rng.random() < 0.5:
+            return rng.choice(SPECIAL_VALUES)
+        drawn: float = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+        return drawn
+
+    def ts() -> int:
+        return rng.choice(SPECIAL_TIMES) if rng.random() < 0.5 else rng.randint(-(2**63),
+                                                                                2**63 - 1)
+
+    count = 1 if rng.random() < 0.6 else rng.randint(0, 3)
+    return _Series(labels, [(ts(), value()) for _ in range(count)],
+                   labels_last=rng.random() < 0.1,
+                   extra=rng.choice([b""] * 8 + [_field(3, b"\x10\x05"), _field(9, b"")]))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_requests_decode_like_the_full_message(seed: int) -> None:
+    """Many random requests (with repeats, so cached and new series mix) against the
+    library's own parse: every sample, bit for bit, in wire order."""
+    rng = random.Random(seed)
+    seen: list[_Series] = []
+    for _ in range(60):
+        series = [rng.choice(seen) if seen and rng.random() < 0.4 else _random_series(rng)
+                  for _ in range(rng.randint(0, 10))]
+        seen.extend(series)
+        body = _body(series, rng.choice([b""] * 9 + [_field(3, b"")]))
+        assert _decoded(decode_write_request(body)) == _reference(body)
