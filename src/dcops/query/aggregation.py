@@ -1,0 +1,81 @@
+"""Aggregation operators (``sum by (rack) (...)``) over instant vectors, all steps at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dcops.query.result import QueryError
+from dcops.query.vector import BoolArray, FloatArray, Series, Vector, merge_same_labels
+from dcops.query.window import quantile_sorted
+from dcops.telemetry.model import Labels
+
+SIMPLE = {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "quantile"}
+SELECTING = {"topk", "bottomk"}
+
+
+def group_key(labels: Labels, names: list[str], without: bool) -> Labels:
+    if without:
+        drop = set(names) | {"__name__"}
+        return tuple(p for p in labels if p[0] not in drop)
+    keep = set(names)
+    return tuple(p for p in labels if p[0] in keep)
+
+
+def _reduce(op: str, vals: FloatArray, present: BoolArray, param: FloatArray | None) -> FloatArray:
+    count = present.sum(axis=0)
+    with np.errstate(all="ignore"):
+        if op == "sum":
+            return np.asarray(np.sum(vals, axis=0, where=present), dtype=np.float64)
+        if op == "count":
+            return np.asarray(count, dtype=np.float64)
+        if op == "group":
+            return np.ones(vals.shape[1])
+        if op == "avg":
+            return np.asarray(np.sum(vals, axis=0, where=present) / count, dtype=np.float64)
+        if op == "min":
+            return np.asarray(np.fmin.reduce(vals, axis=0, where=present, initial=np.nan))
+        if op == "max":
+            return np.asarray(np.fmax.reduce(vals, axis=0, where=present, initial=np.nan))
+        if op in ("stddev", "stdvar"):
+            mean = np.sum(vals, axis=0, where=present) / count
+            var = np.sum((vals - mean) ** 2, axis=0, where=present) / count
+            return np.asarray(np.sqrt(var) if op == "stddev" else var, dtype=np.float64)
+    assert param is not None  # quantile: checked by the caller
+    ordered = np.sort(np.where(present, vals, np.inf), axis=0).T
+    return quantile_sorted(ordered, count, param)
+
+
+def aggregate(op: str, vector: Vector, names: list[str], without: bool,
+              param: FloatArray | None, steps: int) -> Vector:
+    """Evaluate aggregation `op` grouping by (or without) `names`."""
+    groups: dict[Labels, list[Series]] = {}
+    for s in vector.series:
+        groups.setdefault(group_key(s.labels, names, without), []).append(s)
+    out: list[Series] = []
+    for key, members in sorted(groups.items()):
+        vals = np.stack([m.values for m in members]) if members else np.zeros((0, steps))
+        present = np.stack([m.present for m in members])
+        if op in SELECTING:
+            out.extend(_select(op, members, vals, present, param))
+            continue
+        if op == "quantile" and param is None:
+            raise QueryError("bad_data", "quantile needs a parameter")
+        values = _reduce(op, vals, present, param)
+        out.append(Series(key, values, np.asarray(present.any(axis=0), dtype=np.bool_)))
+    return Vector(merge_same_labels(out) if op in SELECTING else out)
+
+
+def _select(op: str, members: list[Series], vals: FloatArray, present: BoolArray,
+            param: FloatArray | None) -> list[Series]:
+    if param is None:
+        raise QueryError("bad_data", f"{op} needs a parameter")
+    k = np.floor(param)
+    key = np.where(np.isnan(vals), -np.inf, vals) if op == "topk" else \
+        np.where(np.isnan(vals), np.inf, vals)
+    key = np.where(present, key if op == "topk" else -key, -np.inf)
+    key = np.where(present & np.isnan(vals), -np.finfo(np.float64).max, key)
+    order = np.argsort(-key, axis=0, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(len(members))[:, None].repeat(vals.shape[1], 1), 0)
+    chosen = present & (rank < k[None, :])
+    return [Series(m.labels, m.values, chosen[i]) for i, m in enumerate(members)]

@@ -1,0 +1,177 @@
+"""Binary operators: arithmetic, comparison and set operators with Prometheus's vector matching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dcops.query.result import QueryError
+from dcops.query.vector import (
+    FloatArray,
+    Scalar,
+    Series,
+    Vector,
+    describe,
+    drop_name,
+    merge_same_labels,
+)
+from dcops.telemetry.model import Labels
+
+ARITHMETIC = {"+", "-", "*", "/", "%", "^", "atan2"}
+NAME_DROPPING = ARITHMETIC - {"atan2"}
+"""Prometheus 2.x keeps the metric name through ``atan2``, as it does comparisons."""
+COMPARISON = {"==", "!=", ">", "<", ">=", "<="}
+SET = {"and", "or", "unless"}
+
+
+@dataclass(frozen=True, slots=True)
+class Matching:
+    """How two vectors' series are paired: ``on``/``ignoring`` labels and ``group_x``."""
+
+    card: str  # "one-to-one", "many-to-one", "one-to-many", "many-to-many"
+    on: bool
+    labels: tuple[str, ...]
+    include: tuple[str, ...]
+    return_bool: bool
+
+
+def apply(op: str, lhs: FloatArray, rhs: FloatArray) -> FloatArray:
+    """`op` elementwise; comparisons give 1.0 where true and 0.0 where false."""
+    with np.errstate(all="ignore"):
+        if op == "+":
+            return lhs + rhs
+        if op == "-":
+            return lhs - rhs
+        if op == "*":
+            return lhs * rhs
+        if op == "/":
+            return lhs / rhs
+        if op == "%":
+            return np.fmod(lhs, rhs)
+        if op == "^":
+            return np.power(lhs, rhs)
+        if op == "atan2":
+            return np.arctan2(lhs, rhs)
+        table = {"==": np.equal, "!=": np.not_equal, ">": np.greater, "<": np.less,
+                 ">=": np.greater_equal, "<=": np.less_equal}
+        return np.asarray(table[op](lhs, rhs), dtype=np.float64)
+
+
+def scalar_scalar(op: str, lhs: Scalar, rhs: Scalar) -> Scalar:
+    return Scalar(apply(op, lhs.values, rhs.values))
+
+
+def vector_scalar(op: str, vec: Vector, scalar: Scalar, *, scalar_left: bool,
+                  return_bool: bool) -> Vector:
+    out = []
+    for s in vec.series:
+        lv, rv = (scalar.values, s.values) if scalar_left else (s.values, scalar.values)
+        result = apply(op, lv, rv)
+        labels = s.labels
+        present = s.present
+        if op in COMPARISON and not return_bool:
+            present = present & (result == 1.0)
+            result = s.values
+        if op in NAME_DROPPING or return_bool:
+            labels = drop_name(labels)
+        out.append(Series(labels, result, present))
+    return Vector(merge_same_labels(out))
+
+
+def signature(labels: Labels, m: Matching) -> Labels:
+    if m.on:
+        keep = set(m.labels)
+        return tuple(p for p in labels if p[0] in keep)
+    drop = set(m.labels) | {"__name__"}
+    return tuple(p for p in labels if p[0] not in drop)
+
+
+def _groups(series: list[Series], m: Matching) -> dict[Labels, list[Series]]:
+    out: dict[Labels, list[Series]] = {}
+    for s in series:
+        out.setdefault(signature(s.labels, m), []).append(s)
+    return out
+
+
+def _require_unique(groups: dict[Labels, list[Series]], side: str, one_to_one: bool) -> None:
+    for sig, members in groups.items():
+        if len(members) > 1 and (np.stack([s.present for s in members]).sum(axis=0) > 1).any():
+            if one_to_one and side == "left":
+                raise QueryError("execution", "multiple matches for labels: many-to-one "
+                                 "matching must be explicit (group_left/group_right)")
+            raise QueryError("execution", f"found duplicate series for the match group "
+                             f"{describe(sig)} on the {side} hand-side of the operation; "
+                             "many-to-many matching not allowed: matching labels must be "
+                             "unique on one side")
+
+
+def _result_labels(many: Labels, one: Labels, op: str, m: Matching) -> Labels:
+    pairs = dict(many)
+    if op in NAME_DROPPING or m.return_bool:
+        pairs.pop("__name__", None)
+    if m.card == "one-to-one":
+        if m.on:
+            pairs = {k: v for k, v in pairs.items() if k in m.labels}
+        else:
+            for name in m.labels:
+                pairs.pop(name, None)
+    one_pairs = dict(one)
+    for name in m.include:
+        if one_pairs.get(name, ""):
+            pairs[name] = one_pairs[name]
+        else:
+            pairs.pop(name, None)
+    return tuple(sorted(pairs.items()))
+
+
+def vector_vector(op: str, lhs: Vector, rhs: Vector, m: Matching) -> Vector:
+    if op in SET:
+        return _set_op(op, lhs, rhs, m)
+    swap = m.card == "one-to-many"
+    many, one = (rhs, lhs) if swap else (lhs, rhs)
+    one_groups = _groups(one.series, m)
+    _require_unique(one_groups, "left" if swap else "right", False)
+    if m.card == "one-to-one":
+        _require_unique(_groups(many.series, m), "left", True)
+    out = []
+    for ms in many.series:
+        for os_ in one_groups.get(signature(ms.labels, m), []):
+            present = ms.present & os_.present
+            lv, rv = (os_.values, ms.values) if swap else (ms.values, os_.values)
+            result = apply(op, lv, rv)
+            if op in COMPARISON and not m.return_bool:
+                present = present & (result == 1.0)
+                result = lv
+            out.append(Series(_result_labels(ms.labels, os_.labels, op, m), result, present))
+    try:
+        return Vector(merge_same_labels(out))
+    except QueryError:
+        raise QueryError("execution", "multiple matches for labels: grouping labels must "
+                         "ensure unique matches") from None
+
+
+def _set_op(op: str, lhs: Vector, rhs: Vector, m: Matching) -> Vector:
+    def presence(series: list[Series]) -> dict[Labels, np.ndarray]:
+        out: dict[Labels, np.ndarray] = {}
+        for s in series:
+            sig = signature(s.labels, m)
+            out[sig] = out[sig] | s.present if sig in out else s.present
+        return out
+
+    right = presence(rhs.series)
+    if op in ("and", "unless"):
+        result = []
+        for s in lhs.series:
+            hit = right.get(signature(s.labels, m))
+            mask = np.zeros_like(s.present) if hit is None else hit
+            keep = s.present & (mask if op == "and" else ~mask)
+            result.append(Series(s.labels, s.values, keep))
+        return Vector([s for s in result if s.present.any()])
+    left = presence(lhs.series)
+    extra = []
+    for s in rhs.series:
+        hit = left.get(signature(s.labels, m))
+        keep = s.present if hit is None else s.present & ~hit
+        extra.append(Series(s.labels, s.values, keep))
+    return Vector(merge_same_labels([*lhs.series, *extra]))

@@ -1,0 +1,148 @@
+"""PromQL function calls: range functions, elementwise math, time(), vector(), scalar()."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import promql_parser as pp
+
+from dcops.query import window
+from dcops.query.result import QueryError
+from dcops.query.vector import (
+    FloatArray,
+    Scalar,
+    Series,
+    Value,
+    Vector,
+    drop_name,
+    merge_same_labels,
+)
+
+if TYPE_CHECKING:
+    from dcops.query.engine import _Evaluation
+
+RATES = {
+    "rate": (True, True),
+    "increase": (True, False),
+    "delta": (False, False),
+}
+
+ELEMENTWISE: dict[str, Callable[[FloatArray], FloatArray]] = {
+    "abs": np.abs,
+    "ceil": np.ceil,
+    "floor": np.floor,
+    "sqrt": np.sqrt,
+    "exp": np.exp,
+    "ln": np.log,
+    "log2": np.log2,
+    "log10": np.log10,
+}
+
+
+def call(ev: _Evaluation, expr: Any) -> Value:
+    """Evaluate the function call `expr`."""
+    name = str(expr.func.name)
+    args = list(expr.args)
+    if name in RATES or name in ("irate", "idelta") or name in window.OVER_TIME \
+            or name in ("last_over_time", "quantile_over_time"):
+        return _range_function(ev, name, args)
+    with np.errstate(all="ignore"):
+        if name in ELEMENTWISE:
+            vec = ev.eval_vector(args[0], f"call to function {name}")
+            fn = ELEMENTWISE[name]
+            return _map(vec, lambda v: fn(v))
+        if name == "round":
+            vec = ev.eval_vector(args[0], "call to function round")
+            to = ev.eval_scalar(args[1], "call to function round").values if len(args) > 1 \
+                else np.ones(ev.steps)
+            inverse = 1.0 / to
+            return _map(vec, lambda v: np.floor(v * inverse + 0.5) / inverse)
+        if name in ("clamp", "clamp_min", "clamp_max"):
+            return _clamp(ev, name, args)
+    if name == "time":
+        return Scalar(ev.grid / 1000.0)
+    if name == "vector":
+        s = ev.eval_scalar(args[0], "call to function vector")
+        return Vector([Series((), s.values, np.ones(ev.steps, dtype=np.bool_))])
+    if name == "scalar":
+        vec = ev.eval_vector(args[0], "call to function scalar")
+        if not vec.series:
+            return Scalar(np.full(ev.steps, np.nan))
+        present = np.stack([s.present for s in vec.series])
+        values = np.stack([s.values for s in vec.series])
+        one = present.sum(axis=0) == 1
+        picked = np.sum(values, axis=0, where=present)
+        return Scalar(np.where(one, picked, np.nan))
+    if name == "timestamp":
+        return _timestamp(ev, args[0])
+    raise QueryError("bad_data", f"unsupported: function {name}")
+
+
+def _map(vec: Vector, fn: Callable[[FloatArray], FloatArray]) -> Vector:
+    return Vector(merge_same_labels(
+        [Series(drop_name(s.labels), fn(s.values), s.present) for s in vec.series]))
+
+
+def _clamp(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
+    vec = ev.eval_vector(args[0], f"call to function {name}")
+    bounds = [ev.eval_scalar(a, f"call to function {name}").values for a in args[1:]]
+    if name == "clamp_min":
+        return _map(vec, lambda v: np.maximum(bounds[0], v))
+    if name == "clamp_max":
+        return _map(vec, lambda v: np.minimum(bounds[0], v))
+    low, high = bounds
+    valid = ~(high < low)
+    out = _map(vec, lambda v: np.maximum(low, np.minimum(high, v)))
+    return Vector([Series(s.labels, s.values, s.present & valid) for s in out.series])
+
+
+def _timestamp(ev: _Evaluation, arg: Any) -> Vector:
+    inner = arg
+    while isinstance(inner, pp.ParenExpr):
+        inner = inner.expr
+    if isinstance(inner, pp.VectorSelector):
+        times = ev.eval_times(inner)
+        lookback = ev.engine.lookback_delta_ms
+        vec = ev.vector_selector(inner)
+        data = ev.select(inner, int(times.min()) - lookback, int(times.max()))
+        stamps = {sd.labels: sd.ts_ms for sd in data}
+        out = []
+        for s in vec.series:
+            ts = stamps[s.labels]
+            idx = np.clip(np.searchsorted(ts, times, side="right") - 1, 0, None)
+            out.append(Series(drop_name(s.labels), ts[idx] / 1000.0, s.present))
+        return Vector(merge_same_labels(out))
+    vec = ev.eval_vector(arg, "call to function timestamp")
+    return _map(vec, lambda v: ev.grid / 1000.0)
+
+
+def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
+    matrix = args[-1]
+    while isinstance(matrix, pp.ParenExpr):
+        matrix = matrix.expr
+    if isinstance(matrix, pp.SubqueryExpr):
+        raise QueryError("bad_data", f"unsupported: subquery in call to function {name}")
+    if not isinstance(matrix, pp.MatrixSelector):
+        raise QueryError("bad_data", f"expected type range vector in call to function "
+                         f"{name}")
+    q = ev.eval_scalar(args[0], f"call to function {name}").values \
+        if name == "quantile_over_time" else None
+    data, times, range_ms = ev.range_data(matrix)
+    out = []
+    for sd in data:
+        w = window.Windows(sd.ts_ms, sd.values, times, range_ms)
+        ev.count_samples(int(w.count.sum()))
+        if name in RATES:
+            counter, per_second = RATES[name]
+            values, ok = window.extrapolated_rate(w, counter=counter, per_second=per_second)
+        elif name in ("irate", "idelta"):
+            values, ok = window.instant_rate(w, per_second=name == "irate")
+        elif q is not None:
+            values, ok = window.quantile_over_time(q, w)
+        else:
+            values, ok = window.over_time(name, w)
+        labels = sd.labels if name == "last_over_time" else drop_name(sd.labels)
+        out.append(Series(labels, np.asarray(values, dtype=np.float64), ok))
+    return Vector(merge_same_labels(out))

@@ -1,0 +1,85 @@
+"""Values inside the evaluator: every expression is evaluated at all steps of the grid at once.
+
+An instant vector is a list of series, each with one value per step and a mask of the steps
+at which it has a sample; a scalar is one value per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from dcops.query.result import QueryError
+from dcops.telemetry.model import Labels, format_labels
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+STALE_NAN_BITS = 0x7FF0000000000002
+"""Prometheus's staleness marker: a NaN with this exact bit pattern ends a series."""
+
+
+def is_stale(values: FloatArray) -> BoolArray:
+    return np.asarray(values.view(np.uint64) == STALE_NAN_BITS, dtype=np.bool_)
+
+
+@dataclass(slots=True)
+class Series:
+    """One series of an instant vector over the step grid."""
+
+    labels: Labels
+    values: FloatArray
+    present: BoolArray
+
+
+@dataclass(slots=True)
+class Vector:
+    """An instant vector evaluated at every step."""
+
+    series: list[Series]
+
+
+@dataclass(slots=True)
+class Scalar:
+    """A scalar evaluated at every step."""
+
+    values: FloatArray
+
+
+@dataclass(slots=True)
+class String:
+    """A string literal."""
+
+    value: str
+
+
+Value = Vector | Scalar | String
+
+
+def drop_name(labels: Labels) -> Labels:
+    return tuple(p for p in labels if p[0] != "__name__")
+
+
+def merge_same_labels(series: list[Series]) -> list[Series]:
+    """Join series whose labels became equal; Prometheus refuses if they overlap in a step."""
+    by_labels: dict[Labels, Series] = {}
+    for s in series:
+        if not s.present.any():
+            continue
+        seen = by_labels.get(s.labels)
+        if seen is None:
+            by_labels[s.labels] = Series(s.labels, s.values.copy(), s.present.copy())
+            continue
+        if (seen.present & s.present).any():
+            raise QueryError("execution", "vector cannot contain metrics with the same labelset")
+        seen.values = np.where(s.present, s.values, seen.values)
+        seen.present = seen.present | s.present
+    return list(by_labels.values())
+
+
+def describe(labels: Labels) -> str:
+    return format_labels(labels) if any(k == "__name__" for k, _ in labels) else \
+        "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + "}"

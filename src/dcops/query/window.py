@@ -1,0 +1,158 @@
+"""Functions over range vectors (``rate``, ``*_over_time``), vectorized across all steps.
+
+For one series, each step t looks at the samples with timestamps in ``[t - range, t]``
+(both ends included, as Prometheus 2.x does); ``np.searchsorted`` finds every step's
+window at once, and window contents are gathered into a steps-by-samples matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from dcops.query.vector import BoolArray, FloatArray, IntArray
+
+WindowResult = tuple[FloatArray, BoolArray]
+
+
+class Windows:
+    """The samples of one series that each step's range selects."""
+
+    def __init__(self, ts: IntArray, values: FloatArray, ends: IntArray, range_ms: int) -> None:
+        self.ts = ts
+        self.values = values
+        self.range_ms = range_ms
+        self.ends = ends
+        self.lo = np.searchsorted(ts, ends - range_ms, side="left").astype(np.int64)
+        self.hi = np.searchsorted(ts, ends, side="right").astype(np.int64)
+        self.count = self.hi - self.lo
+
+    def matrix(self) -> tuple[FloatArray, BoolArray]:
+        """Window values as a (steps, longest window) matrix and the mask of real entries."""
+        width = int(self.count.max()) if len(self.count) else 0
+        idx = self.lo[:, None] + np.arange(max(width, 1), dtype=np.int64)[None, :]
+        mask = idx < self.hi[:, None]
+        safe = np.clip(idx, 0, max(len(self.values) - 1, 0))
+        vals = self.values[safe] if len(self.values) else np.zeros(idx.shape)
+        return vals, mask
+
+
+def extrapolated_rate(w: Windows, *, counter: bool, per_second: bool) -> WindowResult:
+    """rate / increase / delta: Prometheus's extrapolation to the edges of the range."""
+    ok = w.count >= 2
+    if not len(w.values):
+        return np.full(len(w.ends), np.nan), ok
+    first = np.clip(w.lo, 0, len(w.values) - 1)
+    last = np.clip(w.hi - 1, 0, len(w.values) - 1)
+    result = w.values[last] - w.values[first]
+    if counter:
+        prev = np.concatenate(([0.0], w.values[:-1]))
+        drops = np.where(w.values < prev, prev, 0.0)
+        drops[0] = 0.0
+        cum = np.cumsum(drops)
+        result = result + (cum[last] - cum[first])
+    with np.errstate(all="ignore"):
+        t_first = w.ts[first].astype(np.float64)
+        t_last = w.ts[last].astype(np.float64)
+        to_start = (t_first - (w.ends - w.range_ms)) / 1000.0
+        to_end = (w.ends - t_last) / 1000.0
+        sampled = (t_last - t_first) / 1000.0
+        average = sampled / (w.count - 1)
+        if counter:
+            to_zero = sampled * (w.values[first] / result)
+            use_zero = (result > 0) & (w.values[first] >= 0) & (to_zero < to_start)
+            to_start = np.where(use_zero, to_zero, to_start)
+        threshold = average * 1.1
+        interval = sampled + np.where(to_start < threshold, to_start, average / 2)
+        interval = interval + np.where(to_end < threshold, to_end, average / 2)
+        factor = interval / sampled
+        if per_second:
+            factor = factor / (w.range_ms / 1000.0)
+        result = result * factor
+    return result, ok
+
+
+def instant_rate(w: Windows, *, per_second: bool) -> WindowResult:
+    """irate / idelta: from the last two samples of each window."""
+    ok = w.count >= 2
+    if not len(w.values):
+        return np.full(len(w.ends), np.nan), ok
+    last = np.clip(w.hi - 1, 0, len(w.values) - 1)
+    prev = np.clip(w.hi - 2, 0, len(w.values) - 1)
+    lv, pv = w.values[last], w.values[prev]
+    if per_second:
+        result = np.where(lv < pv, lv, lv - pv)
+        with np.errstate(all="ignore"):
+            result = result / ((w.ts[last] - w.ts[prev]) / 1000.0)
+    else:
+        result = lv - pv
+    return result, ok
+
+
+def _sum(vals: FloatArray, mask: BoolArray) -> FloatArray:
+    return np.asarray(np.sum(vals, axis=1, where=mask), dtype=np.float64)
+
+
+def _avg(vals: FloatArray, mask: BoolArray) -> FloatArray:
+    with np.errstate(all="ignore"):
+        return np.asarray(_sum(vals, mask) / mask.sum(axis=1), dtype=np.float64)
+
+
+def _var(vals: FloatArray, mask: BoolArray) -> FloatArray:
+    mean = _avg(vals, mask)
+    with np.errstate(all="ignore"):
+        return np.asarray(_sum((vals - mean[:, None]) ** 2, mask) / mask.sum(axis=1),
+                          dtype=np.float64)
+
+
+def _min(vals: FloatArray, mask: BoolArray) -> FloatArray:
+    return np.asarray(np.fmin.reduce(vals, axis=1, where=mask, initial=np.nan))
+
+
+def _max(vals: FloatArray, mask: BoolArray) -> FloatArray:
+    return np.asarray(np.fmax.reduce(vals, axis=1, where=mask, initial=np.nan))
+
+
+OVER_TIME: dict[str, Callable[[FloatArray, BoolArray], FloatArray]] = {
+    "sum_over_time": _sum,
+    "avg_over_time": _avg,
+    "min_over_time": _min,
+    "max_over_time": _max,
+    "count_over_time": lambda v, m: m.sum(axis=1).astype(np.float64),
+    "present_over_time": lambda v, m: np.ones(len(v)),
+    "stdvar_over_time": _var,
+    "stddev_over_time": lambda v, m: np.sqrt(_var(v, m)),
+}
+
+
+def over_time(name: str, w: Windows) -> WindowResult:
+    ok = w.count >= 1
+    if name == "last_over_time":
+        last = np.clip(w.hi - 1, 0, max(len(w.values) - 1, 0))
+        return (w.values[last] if len(w.values) else np.full(len(w.ends), np.nan)), ok
+    vals, mask = w.matrix()
+    return OVER_TIME[name](vals, mask), ok
+
+
+def quantile_sorted(sorted_vals: FloatArray, count: IntArray, q: FloatArray) -> FloatArray:
+    """Prometheus's quantile over each row's first `count` sorted values (linear interpolation)."""
+    n = count.astype(np.float64)
+    rank = q * (n - 1)
+    with np.errstate(all="ignore"):
+        lower = np.maximum(0, np.floor(rank))
+        upper = np.minimum(n - 1, lower + 1)
+        weight = rank - np.floor(rank)
+    rows = np.arange(len(sorted_vals))
+    width = sorted_vals.shape[1]
+    lo_i = np.clip(np.nan_to_num(lower), 0, width - 1).astype(np.int64)
+    up_i = np.clip(np.nan_to_num(upper), 0, width - 1).astype(np.int64)
+    out = sorted_vals[rows, lo_i] * (1 - weight) + sorted_vals[rows, up_i] * weight
+    out = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, out))
+    return np.asarray(np.where(count == 0, np.nan, out), dtype=np.float64)
+
+
+def quantile_over_time(q: FloatArray, w: Windows) -> WindowResult:
+    vals, mask = w.matrix()
+    ordered = np.sort(np.where(mask, vals, np.inf), axis=1)
+    return quantile_sorted(ordered, w.count, q), w.count >= 1

@@ -1,0 +1,119 @@
+"""Run PromQL queries against dcops's Engine and a real Prometheus and list where they differ."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dcops.query import Engine, QueryError
+
+CORPUS = Path(__file__).with_name("corpus.txt")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One query of the corpus, evaluated as an instant or a range query."""
+
+    query: str
+    kind: str  # "instant" or "range"
+
+
+def load_corpus() -> list[Case]:
+    cases = []
+    for line in CORPUS.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        prefix, _, rest = line.partition(" ")
+        if prefix == "i":
+            cases.append(Case(rest, "instant"))
+        elif prefix == "r":
+            cases.append(Case(rest, "range"))
+        else:
+            cases += [Case(line, "instant"), Case(line, "range")]
+    return cases
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.3f}"
+
+
+def prometheus_answer(client: httpx.Client, case: Case, at_ms: list[int],
+                      grid: tuple[int, int, int]) -> list[dict[str, Any]]:
+    """Prometheus's whole JSON reply to `case`: one per instant time, or one range reply."""
+    replies = []
+    if case.kind == "instant":
+        for t in at_ms:
+            params = {"query": case.query, "time": _seconds(t)}
+            replies.append(client.get("/api/v1/query", params=params).json())
+    else:
+        start, end, step = grid
+        replies.append(client.get("/api/v1/query_range", params={
+            "query": case.query, "start": _seconds(start), "end": _seconds(end),
+            "step": f"{step / 1000:g}"}).json())
+    return replies
+
+
+def engine_answer(engine: Engine, case: Case, at_ms: list[int],
+                  grid: tuple[int, int, int]) -> list[dict[str, Any]]:
+    """dcops's answers shaped like the HTTP API's replies."""
+    times: list[Any] = at_ms if case.kind == "instant" else [grid]
+    replies: list[dict[str, Any]] = []
+    for t in times:
+        try:
+            result = engine.instant(case.query, t) if case.kind == "instant" \
+                else engine.range(case.query, *t)
+            replies.append({"status": "success", "data": result.to_prometheus_json()})
+        except QueryError as exc:
+            replies.append({"status": "error", "errorType": exc.kind, "error": exc.message})
+    return replies
+
+
+def _same_value(a: str, b: str) -> bool:
+    x, y = float(a), float(b)
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    if x == y:
+        return a == b  # equal numbers must also be written alike
+    return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _points(item: dict[str, Any]) -> list[list[Any]]:
+    return item["values"] if "values" in item else [item["value"]]
+
+
+def differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two replies; empty when they agree."""
+    if theirs["status"] != "success" or ours["status"] != "success":
+        if ours["status"] == theirs["status"] and ours["errorType"] == theirs["errorType"]:
+            return []
+        return [f"status: ours {ours.get('errorType', 'success')} {ours.get('error', '')!r}, "
+                f"prometheus {theirs.get('errorType', 'success')} {theirs.get('error', '')!r}"]
+    a, b = ours["data"], theirs["data"]
+    if a["resultType"] != b["resultType"]:
+        return [f"type: ours {a['resultType']}, prometheus {b['resultType']}"]
+    if a["resultType"] in ("scalar", "string"):
+        ok = a["result"][0] == b["result"][0] and (
+            a["result"][1] == b["result"][1] if a["resultType"] == "string"
+            else _same_value(a["result"][1], b["result"][1]))
+        return [] if ok else [f"value: ours {a['result']}, prometheus {b['result']}"]
+    mine = {tuple(sorted(r["metric"].items())): _points(r) for r in a["result"]}
+    real = {tuple(sorted(r["metric"].items())): _points(r) for r in b["result"]}
+    out = []
+    for labels in sorted(set(mine) | set(real)):
+        if labels not in mine or labels not in real:
+            side = "prometheus" if labels not in mine else "dcops"
+            out.append(f"series {dict(labels)} only in {side}")
+            continue
+        p, q = mine[labels], real[labels]
+        if [t for t, _ in p] != [t for t, _ in q]:
+            out.append(f"series {dict(labels)}: timestamps differ ({len(p)} vs {len(q)} points,"
+                       f" first {p[:2]} vs {q[:2]})")
+            continue
+        bad = [(t, x, y) for (t, x), (_, y) in zip(p, q, strict=True) if not _same_value(x, y)]
+        if bad:
+            out.append(f"series {dict(labels)}: {len(bad)} values differ, e.g. {bad[:2]}")
+    return out

@@ -1,0 +1,88 @@
+"""The PromQL engine against a real Prometheus over the same hour of fleet data."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from dcops.query import Engine, QueryError
+from dcops.telemetry.remote_write import encode_write_request
+from dcops.telemetry.store import MemoryMetricsStore
+from tests.fixtures.prometheus import PrometheusFactory
+from tests.query.differential import (
+    differences,
+    engine_answer,
+    load_corpus,
+    prometheus_answer,
+)
+from tests.query.fleet_data import fleet_batches
+
+WRITE_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
+                 "X-Prometheus-Remote-Write-Version": "0.1.0"}
+
+
+@pytest.mark.engines
+def test_engine_answers_like_prometheus(prometheus_factory: PrometheusFactory) -> None:
+    server = prometheus_factory()
+    start_ms = (int(time.time()) // 60 - 62) * 60_000
+    store = MemoryMetricsStore()
+    for batch in fleet_batches(start_ms):
+        store.append(batch)
+        reply = httpx.post(f"{server.url}/api/v1/write", content=encode_write_request(batch),
+                           headers=WRITE_HEADERS, timeout=10.0)
+        assert reply.status_code == 204, reply.text
+    engine = Engine(store)
+    at_ms = [start_ms + 20 * 60_000 + 7_250, start_ms + 38 * 60_000, start_ms + 59 * 60_000 + 999]
+    grid = (start_ms + 4 * 60_000 + 500, start_ms + 61 * 60_000, 37_000)
+    cases = load_corpus()
+    assert len(cases) >= 100
+    failures = []
+    client = httpx.Client(base_url=server.url, timeout=10.0)
+    for case in cases:
+        ours = engine_answer(engine, case, at_ms, grid)
+        theirs = prometheus_answer(client, case, at_ms, grid)
+        for a, b in zip(ours, theirs, strict=True):
+            failures += [f"{case.kind} {case.query}: {d}" for d in differences(a, b)]
+    client.close()
+    assert not failures, "\n".join(failures)
+
+
+def test_unsupported_constructs_are_refused_not_guessed() -> None:
+    engine = Engine(MemoryMetricsStore())
+    for query in ("rate(foo[5m:1m])", "count_values(\"v\", foo)", "histogram_quantile(0.9, foo)",
+                  "label_replace(foo, \"a\", \"$1\", \"b\", \"(.*)\")"):
+        with pytest.raises(QueryError) as caught:
+            engine.instant(query, 1_000_000)
+        assert caught.value.kind == "bad_data"
+        assert "unsupported" in caught.value.message
+
+
+def test_too_many_samples_is_an_execution_error() -> None:
+    store = MemoryMetricsStore()
+    batches = fleet_batches(1_700_000_000_000, chunks=1)
+    store.append(batches[0])
+    engine = Engine(store, max_samples=100)
+    with pytest.raises(QueryError) as caught:
+        engine.range("rate(dc_requests_total[5m])", 1_700_000_000_000, 1_700_000_600_000, 15_000)
+    assert caught.value.kind == "execution"
+
+
+def test_parse_errors_are_bad_data() -> None:
+    with pytest.raises(QueryError) as caught:
+        Engine(MemoryMetricsStore()).instant("sum(", 0)
+    assert caught.value.kind == "bad_data"
+
+
+def test_range_result_carries_numpy_points() -> None:
+    store = MemoryMetricsStore()
+    store.append(fleet_batches(1_700_000_000_000, chunks=1)[0])
+    result = Engine(store).range("dc_rack_info", 1_700_000_060_000, 1_700_000_120_000, 30_000)
+    assert result.result_type == "matrix"
+    # sorted by label set, as Prometheus sorts a matrix: owner="infra" before owner="ml"
+    assert [dict(s.labels)["rack"] for s in result.series] == ["r2", "r1"]
+    assert result.series[0].ts_ms.tolist() == [1_700_000_060_000, 1_700_000_090_000,
+                                               1_700_000_120_000]
+    assert np.array_equal(result.series[0].values, np.ones(3))
