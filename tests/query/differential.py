@@ -22,9 +22,10 @@ class Case:
     kind: str  # "instant" or "range"
 
 
-def load_corpus() -> list[Case]:
+def load_corpus(at_s: str = "1700000000") -> list[Case]:
+    """The corpus's cases; ``{at}`` in a query becomes `at_s`, a moment inside the data."""
     cases = []
-    for line in CORPUS.read_text().splitlines():
+    for line in CORPUS.read_text().replace("{at}", at_s).splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         prefix, _, rest = line.partition(" ")

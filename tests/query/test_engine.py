@@ -37,7 +37,7 @@ def test_engine_answers_like_prometheus(prometheus_factory: PrometheusFactory) -
     engine = Engine(store)
     at_ms = [start_ms + 20 * 60_000 + 7_250, start_ms + 38 * 60_000, start_ms + 59 * 60_000 + 999]
     grid = (start_ms + 4 * 60_000 + 500, start_ms + 61 * 60_000, 37_000)
-    cases = load_corpus()
+    cases = load_corpus(at_s=f"{(start_ms + 30 * 60_000 + 3_500) / 1000:.3f}")
     assert len(cases) >= 100
     failures = []
     client = httpx.Client(base_url=server.url, timeout=10.0)
@@ -53,7 +53,8 @@ def test_engine_answers_like_prometheus(prometheus_factory: PrometheusFactory) -
 def test_unsupported_constructs_are_refused_not_guessed() -> None:
     engine = Engine(MemoryMetricsStore())
     for query in ("rate(foo[5m:1m])", "count_values(\"v\", foo)", "histogram_quantile(0.9, foo)",
-                  "label_replace(foo, \"a\", \"$1\", \"b\", \"(.*)\")"):
+                  "sort(foo)", "stddev_over_time(foo[5m:1m])",
+                  "predict_linear(foo[5m] @ 100, 60)", "foo or on(a) fill(0) bar"):
         with pytest.raises(QueryError) as caught:
             engine.instant(query, 1_000_000)
         assert caught.value.kind == "bad_data"

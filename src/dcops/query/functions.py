@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import promql_parser as pp
 
-from dcops.query import window
+from dcops.query import labels, window
 from dcops.query.result import QueryError
 from dcops.query.vector import (
     FloatArray,
@@ -29,6 +29,12 @@ RATES = {
     "delta": (False, False),
 }
 
+OTHER_RANGE = {"irate", "idelta", "last_over_time", "quantile_over_time", "changes", "resets",
+               "deriv", "predict_linear"}
+
+CALENDAR = {"minute", "hour", "day_of_week", "day_of_month", "day_of_year", "days_in_month",
+            "month", "year"}
+
 ELEMENTWISE: dict[str, Callable[[FloatArray], FloatArray]] = {
     "abs": np.abs,
     "ceil": np.ceil,
@@ -38,6 +44,7 @@ ELEMENTWISE: dict[str, Callable[[FloatArray], FloatArray]] = {
     "ln": np.log,
     "log2": np.log2,
     "log10": np.log10,
+    "sgn": np.sign,
 }
 
 
@@ -45,9 +52,14 @@ def call(ev: _Evaluation, expr: Any) -> Value:
     """Evaluate the function call `expr`."""
     name = str(expr.func.name)
     args = list(expr.args)
-    if name in RATES or name in ("irate", "idelta") or name in window.OVER_TIME \
-            or name in ("last_over_time", "quantile_over_time"):
+    if name in RATES or name in window.OVER_TIME or name in OTHER_RANGE:
         return _range_function(ev, name, args)
+    if name in ("absent", "absent_over_time"):
+        return _absent(ev, name, args[0])
+    if name in ("label_replace", "label_join"):
+        return labels.call(ev, name, args)
+    if name in CALENDAR:
+        return _calendar(ev, name, args)
     with np.errstate(all="ignore"):
         if name in ELEMENTWISE:
             vec = ev.eval_vector(args[0], f"call to function {name}")
@@ -119,7 +131,7 @@ def _timestamp(ev: _Evaluation, arg: Any) -> Vector:
 
 
 def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
-    matrix = args[-1]
+    matrix = args[1] if name == "quantile_over_time" else args[0]
     while isinstance(matrix, pp.ParenExpr):
         matrix = matrix.expr
     if isinstance(matrix, pp.SubqueryExpr):
@@ -129,7 +141,15 @@ def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
                          f"{name}")
     q = ev.eval_scalar(args[0], f"call to function {name}").values \
         if name == "quantile_over_time" else None
+    ahead = ev.eval_scalar(args[1], "call to function predict_linear").values \
+        if name == "predict_linear" else None
     data, times, range_ms = ev.range_data(matrix)
+    # Prometheus regresses around the step time (or the query start under @), not t - offset.
+    selector = matrix.vector_selector
+    if selector.at is not None and name == "predict_linear":
+        # Prometheus 2.x answers this with points that move per step; refuse, do not guess.
+        raise QueryError("bad_data", "unsupported: predict_linear over a range with @")
+    intercept = ev.grid
     out = []
     for sd in data:
         w = window.Windows(sd.ts_ms, sd.values, times, range_ms)
@@ -141,8 +161,78 @@ def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
             values, ok = window.instant_rate(w, per_second=name == "irate")
         elif q is not None:
             values, ok = window.quantile_over_time(q, w)
+        elif name in ("changes", "resets"):
+            values, ok = window.changes(w) if name == "changes" else window.resets(w)
+        elif name in ("deriv", "predict_linear"):
+            slope, at_intercept = window.linear_regression(w, intercept)
+            ok = w.count >= 2
+            values = slope if ahead is None else slope * ahead + at_intercept
         else:
             values, ok = window.over_time(name, w)
         labels = sd.labels if name == "last_over_time" else drop_name(sd.labels)
         out.append(Series(labels, np.asarray(values, dtype=np.float64), ok))
     return Vector(merge_same_labels(out))
+
+
+def _absent(ev: _Evaluation, name: str, arg: Any) -> Vector:
+    """absent / absent_over_time: 1 at steps where the argument has no series at all."""
+    inner = arg
+    while isinstance(inner, pp.ParenExpr):
+        inner = inner.expr
+    selector: Any
+    if name == "absent_over_time":
+        if not isinstance(inner, pp.MatrixSelector):
+            raise QueryError("bad_data", "unsupported: absent_over_time of a non-selector")
+        data, times, range_ms = ev.range_data(inner)
+        seen = np.zeros(ev.steps, dtype=np.bool_)
+        for sd in data:
+            seen |= window.Windows(sd.ts_ms, sd.values, times, range_ms).count > 0
+        selector = inner.vector_selector
+    else:
+        vec = ev.eval_vector(arg, "call to function absent")
+        seen = np.zeros(ev.steps, dtype=np.bool_)
+        for s in vec.series:
+            seen |= s.present
+        selector = inner if isinstance(inner, pp.VectorSelector) else None
+    return Vector([Series(_absent_labels(selector), np.ones(ev.steps), ~seen)])
+
+
+def _absent_labels(selector: Any) -> tuple[tuple[str, str], ...]:
+    """Labels of absent()'s answer: the selector's equality matchers, bar __name__ and clashes."""
+    if selector is None:
+        return ()
+    found: dict[str, str | None] = {}
+    for m in selector.matchers.matchers:
+        if m.op != pp.MatchOp.Equal or m.name == "__name__":
+            continue
+        found[m.name] = None if m.name in found else m.value
+    return tuple(sorted((k, v) for k, v in found.items() if v is not None))
+
+
+def _calendar(ev: _Evaluation, name: str, args: list[Any]) -> Value:
+    """minute(), hour(), ...: parts of a UTC date, of time() or of each sample's value."""
+    if not args:
+        seconds = Vector([Series((), ev.grid / 1000.0, np.ones(ev.steps, dtype=np.bool_))])
+    else:
+        seconds = ev.eval_vector(args[0], f"call to function {name}")
+    return _map(seconds, lambda v: _date_part(name, v))
+
+
+def _date_part(name: str, seconds: FloatArray) -> FloatArray:
+    finite = np.isfinite(seconds)
+    moment = np.where(finite, np.trunc(seconds), 0).astype(np.int64).astype("datetime64[s]")
+    day = moment.astype("datetime64[D]")
+    month = moment.astype("datetime64[M]")
+    year = moment.astype("datetime64[Y]")
+    parts = {
+        "minute": (moment.astype(np.int64) // 60) % 60,
+        "hour": (moment.astype(np.int64) // 3600) % 24,
+        "day_of_week": (day.astype(np.int64) + 4) % 7,
+        "day_of_month": (day - month.astype("datetime64[D]")).astype(np.int64) + 1,
+        "day_of_year": (day - year.astype("datetime64[D]")).astype(np.int64) + 1,
+        "days_in_month": ((month + 1).astype("datetime64[D]")
+                          - month.astype("datetime64[D]")).astype(np.int64),
+        "month": month.astype(np.int64) % 12 + 1,
+        "year": year.astype(np.int64) + 1970,
+    }
+    return np.where(finite, parts[name].astype(np.float64), np.nan)

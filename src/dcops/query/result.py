@@ -28,7 +28,19 @@ class QueryError(DcopsError):
 
 
 def format_value(value: float) -> str:
-    """A sample value as Prometheus writes it: Go's ``FormatFloat(v, 'f', -1, 64)``."""
+    """A sample value as Prometheus's API writes it in vectors and matrices.
+
+    That is Go's ``strconv.AppendFloat(v, 'f', -1, 64)``, switching to the ``'e'`` form for
+    magnitudes below 1e-6 or from 1e21 up (as JavaScript does): ``1e-07``, ``1e+21``.
+    """
+    if value != 0 and not math.isnan(value) and (abs(value) < 1e-6 or abs(value) >= 1e21) \
+            and not math.isinf(value):
+        return _exponent_form(value)
+    return format_scalar(value)
+
+
+def format_scalar(value: float) -> str:
+    """A scalar result as Prometheus writes it: Go's ``FormatFloat(v, 'f', -1, 64)``."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -39,6 +51,16 @@ def format_value(value: float) -> str:
     if text.endswith(".0"):
         text = text[:-2]
     return text
+
+
+def _exponent_form(value: float) -> str:
+    """Go's ``FormatFloat(v, 'e', -1, 64)``: shortest digits, exponent of at least 2 digits."""
+    sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    assert isinstance(exponent, int)  # finite: checked by the caller
+    power = exponent + len(digits) - 1
+    mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+    return f"{'-' if sign else ''}{mantissa}e{'+' if power >= 0 else '-'}{abs(power):02d}"
 
 
 def _format_ts(ts_ms: int) -> float | int:
@@ -68,7 +90,7 @@ class Result:
         """The ``data`` field of Prometheus's /api/v1/query or /api/v1/query_range reply."""
         out: Any
         if self.result_type == "scalar":
-            out = [_format_ts(self.at_ms), format_value(self.scalar)]
+            out = [_format_ts(self.at_ms), format_scalar(self.scalar)]
         elif self.result_type == "string":
             out = [_format_ts(self.at_ms), self.string]
         elif self.result_type == "vector":

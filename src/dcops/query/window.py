@@ -156,3 +156,53 @@ def quantile_over_time(q: FloatArray, w: Windows) -> WindowResult:
     vals, mask = w.matrix()
     ordered = np.sort(np.where(mask, vals, np.inf), axis=1)
     return quantile_sorted(ordered, w.count, q), w.count >= 1
+
+
+def _count_pairs(w: Windows, flags: BoolArray) -> WindowResult:
+    """How many consecutive sample pairs inside each window have `flags` set on the later one."""
+    cum = np.cumsum(flags.astype(np.float64))
+    if not len(cum):
+        return np.full(len(w.ends), np.nan), w.count >= 1
+    first = np.clip(w.lo, 0, len(cum) - 1)
+    last = np.clip(w.hi - 1, 0, len(cum) - 1)
+    return cum[last] - cum[first], w.count >= 1
+
+
+def changes(w: Windows) -> WindowResult:
+    """changes(): pairs whose values differ (two NaNs count as equal)."""
+    prev = np.concatenate(([0.0], w.values[:-1]))
+    differ = (w.values != prev) & ~(np.isnan(w.values) & np.isnan(prev))
+    if len(differ):
+        differ[0] = False
+    return _count_pairs(w, differ)
+
+
+def resets(w: Windows) -> WindowResult:
+    """resets(): pairs where a counter went down."""
+    prev = np.concatenate(([0.0], w.values[:-1]))
+    down = w.values < prev
+    if len(down):
+        down[0] = False
+    return _count_pairs(w, down)
+
+
+def linear_regression(w: Windows, intercept_ms: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Least-squares slope (per second) and value at `intercept_ms`, per window."""
+    vals, mask = w.matrix()
+    idx = w.lo[:, None] + np.arange(vals.shape[1], dtype=np.int64)[None, :]
+    ts = w.ts[np.clip(idx, 0, max(len(w.ts) - 1, 0))] if len(w.ts) else np.zeros(idx.shape)
+    x = (ts - intercept_ms[:, None]).astype(np.float64) / 1000.0
+    n = mask.sum(axis=1)
+    with np.errstate(all="ignore"):
+        mean_x = np.sum(x, axis=1, where=mask) / n
+        mean_y = np.sum(vals, axis=1, where=mask) / n
+        dx = x - mean_x[:, None]
+        cov = np.sum(dx * (vals - mean_y[:, None]), axis=1, where=mask)
+        var = np.sum(dx * dx, axis=1, where=mask)
+        slope = cov / var
+        intercept = mean_y - slope * mean_x
+    first = vals[:, 0]
+    constant = np.all((vals == first[:, None]) | ~mask, axis=1)
+    slope = np.where(constant, np.where(np.isinf(first), np.nan, 0.0), slope)
+    intercept = np.where(constant, np.where(np.isinf(first), np.nan, first), intercept)
+    return np.asarray(slope, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
