@@ -52,8 +52,8 @@ def test_engine_answers_like_prometheus(prometheus_factory: PrometheusFactory) -
 
 def test_unsupported_constructs_are_refused_not_guessed() -> None:
     engine = Engine(MemoryMetricsStore())
-    for query in ("rate(foo[5m:1m])", "count_values(\"v\", foo)", "histogram_quantile(0.9, foo)",
-                  "sort(foo)", "stddev_over_time(foo[5m:1m])",
+    for query in ("rate(foo[5m:])", "count_values(\"v\", foo)", "histogram_quantile(0.9, foo)",
+                  "sort(foo)", "sort_desc(foo)",
                   "predict_linear(foo[5m] @ 100, 60)", "foo or on(a) fill(0) bar"):
         with pytest.raises(QueryError) as caught:
             engine.instant(query, 1_000_000)

@@ -75,10 +75,8 @@ class Engine:
         expr = _parse(query)
         ev = _Evaluation(self, np.array([at_ms], dtype=np.int64), at_ms, at_ms)
         inner = _unwrap(expr)
-        if isinstance(inner, pp.MatrixSelector):
+        if isinstance(inner, pp.MatrixSelector | pp.SubqueryExpr):
             return ev.raw_matrix(inner)
-        if isinstance(inner, pp.SubqueryExpr):
-            raise QueryError("bad_data", "unsupported: subquery")
         value = ev.eval(expr)
         if isinstance(value, Scalar):
             return Result("scalar", at_ms=at_ms, scalar=float(value.values[0]))
@@ -188,7 +186,9 @@ class _Evaluation:
         return Vector(out)
 
     def range_data(self, matrix: Any) -> tuple[list[SeriesData], IntArray, int]:
-        """Series of a range selector without staleness markers, eval times, range."""
+        """Series of a range selector (without staleness markers) or subquery, times, range."""
+        if isinstance(matrix, pp.SubqueryExpr):
+            return self.subquery_data(matrix)
         selector = matrix.vector_selector
         if not isinstance(selector, pp.VectorSelector):
             raise QueryError("bad_data", "unsupported: range of a non-selector")
@@ -200,6 +200,26 @@ class _Evaluation:
             keep = ~is_stale(sd.values)
             cleaned.append(SeriesData(sd.labels, sd.ts_ms[keep], sd.values[keep]))
         return cleaned, times, range_ms
+
+    def subquery_data(self, subquery: Any) -> tuple[list[SeriesData], IntArray, int]:
+        """Evaluate ``expr[range:step]`` at the step-aligned times its windows need."""
+        step = _ms(subquery.step)
+        if step <= 0:
+            raise QueryError("bad_data", "unsupported: subquery without an explicit step")
+        times = self.eval_times(subquery)
+        range_ms = _ms(subquery.range)
+        first = -(-(int(times.min()) - range_ms) // step) * step
+        grid = np.arange(first, int(times.max()) + 1, step, dtype=np.int64)
+        if not len(grid):
+            return [], times, range_ms
+        inner = _Evaluation(self.engine, grid, self.start_ms, self.end_ms)
+        value = inner.eval(subquery.expr)
+        self.count_samples(inner.samples)
+        if not isinstance(value, Vector):
+            raise QueryError("bad_data", "unsupported: subquery of a non-vector expression")
+        data = [SeriesData(s.labels, grid[s.present], s.values[s.present])
+                for s in value.series if s.present.any()]
+        return sorted(data, key=lambda sd: sd.labels), times, range_ms
 
     def raw_matrix(self, matrix: Any) -> Result:
         data, times, range_ms = self.range_data(matrix)
@@ -231,9 +251,7 @@ class _Evaluation:
             return self.aggregate(expr)
         if isinstance(expr, pp.BinaryExpr):
             return self.binary(expr)
-        if isinstance(expr, pp.SubqueryExpr):
-            raise QueryError("bad_data", "unsupported: subquery")
-        if isinstance(expr, pp.MatrixSelector):
+        if isinstance(expr, pp.MatrixSelector | pp.SubqueryExpr):
             raise QueryError("bad_data", "range vector used where an instant vector or "
                              "scalar is expected")
         raise QueryError("bad_data", f"unsupported: expression {type(expr).__name__}")

@@ -134,9 +134,7 @@ def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
     matrix = args[1] if name == "quantile_over_time" else args[0]
     while isinstance(matrix, pp.ParenExpr):
         matrix = matrix.expr
-    if isinstance(matrix, pp.SubqueryExpr):
-        raise QueryError("bad_data", f"unsupported: subquery in call to function {name}")
-    if not isinstance(matrix, pp.MatrixSelector):
+    if not isinstance(matrix, pp.MatrixSelector | pp.SubqueryExpr):
         raise QueryError("bad_data", f"expected type range vector in call to function "
                          f"{name}")
     q = ev.eval_scalar(args[0], f"call to function {name}").values \
@@ -145,8 +143,8 @@ def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
         if name == "predict_linear" else None
     data, times, range_ms = ev.range_data(matrix)
     # Prometheus regresses around the step time (or the query start under @), not t - offset.
-    selector = matrix.vector_selector
-    if selector.at is not None and name == "predict_linear":
+    at = matrix.at if isinstance(matrix, pp.SubqueryExpr) else matrix.vector_selector.at
+    if at is not None and name == "predict_linear":
         # Prometheus 2.x answers this with points that move per step; refuse, do not guess.
         raise QueryError("bad_data", "unsupported: predict_linear over a range with @")
     intercept = ev.grid
@@ -181,13 +179,11 @@ def _absent(ev: _Evaluation, name: str, arg: Any) -> Vector:
         inner = inner.expr
     selector: Any
     if name == "absent_over_time":
-        if not isinstance(inner, pp.MatrixSelector):
-            raise QueryError("bad_data", "unsupported: absent_over_time of a non-selector")
         data, times, range_ms = ev.range_data(inner)
         seen = np.zeros(ev.steps, dtype=np.bool_)
         for sd in data:
             seen |= window.Windows(sd.ts_ms, sd.values, times, range_ms).count > 0
-        selector = inner.vector_selector
+        selector = inner.vector_selector if isinstance(inner, pp.MatrixSelector) else None
     else:
         vec = ev.eval_vector(arg, "call to function absent")
         seen = np.zeros(ev.steps, dtype=np.bool_)
