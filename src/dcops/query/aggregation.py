@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dcops.query.result import QueryError
+from dcops.query.result import QueryError, format_scalar
 from dcops.query.vector import BoolArray, FloatArray, Series, Vector, merge_same_labels
 from dcops.query.window import quantile_sorted
-from dcops.telemetry.model import Labels
+from dcops.telemetry.model import LABEL_NAME_RE, Labels
 
 SIMPLE = {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "quantile"}
 SELECTING = {"topk", "bottomk"}
@@ -79,3 +79,21 @@ def _select(op: str, members: list[Series], vals: FloatArray, present: BoolArray
     np.put_along_axis(rank, order, np.arange(len(members))[:, None].repeat(vals.shape[1], 1), 0)
     chosen = present & (rank < k[None, :])
     return [Series(m.labels, m.values, chosen[i]) for i, m in enumerate(members)]
+
+
+def count_values(label: str, vector: Vector, names: list[str], without: bool,
+                 steps: int) -> Vector:
+    """count_values: how many series have each value, the value written into `label`."""
+    if not LABEL_NAME_RE.match(label):
+        raise QueryError("bad_data", f"invalid label name {label!r}")
+    split: list[Series] = []
+    for s in vector.series:
+        seen = s.values[s.present]
+        for value in np.unique(seen[~np.isnan(seen)]).tolist() + \
+                ([np.nan] if np.isnan(seen).any() else []):
+            hit = np.isnan(s.values) if np.isnan(value) else s.values == value
+            pairs = dict(s.labels)
+            pairs[label] = format_scalar(float(value))
+            split.append(Series(tuple(sorted(pairs.items())), s.values, s.present & hit))
+    keep = names if without else [*names, label]
+    return aggregate("count", Vector(split), keep, without, None, steps)

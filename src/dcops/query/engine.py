@@ -282,9 +282,19 @@ class _Evaluation:
 
     def aggregate(self, expr: Any) -> Vector:
         op = str(expr.op)
-        if op not in aggregation.SIMPLE | aggregation.SELECTING:
+        if op not in aggregation.SIMPLE | aggregation.SELECTING | {"count_values"}:
             raise QueryError("bad_data", f"unsupported: aggregation {op}")
         param = None
+        if op == "count_values":
+            label = self.eval(expr.param)
+            if not isinstance(label, String):
+                raise QueryError("bad_data", "expected type string in aggregation count_values")
+            vector = self.eval_vector(expr.expr, "aggregation count_values")
+            grouping = list(expr.modifier.labels) if expr.modifier is not None else []
+            excluding = expr.modifier is not None and \
+                expr.modifier.type == pp.AggModifierType.Without
+            return aggregation.count_values(label.value, vector, grouping, excluding,
+                                            self.steps)
         if expr.param is not None:
             param = self.eval_scalar(expr.param, f"aggregation {op}").values
         vector = self.eval_vector(expr.expr, f"aggregation {op}")
