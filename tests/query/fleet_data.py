@@ -57,6 +57,19 @@ def fleet_batches(start_ms: int, minutes: int = 60, chunks: int = 12) -> list[Ba
         series.append(({"rack": rack, "owner": owner}, "dc_rack_info", grid + 1,
                        np.ones(points)))
 
+    bucket_bounds = ("0.1", "0.25", "0.5", "1", "2.5", "+Inf")
+    for instance in ("a", "b", "c"):
+        per_step = rng.multinomial(20, [0.3, 0.3, 0.2, 0.1, 0.05, 0.05], points)
+        cumulative = np.cumsum(np.cumsum(per_step, axis=1), axis=0).astype(float)
+        for i, le in enumerate(bucket_bounds):
+            if instance == "c" and le == "+Inf":
+                continue  # a broken histogram: no +Inf bucket
+            values = cumulative[:, i]
+            if instance == "b" and le == "0.5":
+                values = values - 3  # a bucket below its neighbour: not monotonic
+            series.append(({"instance": instance, "le": le}, "dc_request_duration_seconds_bucket",
+                           grid + 5, values))
+
     bounds = np.linspace(start_ms, start_ms + points * STEP_MS, chunks + 1)
     batches = []
     for lo, hi in itertools.pairwise(bounds):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import promql_parser as pp
 
-from dcops.query import labels, window
+from dcops.query import histogram, labels, window
 from dcops.query.result import QueryError
 from dcops.query.vector import (
     FloatArray,
@@ -87,6 +87,10 @@ def call(ev: _Evaluation, expr: Any) -> Value:
         one = present.sum(axis=0) == 1
         picked = np.sum(values, axis=0, where=present)
         return Scalar(np.where(one, picked, np.nan))
+    if name == "histogram_quantile":
+        q = ev.eval_scalar(args[0], "call to function histogram_quantile").values
+        vec = ev.eval_vector(args[1], "call to function histogram_quantile")
+        return histogram.histogram_quantile(q, vec, ev.steps)
     if name == "timestamp":
         return _timestamp(ev, args[0])
     raise QueryError("bad_data", f"unsupported: function {name}")
