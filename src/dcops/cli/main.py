@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -41,6 +42,16 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (it is, with uvicorn[standard])."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def _run(settings: Settings, demo: bool, local_agent: bool) -> None:
     from dcops.access.model import Role
     from dcops.api.server import RunOptions, serve
@@ -64,7 +75,8 @@ def _run(settings: Settings, demo: bool, local_agent: bool) -> None:
         out.print("Ctrl-C to stop.")
 
     try:
-        asyncio.run(serve(services, RunOptions(demo=demo, local_agent=local_agent), ready))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve(services, RunOptions(demo=demo, local_agent=local_agent), ready))
     except KeyboardInterrupt:
         pass
     finally:
