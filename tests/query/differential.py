@@ -86,8 +86,12 @@ def _points(item: dict[str, Any]) -> list[list[Any]]:
     return item["values"] if "values" in item else [item["value"]]
 
 
-def differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
-    """Human-readable differences between two replies; empty when they agree."""
+def differences(ours: dict[str, Any], theirs: dict[str, Any], *,
+                ordered: bool = False) -> list[str]:
+    """Human-readable differences between two replies; empty when they agree.
+
+    Series order matters only when `ordered` (sort, sort_desc).
+    """
     if theirs["status"] != "success" or ours["status"] != "success":
         if ours["status"] == theirs["status"] and ours["errorType"] == theirs["errorType"]:
             return []
@@ -101,6 +105,11 @@ def differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
             a["result"][1] == b["result"][1] if a["resultType"] == "string"
             else _same_value(a["result"][1], b["result"][1]))
         return [] if ok else [f"value: ours {a['result']}, prometheus {b['result']}"]
+    if a["resultType"] == "vector" and ordered:
+        mine_order = [float(r["value"][1]) for r in a["result"]]
+        real_order = [float(r["value"][1]) for r in b["result"]]
+        if mine_order != real_order:
+            return [f"order: ours {mine_order}, prometheus {real_order}"]
     mine = {tuple(sorted(r["metric"].items())): _points(r) for r in a["result"]}
     real = {tuple(sorted(r["metric"].items())): _points(r) for r in b["result"]}
     out = []

@@ -83,9 +83,11 @@ class Engine:
         if isinstance(value, String):
             return Result("string", at_ms=at_ms, string=value.value)
         at = np.array([at_ms], dtype=np.int64)
-        series = [ResultSeries(s.labels, at, s.values[:1].copy())
-                  for s in value.series if s.present[0]]
-        return Result("vector", sorted(series, key=lambda s: s.labels))
+        series = sorted((ResultSeries(s.labels, at, s.values[:1].copy())
+                         for s in value.series if s.present[0]), key=lambda s: s.labels)
+        if isinstance(inner, pp.Call) and str(inner.func.name) in ("sort", "sort_desc"):
+            series = _by_value(series, descending=str(inner.func.name) == "sort_desc")
+        return Result("vector", series)
 
     def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Result:
         """Evaluate `query` at every step from `start_ms` to `end_ms`; the answer is a matrix."""
@@ -114,6 +116,14 @@ class Engine:
         out = [ResultSeries(s.labels, grid[s.present], s.values[s.present])
                for s in value.series if s.present.any()]
         return Result("matrix", sorted(out, key=lambda s: s.labels))
+
+
+def _by_value(series: list[ResultSeries], *, descending: bool) -> list[ResultSeries]:
+    """sort()/sort_desc() order: by value, NaNs last, equal values by labels."""
+    def key(s: ResultSeries) -> tuple[bool, float]:
+        value = float(s.values[0])
+        return (np.isnan(value), -value if descending else value)
+    return sorted(series, key=key)
 
 
 def _parse(query: str) -> Any:

@@ -45,6 +45,11 @@ ELEMENTWISE: dict[str, Callable[[FloatArray], FloatArray]] = {
     "log2": np.log2,
     "log10": np.log10,
     "sgn": np.sign,
+    "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
+    "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
+    "deg": np.degrees, "rad": np.radians,
 }
 
 
@@ -75,6 +80,8 @@ def call(ev: _Evaluation, expr: Any) -> Value:
             return _clamp(ev, name, args)
     if name == "time":
         return Scalar(ev.grid / 1000.0)
+    if name == "pi":
+        return Scalar(np.full(ev.steps, np.pi))
     if name == "vector":
         s = ev.eval_scalar(args[0], "call to function vector")
         return Vector([Series((), s.values, np.ones(ev.steps, dtype=np.bool_))])
@@ -87,6 +94,9 @@ def call(ev: _Evaluation, expr: Any) -> Value:
         one = present.sum(axis=0) == 1
         picked = np.sum(values, axis=0, where=present)
         return Scalar(np.where(one, picked, np.nan))
+    if name in ("sort", "sort_desc"):
+        # Values and labels pass through; only an instant query's answer is ordered by them.
+        return ev.eval_vector(args[0], f"call to function {name}")
     if name == "histogram_quantile":
         q = ev.eval_scalar(args[0], "call to function histogram_quantile").values
         vec = ev.eval_vector(args[1], "call to function histogram_quantile")
