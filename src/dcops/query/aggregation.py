@@ -48,6 +48,11 @@ def _reduce(op: str, vals: FloatArray, present: BoolArray, param: FloatArray | N
 def aggregate(op: str, vector: Vector, names: list[str], without: bool,
               param: FloatArray | None, steps: int) -> Vector:
     """Evaluate aggregation `op` grouping by (or without) `names`."""
+    if op in SELECTING and param is not None:
+        bad = np.isnan(param) | (param >= 2.0**63) | (param < -(2.0**63))
+        if bad.any():  # Prometheus checks k at every step, even with nothing to select
+            value = format_scalar(float(param[np.argmax(bad)]))
+            raise QueryError("execution", f"Scalar value {value} overflows int64")
     groups: dict[Labels, list[Series]] = {}
     for s in vector.series:
         groups.setdefault(group_key(s.labels, names, without), []).append(s)
@@ -69,7 +74,7 @@ def _select(op: str, members: list[Series], vals: FloatArray, present: BoolArray
             param: FloatArray | None) -> list[Series]:
     if param is None:
         raise QueryError("bad_data", f"{op} needs a parameter")
-    k = np.floor(param)
+    k = np.trunc(param)
     key = np.where(np.isnan(vals), -np.inf, vals) if op == "topk" else \
         np.where(np.isnan(vals), np.inf, vals)
     key = np.where(present, key if op == "topk" else -key, -np.inf)
