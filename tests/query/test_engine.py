@@ -109,3 +109,14 @@ def test_range_queries_refuse_what_prometheus_refuses(query: str, start: int, en
         Engine(MemoryMetricsStore()).range(query, start, end, step)
     assert caught.value.kind == "bad_data"
     assert message in caught.value.message
+
+
+def test_lookback_delta_decides_how_old_a_sample_may_be() -> None:
+    store = MemoryMetricsStore()
+    store.append(fleet_batches(1_700_000_000_000, chunks=1)[0])
+    # dc_gpu_power_watts{rack="r2",gpu="1"}: last sample before its gap at +1_485_007
+    at = 1_700_000_000_000 + 1_485_007 + 60_000
+    query = 'dc_gpu_power_watts{rack="r2", gpu="1"}'
+    assert len(Engine(store).instant(query, at).series) == 1
+    assert Engine(store, lookback_delta_ms=60_000).instant(query, at).series
+    assert not Engine(store, lookback_delta_ms=59_999).instant(query, at).series

@@ -12,6 +12,7 @@ from dcops.query import histogram, labels, window
 from dcops.query.result import QueryError
 from dcops.query.vector import (
     FloatArray,
+    IntArray,
     Scalar,
     Series,
     Value,
@@ -164,26 +165,39 @@ def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
     intercept = ev.grid
     out = []
     for sd in data:
-        w = window.Windows(sd.ts_ms, sd.values, times, range_ms)
-        ev.count_samples(int(w.count.sum()))
-        if name in RATES:
-            counter, per_second = RATES[name]
-            values, ok = window.extrapolated_rate(w, counter=counter, per_second=per_second)
-        elif name in ("irate", "idelta"):
-            values, ok = window.instant_rate(w, per_second=name == "irate")
-        elif q is not None:
-            values, ok = window.quantile_over_time(q, w)
-        elif name in ("changes", "resets"):
-            values, ok = window.changes(w) if name == "changes" else window.resets(w)
-        elif name in ("deriv", "predict_linear"):
-            slope, at_intercept = window.linear_regression(w, intercept)
-            ok = w.count >= 2
-            values = slope if ahead is None else slope * ahead + at_intercept
-        else:
-            values, ok = window.over_time(name, w)
+        whole = window.Windows(sd.ts_ms, sd.values, times, range_ms)
+        ev.count_samples(len(sd.ts_ms) + ev.steps)
+        pieces = []
+        first = 0
+        for w in whole.split():
+            rows = slice(first, first + len(w.ends))
+            first += len(w.ends)
+            pieces.append(_apply(name, w, q[rows] if q is not None else None,
+                                 intercept[rows], ahead[rows] if ahead is not None else None))
+        values = np.concatenate([p[0] for p in pieces])
+        ok = np.concatenate([p[1] for p in pieces])
         labels = sd.labels if name == "last_over_time" else drop_name(sd.labels)
         out.append(Series(labels, np.asarray(values, dtype=np.float64), ok))
     return Vector(merge_same_labels(out))
+
+
+def _apply(name: str, w: window.Windows, q: FloatArray | None, intercept: IntArray,
+           ahead: FloatArray | None) -> window.WindowResult:
+    """One range function over some steps' windows of one series."""
+    if name in RATES:
+        counter, per_second = RATES[name]
+        return window.extrapolated_rate(w, counter=counter, per_second=per_second)
+    if name in ("irate", "idelta"):
+        return window.instant_rate(w, per_second=name == "irate")
+    if q is not None:
+        return window.quantile_over_time(q, w)
+    if name in ("changes", "resets"):
+        return window.changes(w) if name == "changes" else window.resets(w)
+    if name in ("deriv", "predict_linear"):
+        slope, at_intercept = window.linear_regression(w, intercept)
+        values = slope if ahead is None else slope * ahead + at_intercept
+        return values, w.count >= 2
+    return window.over_time(name, w)
 
 
 def _absent(ev: _Evaluation, name: str, arg: Any) -> Vector:

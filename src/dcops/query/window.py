@@ -28,6 +28,22 @@ class Windows:
         self.hi = np.searchsorted(ts, ends, side="right").astype(np.int64)
         self.count = self.hi - self.lo
 
+    def split(self, max_cells: int = 4_000_000) -> list[Windows]:
+        """These windows in runs of steps whose gathered matrix stays under `max_cells`."""
+        width = max(int(self.count.max()) if len(self.count) else 0, 1)
+        rows = max(max_cells // width, 1)
+        if rows >= len(self.ends):
+            return [self]
+        parts = []
+        for first in range(0, len(self.ends), rows):
+            part = object.__new__(Windows)
+            part.ts, part.values, part.range_ms = self.ts, self.values, self.range_ms
+            part.ends = self.ends[first:first + rows]
+            part.lo, part.hi = self.lo[first:first + rows], self.hi[first:first + rows]
+            part.count = self.count[first:first + rows]
+            parts.append(part)
+        return parts
+
     def matrix(self) -> tuple[FloatArray, BoolArray]:
         """Window values as a (steps, longest window) matrix and the mask of real entries."""
         width = int(self.count.max()) if len(self.count) else 0
