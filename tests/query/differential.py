@@ -106,8 +106,8 @@ def differences(ours: dict[str, Any], theirs: dict[str, Any], *,
             else _same_value(a["result"][1], b["result"][1]))
         return [] if ok else [f"value: ours {a['result']}, prometheus {b['result']}"]
     if a["resultType"] == "vector" and ordered:
-        mine_order = [float(r["value"][1]) for r in a["result"]]
-        real_order = [float(r["value"][1]) for r in b["result"]]
+        mine_order = [r["value"][1] for r in a["result"]]
+        real_order = [r["value"][1] for r in b["result"]]
         if mine_order != real_order:
             return [f"order: ours {mine_order}, prometheus {real_order}"]
     mine = {tuple(sorted(r["metric"].items())): _points(r) for r in a["result"]}
