@@ -77,7 +77,8 @@ class Engine:
         inner = _unwrap(expr)
         if isinstance(inner, pp.MatrixSelector | pp.SubqueryExpr):
             return ev.raw_matrix(inner)
-        value = ev.eval(expr)
+        with np.errstate(all="ignore"):  # IEEE results (NaN, ±Inf) are PromQL's answers
+            value = ev.eval(expr)
         if isinstance(value, Scalar):
             return Result("scalar", at_ms=at_ms, scalar=float(value.values[0]))
         if isinstance(value, String):
@@ -108,7 +109,8 @@ class Engine:
             raise QueryError("bad_data", 'invalid expression type "string" for range query, '
                              "must be Scalar or instant Vector")
         grid = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
-        value = _Evaluation(self, grid, start_ms, end_ms).eval(expr)
+        with np.errstate(all="ignore"):
+            value = _Evaluation(self, grid, start_ms, end_ms).eval(expr)
         if isinstance(value, String):
             raise QueryError("bad_data", "string result in range query")
         if isinstance(value, Scalar):
