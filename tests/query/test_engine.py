@@ -68,6 +68,15 @@ def test_unsupported_constructs_are_refused_not_guessed() -> None:
         assert "unsupported" in caught.value.message
 
 
+def test_regular_expressions_python_cannot_read_are_refused() -> None:
+    store = MemoryMetricsStore()
+    store.append(fleet_batches(1_700_000_000_000, chunks=1)[0])
+    with pytest.raises(QueryError) as caught:  # RE2's Unicode classes: not in Python's re
+        Engine(store).instant('dc_rack_info{owner=~"\\pL+"}', 1_700_000_600_000)
+    assert caught.value.kind == "bad_data"
+    assert "unsupported: regular expression" in caught.value.message
+
+
 def test_too_many_samples_is_an_execution_error() -> None:
     store = MemoryMetricsStore()
     batches = fleet_batches(1_700_000_000_000, chunks=1)
@@ -120,3 +129,18 @@ def test_lookback_delta_decides_how_old_a_sample_may_be() -> None:
     assert len(Engine(store).instant(query, at).series) == 1
     assert Engine(store, lookback_delta_ms=60_000).instant(query, at).series
     assert not Engine(store, lookback_delta_ms=59_999).instant(query, at).series
+
+
+def test_a_staleness_marker_ends_a_series_until_it_returns() -> None:
+    start = 1_700_000_000_000
+    store = MemoryMetricsStore()
+    store.append(fleet_batches(start, chunks=1)[0])
+    engine = Engine(store)
+    marker_ms = start + 120 * 15_000 + 11  # dc_flaky_up's marker; it returns 15 samples later
+    assert engine.instant("dc_flaky_up", marker_ms - 1).series
+    assert not engine.instant("dc_flaky_up", marker_ms).series
+    assert not engine.instant("dc_flaky_up", marker_ms + 14 * 15_000).series
+    assert engine.instant("dc_flaky_up", marker_ms + 15 * 15_000).series
+    # range functions skip the marker itself rather than reading it as a NaN value
+    counted = engine.instant("count_over_time(dc_flaky_up[1m])", marker_ms + 30_000)
+    assert counted.series[0].values.tolist() == [2.0]

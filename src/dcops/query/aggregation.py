@@ -90,7 +90,7 @@ def count_values(label: str, vector: Vector, names: list[str], without: bool,
                  steps: int) -> Vector:
     """count_values: how many series have each value, the value written into `label`."""
     if not LABEL_NAME_RE.match(label):
-        raise QueryError("bad_data", f"invalid label name {label!r}")
+        raise QueryError("execution", f'invalid label name "{label}"')
     split: list[Series] = []
     for s in vector.series:
         seen = s.values[s.present]

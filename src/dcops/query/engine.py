@@ -8,6 +8,7 @@ a sample exactly ``lookback`` old is still seen, staleness markers end a series)
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import numpy as np
@@ -181,7 +182,11 @@ class _Evaluation:
                     for m in selector.matchers.matchers]
         if selector.name is not None:
             matchers.append(Matcher("__name__", MatchOp.EQ, selector.name))
-        return self.engine.store.select(matchers, start_ms, end_ms)
+        try:
+            return self.engine.store.select(matchers, start_ms, end_ms)
+        except re.error as exc:  # RE2 syntax that Python's re does not share
+            raise QueryError("bad_data", f"unsupported: regular expression in {selector}: "
+                             f"{exc}") from None
 
     def vector_selector(self, selector: Any) -> Vector:
         times = self.eval_times(selector)

@@ -51,7 +51,7 @@ def call(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
     vec = ev.eval_vector(args[0], f"call to function {name}")
     dst = _string(args[1], f"call to function {name}")
     if not LABEL_NAME_RE.match(dst):
-        raise QueryError("bad_data", f"invalid destination label name in {name}(): {dst}")
+        raise QueryError("execution", f"invalid destination label name in {name}(): {dst}")
     out = []
     if name == "label_replace":
         replacement = _string(args[2], "call to function label_replace")
@@ -59,9 +59,9 @@ def call(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
         pattern = _string(args[4], "call to function label_replace")
         try:
             regex = re.compile(f"^(?:{pattern})$")
-        except re.error as exc:
-            raise QueryError("bad_data", f"invalid regular expression in label_replace(): "
-                             f"{pattern}: {exc}") from None
+        except re.error:
+            raise QueryError("execution", "invalid regular expression in label_replace(): "
+                             f"{pattern}") from None
         for s in vec.series:
             match = regex.match(dict(s.labels).get(src, ""))
             labels = _with(s.labels, dst, expand(replacement, match)) if match else s.labels
