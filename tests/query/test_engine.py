@@ -72,7 +72,7 @@ def test_regular_expressions_python_cannot_read_are_refused() -> None:
     store = MemoryMetricsStore()
     store.append(fleet_batches(1_700_000_000_000, chunks=1)[0])
     with pytest.raises(QueryError) as caught:  # RE2's Unicode classes: not in Python's re
-        Engine(store).instant('dc_rack_info{owner=~"\\pL+"}', 1_700_000_600_000)
+        Engine(store).instant(r'dc_rack_info{owner=~"\\pL+"}', 1_700_000_600_000)
     assert caught.value.kind == "bad_data"
     assert "unsupported: regular expression" in caught.value.message
 
