@@ -94,12 +94,10 @@ def _groups(series: list[Series], m: Matching) -> dict[Labels, list[Series]]:
     return out
 
 
-def _require_unique(groups: dict[Labels, list[Series]], side: str, one_to_one: bool) -> None:
+def _require_unique(groups: dict[Labels, list[Series]], side: str) -> None:
+    """The "one" side may hold a match group only once per step, matched or not."""
     for sig, members in groups.items():
         if len(members) > 1 and (np.stack([s.present for s in members]).sum(axis=0) > 1).any():
-            if one_to_one and side == "left":
-                raise QueryError("execution", "multiple matches for labels: many-to-one "
-                                 "matching must be explicit (group_left/group_right)")
             raise QueryError("execution", f"found duplicate series for the match group "
                              f"{describe(sig)} on the {side} hand-side of the operation; "
                              "many-to-many matching not allowed: matching labels must be "
@@ -131,12 +129,12 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, m: Matching) -> Vector:
     swap = m.card == "one-to-many"
     many, one = (rhs, lhs) if swap else (lhs, rhs)
     one_groups = _groups(one.series, m)
-    _require_unique(one_groups, "left" if swap else "right", False)
-    if m.card == "one-to-one":
-        _require_unique(_groups(many.series, m), "left", True)
+    _require_unique(one_groups, "left" if swap else "right")
     out = []
+    kept: dict[Labels, np.ndarray] = {}  # one-to-one: steps at which a match group gave a result
     for ms in many.series:
-        for os_ in one_groups.get(signature(ms.labels, m), []):
+        sig = signature(ms.labels, m)
+        for os_ in one_groups.get(sig, []):
             present = ms.present & os_.present
             lv, rv = (os_.values, ms.values) if swap else (ms.values, os_.values)
             result = apply(op, lv, rv)
@@ -144,6 +142,11 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, m: Matching) -> Vector:
                 present = present & (result == 1.0)
                 result = lv
             out.append(Series(_result_labels(ms.labels, os_.labels, op, m), result, present))
+            if m.card == "one-to-one":
+                if sig in kept and (kept[sig] & present).any():
+                    raise QueryError("execution", "multiple matches for labels: many-to-one "
+                                     "matching must be explicit (group_left/group_right)")
+                kept[sig] = kept[sig] | present if sig in kept else present
     try:
         return Vector(merge_same_labels(out))
     except QueryError:
