@@ -1,0 +1,306 @@
+"""Query benchmark: PromQL latency of dcops's engine against a real Prometheus, same data.
+
+A simulated GPU fleet (``--scale`` x 1,000 nodes x 8 GPUs, 6 DCGM metrics per GPU and
+20 host metrics per node, every 15 s for 6 hours ending a minute ago; see
+``query_data.py``) is loaded into dcops's production store (DuckDBMetricsStore in a temp
+dir) and, written as OpenMetrics text and turned into TSDB blocks by ``promtool tsdb
+create-blocks-from openmetrics``, into a real Prometheus. Twenty dashboard and alert-rule
+queries then run as an instant query at the end, a range query over the last hour
+(step 60 s) and one over the whole 6 hours (step 300 s), ``--repeats`` times each
+against both.
+
+dcops is timed in-process: ``Engine.instant``/``Engine.range`` plus
+``Result.to_prometheus_json()`` (what the HTTP API calls), without HTTP. Prometheus is
+timed through its HTTP API (/api/v1/query, /api/v1/query_range) on loopback with a
+keep-alive connection, up to the full body read, so its figure includes HTTP and JSON
+encoding that the dcops figure does not. Answers are compared per query: same series
+(by labels) and values equal to 1e-6 relative (1e-9 absolute near zero).
+
+Run from the repository root: ``python benchmarks/query.py [--scale F] [--repeats N]``.
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from query_data import build_fleet, load_store, write_openmetrics
+
+from dcops.backends.duckdb_store import DuckDBMetricsStore
+from dcops.core.clock import SystemClock
+from dcops.query import Engine
+from dcops.telemetry.store import Retention
+
+FULL_NODES = 1000
+QUERIES = {
+    "avg_util_by_rack": "avg by (rack) (DCGM_FI_DEV_GPU_UTIL)",
+    "topk_hottest_gpus": "topk(10, DCGM_FI_DEV_GPU_TEMP)",
+    "ecc_rate_by_node": "sum by (node) (rate(DCGM_FI_DEV_ECC_SBE_VOL_TOTAL[5m]))",
+    "util_p99_1h": "quantile_over_time(0.99, DCGM_FI_DEV_GPU_UTIL[1h])",
+    "predict_temp_1h": "max by (rack) (predict_linear(DCGM_FI_DEV_GPU_TEMP[30m], 3600))",
+    "net_rx_rate_by_node": "sum by (node) (rate(node_network_receive_bytes_total[5m]))",
+    "throttled_gpus": "count(DCGM_FI_DEV_CLOCK_THROTTLE_REASONS > 0)",
+    "max_temp_by_rack": "max by (rack) (DCGM_FI_DEV_GPU_TEMP)",
+    "power_avg_10m_by_rack": "avg by (rack) (avg_over_time(DCGM_FI_DEV_POWER_USAGE[10m]))",
+    "xid_increase_1h": "sum by (node) (increase(DCGM_FI_DEV_XID_ERRORS_TOTAL[1h]))",
+    "power_by_rack": "sum by (rack) (DCGM_FI_DEV_POWER_USAGE)",
+    "mem_used_pct": "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
+    "cpu_busy_by_rack": "avg by (rack) (1 - rate(node_cpu_idle_seconds_total[5m]) / 64)",
+    "coolest_nodes": "bottomk(5, avg by (node) (DCGM_FI_DEV_GPU_UTIL))",
+    "temp_stddev_by_rack": "stddev by (rack) (DCGM_FI_DEV_GPU_TEMP)",
+    "hot_gpus_alert": "DCGM_FI_DEV_GPU_TEMP > 75",
+    "temp_swing_5m": "max by (rack) (max_over_time(DCGM_FI_DEV_GPU_TEMP[5m]) "
+                     "- min_over_time(DCGM_FI_DEV_GPU_TEMP[5m]))",
+    "load_per_gpu": "node_load1 / on (node) count by (node) (DCGM_FI_DEV_GPU_UTIL)",
+    "ib_tx_total_rate": "sum(rate(node_ib_port_data_transmitted_bytes_total[5m]))",
+    "idle_gpus_by_rack": "count by (rack) (DCGM_FI_DEV_GPU_UTIL < 10)",
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How a query is asked: instant at the end, or a range over the last `span_s`."""
+
+    name: str
+    span_s: int  # 0 for an instant query
+    step_s: int
+
+
+SHAPES = (Shape("instant", 0, 0), Shape("range_1h", 3600, 60), Shape("range_6h", 6 * 3600, 300))
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_prometheus(work: Path, data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    config = work / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
+    log = (work / "prometheus.log").open("wb")
+    proc = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={data}",
+         "--storage.tsdb.retention.time=30d", f"--web.listen-address=127.0.0.1:{port}",
+         "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT, cwd=work)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prometheus exited: see {work / 'prometheus.log'}")
+        try:
+            if httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("prometheus did not become ready in 120 s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def params(query: str, shape: Shape, end_ms: int) -> dict[str, str]:
+    if not shape.span_s:
+        return {"query": query, "time": f"{end_ms / 1000:.3f}"}
+    return {"query": query, "start": f"{(end_ms - shape.span_s * 1000) / 1000:.3f}",
+            "end": f"{end_ms / 1000:.3f}", "step": str(shape.step_s)}
+
+
+def run_dcops(engine: Engine, query: str, shape: Shape, end_ms: int) -> dict[str, Any]:
+    if not shape.span_s:
+        return engine.instant(query, end_ms).to_prometheus_json()
+    return engine.range(query, end_ms - shape.span_s * 1000, end_ms,
+                        shape.step_s * 1000).to_prometheus_json()
+
+
+def run_prometheus(client: httpx.Client, url: str, query: str, shape: Shape,
+                   end_ms: int) -> bytes:
+    path = "/api/v1/query" if not shape.span_s else "/api/v1/query_range"
+    reply = client.get(url + path, params=params(query, shape, end_ms))
+    body = reply.read()
+    if reply.status_code != 200:
+        raise RuntimeError(f"prometheus {reply.status_code} for {query!r}: {body[:300]!r}")
+    return body
+
+
+def _points(data: dict[str, Any]) -> dict[tuple[tuple[str, str], ...], list[tuple[float, float]]]:
+    rtype, result = data["resultType"], data["result"]
+    if rtype == "scalar":
+        return {(): [(float(result[0]), float(result[1]))]}
+    out = {}
+    for s in result:
+        key = tuple(sorted(s["metric"].items()))
+        pts = [s["value"]] if rtype == "vector" else s["values"]
+        out[key] = [(float(t), float(v)) for t, v in pts]
+    return out
+
+
+def _close(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b or abs(a - b) <= max(1e-6 * max(abs(a), abs(b)), 1e-9)
+
+
+def compare(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[int, int, str]:
+    """(our series, their series, '' if equal else what differs first)."""
+    a, b = _points(ours), _points(theirs)
+    if ours["resultType"] != theirs["resultType"]:
+        return len(a), len(b), f"type {ours['resultType']} vs {theirs['resultType']}"
+    if a.keys() != b.keys():
+        return len(a), len(b), f"series differ: {len(a.keys() - b.keys())} only in dcops, " \
+                               f"{len(b.keys() - a.keys())} only in prometheus"
+    for key, pa in a.items():
+        pb = b[key]
+        if len(pa) != len(pb):
+            return len(a), len(b), f"{dict(key)}: {len(pa)} vs {len(pb)} points"
+        for (ta, va), (tb, vb) in zip(pa, pb, strict=True):
+            if ta != tb or not _close(va, vb):
+                return len(a), len(b), f"{dict(key)} at {ta}/{tb}: {va} vs {vb}"
+    return len(a), len(b), ""
+
+
+def percentile(times: list[float], q: float) -> float:
+    """Nearest-rank percentile (with few repeats, p99 is the slowest run)."""
+    ordered = sorted(times)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=0.1,
+                        help="fraction of the 1,000-node fleet (default 0.1: 100 nodes)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per query and shape")
+    parser.add_argument("--only", default="", help="comma-separated query names to run")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = parser.parse_args()
+    if shutil.which("prometheus") is None or shutil.which("promtool") is None:
+        raise SystemExit("prometheus and promtool are needed on PATH")
+    nodes = max(1, round(FULL_NODES * args.scale))
+    end_ms = (int(time.time()) // 60 - 1) * 60_000
+    work = Path(tempfile.mkdtemp(prefix="dcops-query-bench-"))
+    figures: dict[str, Any] = {"benchmark": "query", "scale": args.scale, "nodes": nodes,
+                               "gpus": nodes * 8}
+    err = sys.stderr
+    proc = None
+    store = None
+    try:
+        t0 = time.perf_counter()
+        fleet = build_fleet(nodes, end_ms)
+        figures.update(series=fleet.series, samples=fleet.samples,
+                       generate_s=round(time.perf_counter() - t0, 2))
+        print(f"{nodes} nodes: {fleet.series} series, {fleet.samples} samples "
+              f"({figures['generate_s']} s to generate)", file=err)
+
+        t0 = time.perf_counter()
+        store = DuckDBMetricsStore(work / "dcops", Retention(), flush_interval_s=3600.0,
+                                   clock=SystemClock())
+        load_store(fleet, store)
+        figures["dcops_load_s"] = round(time.perf_counter() - t0, 2)
+        print(f"dcops load (append + flush into DuckDB): {figures['dcops_load_s']} s", file=err)
+
+        t0 = time.perf_counter()
+        size = write_openmetrics(fleet, work / "fleet.om")
+        figures["openmetrics_write_s"] = round(time.perf_counter() - t0, 2)
+        figures["openmetrics_mb"] = round(size / 1e6, 1)
+        del fleet
+        t0 = time.perf_counter()
+        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics",
+                        str(work / "fleet.om"), str(work / "prom")], check=True,
+                       stdout=subprocess.DEVNULL)
+        figures["promtool_blocks_s"] = round(time.perf_counter() - t0, 2)
+        (work / "fleet.om").unlink()
+        t0 = time.perf_counter()
+        proc, url = start_prometheus(work, work / "prom")
+        figures["prometheus_start_s"] = round(time.perf_counter() - t0, 2)
+        print(f"prometheus load: openmetrics {figures['openmetrics_write_s']} s "
+              f"({figures['openmetrics_mb']} MB), promtool {figures['promtool_blocks_s']} s, "
+              f"start {figures['prometheus_start_s']} s", file=err)
+
+        engine = Engine(store)
+        names = [n for n in QUERIES if not args.only or n in args.only.split(",")]
+        rows: list[dict[str, Any]] = []
+        mismatches = []
+        with httpx.Client(timeout=120.0) as client:
+            for name in names:
+                query = QUERIES[name]
+                for shape in SHAPES:
+                    ours = run_dcops(engine, query, shape, end_ms)  # warm-up, and the answer
+                    theirs = json.loads(run_prometheus(client, url, query, shape, end_ms))["data"]
+                    n_ours, n_theirs, diff = compare(ours, theirs)
+                    if diff:
+                        mismatches.append(f"{name}/{shape.name}: {diff}")
+                    t_ours, t_theirs = [], []
+                    for _ in range(args.repeats):
+                        t0 = time.perf_counter()
+                        run_dcops(engine, query, shape, end_ms)
+                        t_ours.append(time.perf_counter() - t0)
+                        t0 = time.perf_counter()
+                        run_prometheus(client, url, query, shape, end_ms)
+                        t_theirs.append(time.perf_counter() - t0)
+                    row: dict[str, Any] = {"query": name, "shape": shape.name, "series": n_ours,
+                           "dcops_p50_ms": round(percentile(t_ours, 50) * 1000, 2),
+                           "dcops_p99_ms": round(percentile(t_ours, 99) * 1000, 2),
+                           "prom_p50_ms": round(percentile(t_theirs, 50) * 1000, 2),
+                           "prom_p99_ms": round(percentile(t_theirs, 99) * 1000, 2),
+                           "match": not diff}
+                    row["ratio_vs_prometheus"] = round(
+                        percentile(t_ours, 50) / percentile(t_theirs, 50), 2)
+                    rows.append(row)
+                    print(f"{name:24s} {shape.name:9s} series={n_ours:6d}/{n_theirs:<6d} "
+                          f"dcops p50 {row['dcops_p50_ms']:9.2f} p99 {row['dcops_p99_ms']:9.2f}"
+                          f" | prom p50 {row['prom_p50_ms']:8.2f} p99 {row['prom_p99_ms']:8.2f}"
+                          f" | x{row['ratio_vs_prometheus']:<7} {diff or 'ok'}",
+                          file=err)
+        ratios = [r["ratio_vs_prometheus"] for r in rows]
+        worst = max(rows, key=lambda r: r["ratio_vs_prometheus"])
+        figures.update(
+            queries=len(names), shapes=[s.name for s in SHAPES], measurements=len(rows),
+            repeats=args.repeats,
+            median_ratio_vs_prometheus=round(float(np.median(ratios)), 2),
+            max_ratio_vs_prometheus=max(ratios),
+            max_ratio_query=f"{worst['query']}/{worst['shape']}",
+            dcops_total_p50_s=round(sum(r["dcops_p50_ms"] for r in rows) / 1000, 3),
+            prometheus_total_p50_s=round(sum(r["prom_p50_ms"] for r in rows) / 1000, 3),
+            answer_mismatches=len(mismatches), mismatch_details=mismatches[:10],
+            timing_note="dcops: Engine in-process incl. to_prometheus_json(), no HTTP; "
+                        "prometheus: HTTP API on loopback incl. JSON encoding and body read",
+            per_query=rows)
+    finally:
+        if proc is not None:
+            stop(proc)
+        if store is not None:
+            store.close()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
