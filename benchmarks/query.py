@@ -317,7 +317,8 @@ def main() -> None:
             prometheus_total_p50_s=round(sum(r["prom_p50_ms"] for r in rows) / 1000, 3),
             answer_mismatches=len(mismatches), mismatch_details=mismatches[:10],
             timing_note="dcops: Engine in-process incl. to_prometheus_json(), no HTTP; "
-                        "prometheus: HTTP API on loopback incl. JSON encoding and body read",
+                        "prometheus: HTTP API on loopback incl. JSON encoding and body read; "
+                        "p99 is nearest-rank over the repeats (the slowest run when < 100)",
             per_query=rows)
     finally:
         if proc is not None:
