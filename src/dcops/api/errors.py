@@ -20,6 +20,13 @@ def _loc(loc: tuple[object, ...]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from dcops.api.prom import PromError
+
+    @app.exception_handler(PromError)
+    async def prom_error(request: Request, exc: PromError) -> JSONResponse:
+        """Prometheus API routes answer errors in Prometheus's shape, for Grafana."""
+        return JSONResponse(exc.to_prometheus_json(), status_code=exc.status)
+
     @app.exception_handler(DcopsError)
     async def dcops_error(request: Request, exc: DcopsError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
