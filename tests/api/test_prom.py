@@ -180,7 +180,15 @@ def test_errors_use_prometheus_error_json(api: Api) -> None:
     assert unsupported[0] in (400, 422) and "sort_by_label" in unsupported[2]
     cases = [
         (_get(api, "/api/v1/query", query="up", time="yesterday"),
-         'invalid parameter "time": cannot parse "yesterday" to a valid timestamp'),
+         'invalid parameter "time": Invalid time value for \'time\': cannot parse '
+         '"yesterday" to a valid timestamp'),
+        (_get(api, "/api/v1/labels", start="x"),
+         'invalid parameter "start": Invalid time value for \'start\': cannot parse "x" to '
+         "a valid timestamp"),
+        (_get(api, "/api/v1/query_exemplars", query="up", start=10, end=5),
+         "end timestamp must not be before start timestamp"),
+        (_get(api, "/api/v1/series", **{"match[]": '{node=""}'}),
+         'invalid parameter "match[]": match[] must contain at least one non-empty matcher'),
         (_get(api, "/api/v1/query_range", query="up", start=10, end=5, step=1),
          'invalid parameter "end": end timestamp must not be before start time'),
         (_get(api, "/api/v1/query_range", query="up", start=0, end=5, step=0),
@@ -199,8 +207,16 @@ def test_errors_use_prometheus_error_json(api: Api) -> None:
         assert _error(response) == (400, "bad_data", message)
     not_selector = _error(_get(api, "/api/v1/series", **{"match[]": f"rate({UTIL}[5m])"}))
     assert not_selector[:2] == (400, "bad_data") and "match[]" in not_selector[2]
-    empty = _error(_get(api, "/api/v1/series", **{"match[]": '{node=""}'}))
-    assert empty[:2] == (400, "bad_data")
+
+
+def test_metadata_lookups_over_an_empty_range_find_nothing(api: Api) -> None:
+    _load(api)
+    for path, params in [("/api/v1/series", {"match[]": UTIL}), ("/api/v1/labels", {}),
+                         ("/api/v1/label/node/values", {})]:
+        response = _get(api, path, start=NOW_S, end=NOW_S - 60, **params)
+        assert response.json() == {"status": "success", "data": []}, path
+    exemplars = _get(api, "/api/v1/query_exemplars", query=UTIL, start=HOUR_AGO_S, end=NOW_S)
+    assert exemplars.json() == {"status": "success", "data": []}
 
 
 def test_range_query_of_a_range_vector_is_bad_data(api: Api) -> None:

@@ -137,7 +137,10 @@ def parse_selector(text: str) -> list[Matcher]:
     try:
         expr = pp.parse(text)
     except Exception as exc:  # promql-parser raises plain ValueError/RuntimeError
-        raise PromError("bad_data", f'invalid parameter "match[]": {exc}') from None
+        message = str(exc)
+        if "at least one non-empty matcher" in message:
+            message = "match[] must contain at least one non-empty matcher"
+        raise PromError("bad_data", f'invalid parameter "match[]": {message}') from None
     if not isinstance(expr, pp.VectorSelector) or expr.offset is not None \
             or expr.at is not None:
         raise PromError("bad_data", f'invalid parameter "match[]": {text!r} is not a series '
@@ -184,13 +187,22 @@ async def _run(fn: Callable[..., T], *args: Any) -> T:
         raise PromError("bad_data", f"regular expression: {exc}") from None
 
 
+def _time_param(params: ImmutableMultiDict[str, str], name: str, default: int) -> int:
+    """An optional timestamp parameter; Prometheus words its errors differently here."""
+    text = params.get(name)
+    if not text:
+        return default
+    try:
+        return parse_time(name, text)
+    except PromError:
+        raise PromError("bad_data", f'invalid parameter "{name}": Invalid time value for '
+                                    f"'{name}': cannot parse \"{text}\" to a valid "
+                                    "timestamp") from None
+
+
 def _time_range(params: ImmutableMultiDict[str, str]) -> tuple[int, int]:
-    start = parse_time("start", params["start"]) if params.get("start") else MIN_TIME_MS
-    end = parse_time("end", params["end"]) if params.get("end") else MAX_TIME_MS
-    if end < start:
-        raise PromError("bad_data", 'invalid parameter "end": end timestamp must not be '
-                                    "before start time")
-    return start, end
+    """``start`` and ``end`` of a metadata lookup; an empty range (end < start) finds nothing."""
+    return (_time_param(params, "start", MIN_TIME_MS), _time_param(params, "end", MAX_TIME_MS))
 
 
 def _limit(params: ImmutableMultiDict[str, str]) -> int | None:
@@ -229,7 +241,7 @@ async def query(request: Request) -> dict[str, Any]:
     """PromQL at one moment: ``query``, ``time`` (default now), ``timeout``."""
     params = await _params(request)
     _check_timeout(params)
-    at_ms = parse_time("time", params["time"]) if params.get("time") else _now_ms(request)
+    at_ms = _time_param(params, "time", _now_ms(request))
     result = await _run(_engine(request).instant, params.get("query", ""), at_ms)
     return _success(result.to_prometheus_json())
 
@@ -263,7 +275,9 @@ async def query_range(request: Request) -> dict[str, Any]:
 async def query_exemplars(request: Request) -> dict[str, Any]:
     """Exemplars of a query: dcops stores none, so always an empty list."""
     params = await _params(request)
-    _time_range(params)
+    start, end = _time_range(params)
+    if end < start:
+        raise PromError("bad_data", "end timestamp must not be before start timestamp")
     return _success([])
 
 
@@ -276,8 +290,10 @@ async def series(request: Request) -> dict[str, Any]:
     if not selectors:
         raise PromError("bad_data", "no match[] parameter provided")
     start, end = _time_range(params)
-    found = await _run(_matched_series, request, selectors, start, end)
     limit = _limit(params)
+    if end < start:
+        return _success([])
+    found = await _run(_matched_series, request, selectors, start, end)
     return _success([dict(labels) for labels in found[:limit]])
 
 
@@ -289,6 +305,8 @@ async def labels(request: Request) -> dict[str, Any]:
     start, end = _time_range(params)
     selectors = params.getlist("match[]")
     services: Services = request.app.state.services
+    if end < start:
+        return _success([])
     if selectors:
         found = await _run(_matched_series, request, selectors, start, end)
         names = sorted({name for labels in found for name, _ in labels})
@@ -306,6 +324,8 @@ async def label_values(request: Request, name: str) -> dict[str, Any]:
     start, end = _time_range(params)
     selectors = params.getlist("match[]")
     services: Services = request.app.state.services
+    if end < start:
+        return _success([])
     if selectors:
         found = await _run(_matched_series, request, selectors, start, end)
         values = sorted({v for labels in found for k, v in labels if k == name})
