@@ -2,14 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from httpx import Response
 
 from dcops.access.model import Role
 from dcops.api.prom import PromError, parse_duration, parse_time
 from dcops.telemetry.model import Batch, make_labels
+from dcops.telemetry.remote_write import encode_write_request
 from tests.api.conftest import Api
 from tests.api.grafana_requests import GRAFANA_REQUESTS, HOUR_AGO_S, NOW_S, GrafanaRequest
+from tests.fixtures.prometheus import PrometheusServer
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 UTIL = "dcops_gpu_utilization_percent"
@@ -17,7 +20,7 @@ TOO_MANY = ("exceeded maximum resolution of 11,000 points per timeseries. Try de
             "query resolution (?step=XX)")
 
 
-def _load(api: Api) -> None:
+def _load(api: Api) -> Batch:
     """Two nodes with two GPUs each, a constant utilization per GPU, every 15 s for 10 min."""
     now_ms = int(api.clock.now() * 1000)
     batch = Batch()
@@ -28,6 +31,7 @@ def _load(api: Api) -> None:
                 batch.add(labels, now_ms - 600_000 + i * 15_000, 10.0 + 20 * node_index + 10 * gpu)
     batch.add(make_labels("dcops_host_up", {"node": "gpu-node-1"}), now_ms - 30_000, 1.0)
     api.services.ingestor.accept(batch, "test")
+    return batch
 
 
 def _get(api: Api, path: str, **params: Any) -> Response:
@@ -271,3 +275,42 @@ def test_parse_duration(text: str, ms: int) -> None:
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(PromError):
         parse_duration("step", text)
+
+
+def test_answers_match_a_real_prometheus_on_the_same_data(
+        api: Api, prometheus_server: PrometheusServer) -> None:
+    """Grafana's requests and the API's error cases, sent to dcops and to a real Prometheus."""
+    batch = _load(api)
+    written = httpx.post(f"{prometheus_server.url}/api/v1/write",
+                         content=encode_write_request(batch), timeout=10.0, headers={
+                             "Content-Encoding": "snappy",
+                             "Content-Type": "application/x-protobuf",
+                             "X-Prometheus-Remote-Write-Version": "0.1.0"})
+    assert written.status_code == 204, written.text
+    errors = [
+        GrafanaRequest(what, "GET", f"/api/v1/{query}") for what, query in [
+            ("too many points", "query_range?query=up&start=0&end=11001&step=1"),
+            ("bad time", "query?query=up&time=yesterday"),
+            ("date without time", "query?query=up&time=2023-11-14"),
+            ("end before start", "query_range?query=up&start=10&end=5&step=1"),
+            ("zero step", "query_range?query=up&start=0&end=5&step=0"),
+            ("bad step", "query_range?query=up&start=0&end=5&step=fast"),
+            ("huge step", "query_range?query=up&start=0&end=5&step=1e300"),
+            ("no start", "query_range?query=up&end=5&step=1"),
+            ("bad timeout", "query?query=up&timeout=soon"),
+            ("no match[]", "series"),
+            ("bad label name", "label/bad-name/values"),
+            ("empty matcher", "series?match%5B%5D=%7Bnode%3D%22%22%7D"),
+            ("bad start", "labels?start=x"),
+            ("empty series range", "series?match%5B%5D=up&start=10&end=5"),
+            ("range vector in a range query",
+             "query_range?query=up%5B5m%5D&start=0&end=60&step=15"),
+            ("string", "query?query=%22rack%22&time=4"),
+            ("offset", f"query?query={UTIL}%20offset%201m&time={NOW_S}"),
+        ]]
+    for request in [r for r in GRAFANA_REQUESTS if "buildinfo" not in r.what] + errors:
+        ours = _send(api, request)
+        theirs = httpx.request(request.method, prometheus_server.url + request.path,
+                               content=request.form, timeout=10.0,
+                               headers=FORM if request.form else None)
+        assert (ours.status_code, ours.json()) == (theirs.status_code, theirs.json()), request
