@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
+from dcops.backends.duckdb_store import DuckDBMetricsStore
+from dcops.core.clock import FakeClock
 from dcops.query import Engine, QueryError
 from dcops.telemetry.remote_write import encode_write_request
-from dcops.telemetry.store import MemoryMetricsStore
+from dcops.telemetry.store import MemoryMetricsStore, MetricsStore, Retention
 from tests.fixtures.prometheus import PrometheusFactory
 from tests.query.differential import (
     differences,
@@ -24,11 +27,21 @@ WRITE_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-pr
                  "X-Prometheus-Remote-Write-Version": "0.1.0"}
 
 
+def _store(kind: str, directory: Path) -> MetricsStore:
+    if kind == "memory":
+        return MemoryMetricsStore()
+    return DuckDBMetricsStore(directory / "metrics", Retention(), flush_interval_s=3600,
+                              clock=FakeClock())
+
+
 @pytest.mark.engines
-def test_engine_answers_like_prometheus(prometheus_factory: PrometheusFactory) -> None:
+@pytest.mark.parametrize("kind", ["memory", "duckdb"])
+def test_engine_answers_like_prometheus(prometheus_factory: PrometheusFactory, kind: str,
+                                        tmp_path: Path) -> None:
+    """The whole corpus, over the in-memory store and over DuckDB's columnar fast path."""
     server = prometheus_factory()
     start_ms = (int(time.time()) // 60 - 62) * 60_000
-    store = MemoryMetricsStore()
+    store = _store(kind, tmp_path)
     for batch in fleet_batches(start_ms):
         store.append(batch)
         reply = httpx.post(f"{server.url}/api/v1/write", content=encode_write_request(batch),
@@ -54,6 +67,7 @@ def test_engine_answers_like_prometheus(prometheus_factory: PrometheusFactory) -
                 found = differences(a, b, ordered=case.query.startswith("sort"))
                 failures += [f"{case.kind} {case.query}: {d}" for d in found]
     client.close()
+    store.close()
     assert not failures, "\n".join(failures)
 
 

@@ -30,7 +30,15 @@ import pyarrow as pa
 from dcops.backends.wal import WriteAheadLog
 from dcops.core.clock import Clock
 from dcops.core.errors import Invalid
-from dcops.telemetry.model import Batch, Labels, LatestSample, Matcher, MatchOp, SeriesData
+from dcops.telemetry.model import (
+    Batch,
+    Labels,
+    LatestSample,
+    Matcher,
+    MatchOp,
+    SeriesBlock,
+    SeriesData,
+)
 from dcops.telemetry.store import Retention
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,8 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 _RECORD = struct.Struct("<II")
+_MAX_SERIES = 2**24
+"""Series one query may read before its sort key falls back to two columns."""
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
 _ROLLUP_AGGS = {"avg": "sum / count", "min": "min", "max": "max", "last": "last",
@@ -143,6 +153,8 @@ class DuckDBMetricsStore:
         self._ids: dict[Labels, int] = {}
         self._by_identity: dict[int, tuple[Labels, int]] = {}
         self._index = _LabelIndex()
+        self._rank: I64 | None = None
+        self._ranked = 0
         self._pending: list[tuple[I64, I64, F64]] = []
         self._pending_series: list[tuple[int, Labels]] = []
         self._pending_samples = 0
@@ -301,62 +313,91 @@ class DuckDBMetricsStore:
 
     # ---- reading -------------------------------------------------------------------
 
-    def _query(self, matchers: Sequence[Matcher], sql: str, params: list[Any]) -> dict[str, Any]:
-        """Run `sql` (which joins table `wanted(series_id)`) after flushing; numpy columns."""
+    def _query(self, matchers: Sequence[Matcher], sql: str,
+               params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        """Run `sql` after flushing; numpy columns.
+
+        `sql` joins table ``wanted(series_id, pos)``: the matching series, `pos` being each
+        one's place in label order, so ``ORDER BY pos`` sorts the answer by labels.
+        """
         with self._db_lock:
             self.flush()
             with self._lock:
-                ids = sorted(self._index.match(matchers))
-            self._db.register("wanted", pa.table({"series_id": pa.array(ids, pa.int64())}))
+                ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
+                ids = ids[np.argsort(self._ranks()[ids], kind="stable")]
+            self._db.register("wanted", pa.table({"series_id": ids,
+                                                  "pos": np.arange(len(ids), dtype=np.int64)}))
             try:
-                return dict(self._db.execute(sql, params).fetchnumpy())
+                table = self._db.sql(sql, params=params).to_arrow_table()
             finally:
                 self._db.unregister("wanted")
+        cols: dict[str, Any] = {name: table.column(name).to_numpy()
+                                for name in table.column_names}
+        cols["wanted"] = ids
+        return cols
 
-    def _series_data(self, cols: dict[str, Any], ts_col: str) -> list[SeriesData]:
-        sids = np.asarray(cols["series_id"], dtype=np.int64)
-        ts = np.asarray(cols[ts_col], dtype=np.int64)
-        values = np.asarray(cols["value"], dtype=np.float64)
-        if not len(sids):
-            return []
-        starts = np.flatnonzero(np.r_[True, sids[1:] != sids[:-1]])
-        ends = np.r_[starts[1:], len(sids)]
+    def _ranks(self) -> I64:
+        """Each series id's place in label order (-1 for unused ids); call with the lock held."""
         labels = self._index.labels
-        out = [SeriesData(labels[int(sids[a])], ts[a:b], values[a:b])
-               for a, b in zip(starts, ends, strict=True)]
-        return sorted(out, key=lambda s: s.labels)
+        if self._rank is None or self._ranked != len(labels):
+            order = np.fromiter(sorted(labels, key=labels.__getitem__), dtype=np.int64,
+                                count=len(labels))
+            rank = np.full(max(self._next_id, 1), -1, dtype=np.int64)
+            rank[order] = np.arange(len(order), dtype=np.int64)
+            self._rank, self._ranked = rank, len(labels)
+        return self._rank
+
+    def _block(self, cols: dict[str, Any], ts_col: str) -> SeriesBlock:
+        """A SeriesBlock from columns ordered by (pos, time)."""
+        wanted: I64 = cols["wanted"]
+        counts = np.bincount(np.asarray(cols["pos"], dtype=np.int64), minlength=len(wanted))
+        found = counts > 0
+        offsets = np.zeros(int(found.sum()) + 1, dtype=np.int64)
+        np.cumsum(counts[found], out=offsets[1:])
+        labels = self._index.labels
+        return SeriesBlock([labels[sid] for sid in wanted[found].tolist()], offsets,
+                           np.asarray(cols[ts_col], dtype=np.int64),
+                           np.asarray(cols["value"], dtype=np.float64))
+
+    def select_block(self, matchers: Sequence[Matcher], start_ms: int,
+                     end_ms: int) -> SeriesBlock:
+        # One int64 sort key sorts faster than (pos, ts); where it could overflow, use both.
+        width = end_ms - start_ms + 1
+        order = "pos * $width + (ts - $start)" if width < 2**62 // _MAX_SERIES else "pos, ts"
+        cols = self._query(matchers, "SELECT pos, ts, value FROM samples JOIN wanted "
+                           f"USING (series_id) WHERE ts BETWEEN $start AND $end ORDER BY {order}",
+                           {"start": start_ms, "end": end_ms, "width": width}
+                           if "width" in order else {"start": start_ms, "end": end_ms})
+        return self._block(cols, "ts")
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesData]:
-        cols = self._query(matchers, "SELECT series_id, ts, value FROM samples "
-                           "SEMI JOIN wanted USING (series_id) WHERE ts BETWEEN ? AND ? "
-                           "ORDER BY series_id, ts", [start_ms, end_ms])
-        return self._series_data(cols, "ts")
+        return self.select_block(matchers, start_ms, end_ms).series()
 
     def select_rollup(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
                       agg: str = "avg") -> list[SeriesData]:
         expr = _ROLLUP_AGGS.get(agg)
         if expr is None:
             raise Invalid(f"unknown rollup aggregate {agg!r}", hint=f"use one of {_ROLLUP_AGGS}")
-        cols = self._query(matchers, f"SELECT series_id, bucket, {expr} AS value FROM rollups "
-                           "SEMI JOIN wanted USING (series_id) WHERE bucket BETWEEN ? AND ? "
-                           "ORDER BY series_id, bucket", [start_ms, end_ms])
-        return self._series_data(cols, "bucket")
+        cols = self._query(matchers, f"SELECT pos, bucket, {expr} AS value FROM rollups "
+                           "JOIN wanted USING (series_id) WHERE bucket BETWEEN ? AND ? "
+                           "ORDER BY pos, bucket", [start_ms, end_ms])
+        return self._block(cols, "bucket").series()
 
     def latest(self, matchers: Sequence[Matcher], since_ms: int) -> list[LatestSample]:
-        cols = self._query(matchers, "SELECT series_id, max(ts) AS ts, arg_max(value, ts) AS value "
-                           "FROM samples SEMI JOIN wanted USING (series_id) WHERE ts >= ? "
-                           "GROUP BY series_id", [since_ms])
+        cols = self._query(matchers, "SELECT pos, max(ts) AS ts, arg_max(value, ts) AS value "
+                           "FROM samples JOIN wanted USING (series_id) WHERE ts >= ? "
+                           "GROUP BY pos ORDER BY pos", [since_ms])
         labels = self._index.labels
-        out = [LatestSample(labels[int(s)], int(t), float(v))
-               for s, t, v in zip(cols["series_id"], cols["ts"], cols["value"], strict=True)]
-        return sorted(out, key=lambda s: s.labels)
+        sids = cols["wanted"][np.asarray(cols["pos"], dtype=np.int64)].tolist()
+        return [LatestSample(labels[s], t, v) for s, t, v in
+                zip(sids, cols["ts"].tolist(), cols["value"].tolist(), strict=True)]
 
     def series(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[Labels]:
-        cols = self._query(matchers, "SELECT DISTINCT series_id FROM samples "
-                           "SEMI JOIN wanted USING (series_id) WHERE ts BETWEEN ? AND ?",
+        cols = self._query(matchers, "SELECT DISTINCT pos FROM samples JOIN wanted "
+                           "USING (series_id) WHERE ts BETWEEN ? AND ? ORDER BY pos",
                            [start_ms, end_ms])
         labels = self._index.labels
-        return sorted(labels[int(s)] for s in cols["series_id"])
+        return [labels[s] for s in cols["wanted"][np.asarray(cols["pos"], np.int64)].tolist()]
 
     def label_names(self) -> list[str]:
         with self._lock:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import promql_parser as pp
 
-from dcops.query import aggregation, binary, functions
+from dcops.query import aggregation, binary, functions, window
 from dcops.query.result import QueryError, Result, ResultSeries
 from dcops.query.vector import (
     IntArray,
@@ -26,9 +26,11 @@ from dcops.query.vector import (
     drop_name,
     is_stale,
     merge_same_labels,
+    rows,
+    without_stale,
 )
-from dcops.telemetry.model import Matcher, MatchOp, SeriesData
-from dcops.telemetry.store import MetricsStore
+from dcops.telemetry.model import Matcher, MatchOp, SeriesBlock, SeriesData
+from dcops.telemetry.store import MetricsStore, block_of, select_block
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +177,7 @@ class _Evaluation:
             fixed = round(at.at.timestamp() * 1000)
         return np.full(self.steps, fixed - offset, dtype=np.int64)
 
-    def select(self, selector: Any, start_ms: int, end_ms: int) -> list[SeriesData]:
+    def select(self, selector: Any, start_ms: int, end_ms: int) -> SeriesBlock:
         if selector.matchers.or_matchers:
             raise QueryError("bad_data", "unsupported: 'or' inside a selector")
         matchers = [Matcher(m.name, _lookup(_MATCH_OPS, m.op), m.value)
@@ -183,26 +185,27 @@ class _Evaluation:
         if selector.name is not None:
             matchers.append(Matcher("__name__", MatchOp.EQ, selector.name))
         try:
-            return self.engine.store.select(matchers, start_ms, end_ms)
+            return select_block(self.engine.store, matchers, start_ms, end_ms)
         except re.error as exc:  # RE2 syntax that Python's re does not share
             raise QueryError("bad_data", f"unsupported: regular expression in {selector}: "
                              f"{exc}") from None
 
     def vector_selector(self, selector: Any) -> Vector:
+        """Each series' newest sample at or before each step, within the lookback delta."""
         times = self.eval_times(selector)
         lookback = self.engine.lookback_delta_ms
-        data = self.select(selector, int(times.min()) - lookback, int(times.max()))
-        out = []
-        for sd in data:
-            idx = np.searchsorted(sd.ts_ms, times, side="right") - 1
-            safe = np.clip(idx, 0, None)
-            present = (idx >= 0) & (sd.ts_ms[safe] >= times - lookback)
-            present &= ~is_stale(sd.values[safe])
-            self.count_samples(int(present.sum()))
-            out.append(Series(sd.labels, sd.values[safe], present))
-        return Vector(out)
+        block = self.select(selector, int(times.min()) - lookback, int(times.max()))
+        if not len(block):
+            return Vector([])
+        idx = window.search(block, times, "right") - 1
+        safe = np.maximum(idx, 0)
+        values = block.values[safe]
+        present = (idx >= block.offsets[:-1, None]) & (block.ts_ms[safe] >= times - lookback)
+        present &= ~is_stale(values)
+        self.count_samples(int(present.sum()))
+        return Vector(rows(block.labels, values, present))
 
-    def range_data(self, matrix: Any) -> tuple[list[SeriesData], IntArray, int]:
+    def range_data(self, matrix: Any) -> tuple[SeriesBlock, IntArray, int]:
         """Series of a range selector (without staleness markers) or subquery, times, range."""
         if isinstance(matrix, pp.SubqueryExpr):
             return self.subquery_data(matrix)
@@ -211,14 +214,10 @@ class _Evaluation:
             raise QueryError("bad_data", "unsupported: range of a non-selector")
         times = self.eval_times(selector)
         range_ms = _ms(matrix.range)
-        data = self.select(selector, int(times.min()) - range_ms, int(times.max()))
-        cleaned = []
-        for sd in data:
-            keep = ~is_stale(sd.values)
-            cleaned.append(SeriesData(sd.labels, sd.ts_ms[keep], sd.values[keep]))
-        return cleaned, times, range_ms
+        block = self.select(selector, int(times.min()) - range_ms, int(times.max()))
+        return without_stale(block), times, range_ms
 
-    def subquery_data(self, subquery: Any) -> tuple[list[SeriesData], IntArray, int]:
+    def subquery_data(self, subquery: Any) -> tuple[SeriesBlock, IntArray, int]:
         """Evaluate ``expr[range:step]`` at the step-aligned times its windows need."""
         step = _ms(subquery.step)
         if step <= 0:
@@ -228,7 +227,7 @@ class _Evaluation:
         first = -(-(int(times.min()) - range_ms) // step) * step
         grid = np.arange(first, int(times.max()) + 1, step, dtype=np.int64)
         if not len(grid):
-            return [], times, range_ms
+            return block_of([]), times, range_ms
         inner = _Evaluation(self.engine, grid, self.start_ms, self.end_ms)
         value = inner.eval(subquery.expr)
         self.count_samples(inner.samples)
@@ -236,13 +235,13 @@ class _Evaluation:
             raise QueryError("bad_data", "unsupported: subquery of a non-vector expression")
         data = [SeriesData(s.labels, grid[s.present], s.values[s.present])
                 for s in value.series if s.present.any()]
-        return sorted(data, key=lambda sd: sd.labels), times, range_ms
+        return block_of(sorted(data, key=lambda sd: sd.labels)), times, range_ms
 
     def raw_matrix(self, matrix: Any) -> Result:
-        data, times, range_ms = self.range_data(matrix)
+        block, times, range_ms = self.range_data(matrix)
         t = int(times[0])
         out = []
-        for sd in data:
+        for sd in block.series():
             keep = (sd.ts_ms >= t - range_ms) & (sd.ts_ms <= t)
             if keep.any():
                 self.count_samples(int(keep.sum()))

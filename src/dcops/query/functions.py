@@ -19,6 +19,7 @@ from dcops.query.vector import (
     Vector,
     drop_name,
     merge_same_labels,
+    rows,
 )
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def _timestamp(ev: _Evaluation, arg: Any) -> Vector:
         times = ev.eval_times(inner)
         lookback = ev.engine.lookback_delta_ms
         vec = ev.vector_selector(inner)
-        data = ev.select(inner, int(times.min()) - lookback, int(times.max()))
+        data = ev.select(inner, int(times.min()) - lookback, int(times.max())).series()
         stamps = {sd.labels: sd.ts_ms for sd in data}
         out = []
         for s in vec.series:
@@ -156,29 +157,32 @@ def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
         if name == "quantile_over_time" else None
     ahead = ev.eval_scalar(args[1], "call to function predict_linear").values \
         if name == "predict_linear" else None
-    data, times, range_ms = ev.range_data(matrix)
+    block, times, range_ms = ev.range_data(matrix)
     # Prometheus regresses around the step time (or the query start under @), not t - offset.
     at = matrix.at if isinstance(matrix, pp.SubqueryExpr) else matrix.vector_selector.at
     if at is not None and name == "predict_linear":
         # Prometheus 2.x answers this with points that move per step; refuse, do not guess.
         raise QueryError("bad_data", "unsupported: predict_linear over a range with @")
-    intercept = ev.grid
-    out = []
-    for sd in data:
-        whole = window.Windows(sd.ts_ms, sd.values, times, range_ms)
-        ev.count_samples(len(sd.ts_ms) + ev.steps)
-        pieces = []
-        first = 0
-        for w in whole.split():
-            rows = slice(first, first + len(w.ends))
-            first += len(w.ends)
-            pieces.append(_apply(name, w, q[rows] if q is not None else None,
-                                 intercept[rows], ahead[rows] if ahead is not None else None))
-        values = np.concatenate([p[0] for p in pieces])
-        ok = np.concatenate([p[1] for p in pieces])
-        labels = sd.labels if name == "last_over_time" else drop_name(sd.labels)
-        out.append(Series(labels, np.asarray(values, dtype=np.float64), ok))
-    return Vector(merge_same_labels(out))
+    n = len(block)
+    if n == 0:
+        return Vector([])
+    ev.count_samples(len(block.ts_ms) + n * ev.steps)
+    whole = window.Windows.of_block(block, times, range_ms)
+    q_all = np.tile(q, n) if q is not None else None
+    ahead_all = np.tile(ahead, n) if ahead is not None else None
+    intercept_all = np.tile(ev.grid, n)
+    pieces = []
+    first = 0
+    for w in whole.split():
+        sl = slice(first, first + len(w.ends))
+        first += len(w.ends)
+        pieces.append(_apply(name, w, q_all[sl] if q_all is not None else None,
+                             intercept_all[sl],
+                             ahead_all[sl] if ahead_all is not None else None))
+    values = np.concatenate([p[0] for p in pieces]).reshape(n, ev.steps)
+    ok = np.concatenate([p[1] for p in pieces]).reshape(n, ev.steps)
+    names = block.labels if name == "last_over_time" else [drop_name(lab) for lab in block.labels]
+    return Vector(merge_same_labels(rows(names, np.asarray(values, dtype=np.float64), ok)))
 
 
 def _apply(name: str, w: window.Windows, q: FloatArray | None, intercept: IntArray,
@@ -207,10 +211,9 @@ def _absent(ev: _Evaluation, name: str, arg: Any) -> Vector:
         inner = inner.expr
     selector: Any
     if name == "absent_over_time":
-        data, times, range_ms = ev.range_data(inner)
-        seen = np.zeros(ev.steps, dtype=np.bool_)
-        for sd in data:
-            seen |= window.Windows(sd.ts_ms, sd.values, times, range_ms).count > 0
+        block, times, range_ms = ev.range_data(inner)
+        counts = window.Windows.of_block(block, times, range_ms).count
+        seen = np.asarray(counts.reshape(len(block), ev.steps).any(axis=0), dtype=np.bool_)
         selector = inner.vector_selector if isinstance(inner, pp.MatrixSelector) else None
     else:
         vec = ev.eval_vector(arg, "call to function absent")

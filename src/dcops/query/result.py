@@ -39,6 +39,26 @@ def format_value(value: float) -> str:
     return format_scalar(value)
 
 
+def format_values(values: list[float]) -> list[str]:
+    """`format_value` of many values: Python's shortest repr is Go's digits for most of them."""
+    out = list(map(repr, values))
+    for i, text in enumerate(out):
+        if text[-2:] == ".0":
+            out[i] = text[:-2]
+        elif "e" in text or "n" in text:  # exponents, inf, nan: the careful path
+            out[i] = format_value(values[i])
+    return out
+
+
+def format_times(ts_ms: npt.NDArray[np.int64]) -> list[float | int]:
+    """Timestamps as the API writes them: whole seconds as ints, others as floats."""
+    whole = ts_ms % 1000 == 0
+    if whole.all():
+        seconds: list[float | int] = (ts_ms // 1000).tolist()
+        return seconds
+    return [_format_ts(t) for t in ts_ms.tolist()]
+
+
 def format_scalar(value: float) -> str:
     """A scalar result as Prometheus writes it: Go's ``FormatFloat(v, 'f', -1, 64)``."""
     if math.isnan(value):
@@ -99,7 +119,8 @@ class Result:
                    for s in self.series]
         else:
             out = [{"metric": dict(s.labels),
-                    "values": [[_format_ts(int(t)), format_value(float(v))]
-                               for t, v in zip(s.ts_ms.tolist(), s.values.tolist(), strict=True)]}
+                    "values": [list(p) for p in zip(format_times(s.ts_ms),
+                                                    format_values(s.values.tolist()),
+                                                    strict=True)]}
                    for s in self.series]
         return {"resultType": self.result_type, "result": out}

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dcops.query.result import QueryError
-from dcops.telemetry.model import Labels, format_labels
+from dcops.telemetry.model import Labels, SeriesBlock, format_labels
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -57,6 +57,23 @@ class String:
 
 
 Value = Vector | Scalar | String
+
+
+def rows(labels: list[Labels], values: npt.NDArray[np.float64],
+         present: npt.NDArray[np.bool_]) -> list[Series]:
+    """Series from (series, steps) matrices, one row each (views, not copies)."""
+    return [Series(lab, v, p) for lab, v, p in zip(labels, values, present, strict=True)]
+
+
+def without_stale(block: SeriesBlock) -> SeriesBlock:
+    """`block` less its staleness markers (range functions never see them)."""
+    stale = is_stale(block.values)
+    if not stale.any():
+        return block
+    kept = np.zeros(len(stale) + 1, dtype=np.int64)  # non-stale samples before each index
+    np.cumsum(~stale, out=kept[1:])
+    return SeriesBlock(block.labels, kept[block.offsets], block.ts_ms[~stale],
+                       block.values[~stale])
 
 
 def drop_name(labels: Labels) -> Labels:

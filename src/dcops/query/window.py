@@ -1,8 +1,11 @@
-"""Functions over range vectors (``rate``, ``*_over_time``), vectorized across all steps.
+"""Functions over range vectors (``rate``, ``*_over_time``), vectorized across series and steps.
 
 For one series, each step t looks at the samples with timestamps in ``[t - range, t]``
-(both ends included, as Prometheus 2.x does); ``np.searchsorted`` finds every step's
-window at once, and window contents are gathered into a steps-by-samples matrix.
+(both ends included, as Prometheus 2.x does). All series of a selector arrive as one
+`SeriesBlock` (flat columns); one ``np.searchsorted`` over a (series, time) key finds the
+window of every series at every step at once, so a range function costs a few numpy
+calls however many series it reads. Window contents are gathered into a
+windows-by-samples matrix where a function needs them all.
 """
 
 from __future__ import annotations
@@ -12,40 +15,88 @@ from collections.abc import Callable
 import numpy as np
 
 from dcops.query.vector import BoolArray, FloatArray, IntArray
+from dcops.telemetry.model import SeriesBlock
 
 WindowResult = tuple[FloatArray, BoolArray]
 
+_MAX_KEY = 2**62
+
+
+def search(block: SeriesBlock, targets: IntArray, side: str) -> IntArray:
+    """Per series s and target t, ``offsets[s] + searchsorted(ts of s, t, side)``: (S, T)."""
+    n_series, ts = len(block), block.ts_ms
+    if n_series == 0 or not len(targets):
+        return np.zeros((n_series, len(targets)), dtype=np.int64)
+    base = min(int(ts.min()), int(targets.min())) if len(ts) else int(targets.min())
+    top = max(int(ts.max()), int(targets.max())) if len(ts) else int(targets.max())
+    width = top - base + 2
+    if width * n_series >= _MAX_KEY:  # keys would overflow: one search per series
+        starts = block.offsets[:-1].tolist()
+        return np.stack([a + np.searchsorted(ts[a:b], targets, side=side)  # type: ignore[call-overload]
+                         for a, b in zip(starts, block.offsets[1:].tolist(), strict=True)])
+    owner = np.repeat(np.arange(n_series, dtype=np.int64), np.diff(block.offsets))
+    keys = owner * width + (ts - base)
+    wanted = np.arange(n_series, dtype=np.int64)[:, None] * width + (targets - base)[None, :]
+    return np.asarray(np.searchsorted(keys, wanted, side=side), dtype=np.int64)  # type: ignore[call-overload]
+
+
+def series_starts(block: SeriesBlock) -> BoolArray:
+    """True at the first sample of each series: no sample pair spans two series."""
+    first = np.zeros(len(block.ts_ms), dtype=np.bool_)
+    first[block.offsets[:-1][np.diff(block.offsets) > 0]] = True
+    return first
+
 
 class Windows:
-    """The samples of one series that each step's range selects."""
+    """Windows over flat sample columns: window i holds samples ``lo[i]:hi[i]``, ending at
+    ``ends[i]``; `first` marks samples that start a series (no pair reaches across)."""
 
     def __init__(self, ts: IntArray, values: FloatArray, ends: IntArray, range_ms: int) -> None:
-        self.ts = ts
-        self.values = values
-        self.range_ms = range_ms
-        self.ends = ends
-        self.lo = np.searchsorted(ts, ends - range_ms, side="left").astype(np.int64)
-        self.hi = np.searchsorted(ts, ends, side="right").astype(np.int64)
-        self.count = self.hi - self.lo
+        """The windows of one series at steps `ends`."""
+        lo = np.searchsorted(ts, ends - range_ms, side="left").astype(np.int64)
+        hi = np.searchsorted(ts, ends, side="right").astype(np.int64)
+        first = np.zeros(len(ts), dtype=np.bool_)
+        first[:1] = True
+        self._set(ts, values, first, ends, lo, hi, range_ms)
+
+    @classmethod
+    def of_block(cls, block: SeriesBlock, times: IntArray, range_ms: int) -> Windows:
+        """Every series' window at every step of `times`, series after series."""
+        w = object.__new__(cls)
+        lo = search(block, times - range_ms, "left").ravel()
+        hi = search(block, times, "right").ravel()
+        w._set(block.ts_ms, block.values, series_starts(block), np.tile(times, len(block)),
+               lo, hi, range_ms)
+        return w
+
+    def _set(self, ts: IntArray, values: FloatArray, first: BoolArray, ends: IntArray,
+             lo: IntArray, hi: IntArray, range_ms: int) -> None:
+        self.ts, self.values, self.first = ts, values, first
+        self.ends, self.lo, self.hi, self.range_ms = ends, lo, hi, range_ms
+        self.count = hi - lo
 
     def split(self, max_cells: int = 4_000_000) -> list[Windows]:
-        """These windows in runs of steps whose gathered matrix stays under `max_cells`."""
+        """These windows in runs whose gathered matrix stays under `max_cells`."""
         width = max(int(self.count.max()) if len(self.count) else 0, 1)
         rows = max(max_cells // width, 1)
         if rows >= len(self.ends):
             return [self]
         parts = []
-        for first in range(0, len(self.ends), rows):
+        for a in range(0, len(self.ends), rows):
             part = object.__new__(Windows)
-            part.ts, part.values, part.range_ms = self.ts, self.values, self.range_ms
-            part.ends = self.ends[first:first + rows]
-            part.lo, part.hi = self.lo[first:first + rows], self.hi[first:first + rows]
-            part.count = self.count[first:first + rows]
+            part._set(self.ts, self.values, self.first, self.ends[a:a + rows],
+                      self.lo[a:a + rows], self.hi[a:a + rows], self.range_ms)
             parts.append(part)
         return parts
 
+    def previous(self) -> FloatArray:
+        """Each sample's predecessor in its series (0 for a series' first sample)."""
+        prev = np.concatenate(([0.0], self.values[:-1]))
+        prev[self.first] = 0.0
+        return prev
+
     def matrix(self) -> tuple[FloatArray, BoolArray]:
-        """Window values as a (steps, longest window) matrix and the mask of real entries."""
+        """Window values as a (windows, longest window) matrix and the mask of real entries."""
         width = int(self.count.max()) if len(self.count) else 0
         idx = self.lo[:, None] + np.arange(max(width, 1), dtype=np.int64)[None, :]
         mask = idx < self.hi[:, None]
@@ -63,9 +114,8 @@ def extrapolated_rate(w: Windows, *, counter: bool, per_second: bool) -> WindowR
     last = np.clip(w.hi - 1, 0, len(w.values) - 1)
     result = w.values[last] - w.values[first]
     if counter:
-        prev = np.concatenate(([0.0], w.values[:-1]))
-        drops = np.where(w.values < prev, prev, 0.0)
-        drops[0] = 0.0
+        prev = w.previous()
+        drops = np.where((w.values < prev) & ~w.first, prev, 0.0)
         cum = np.cumsum(drops)
         result = result + (cum[last] - cum[first])
     with np.errstate(all="ignore"):
@@ -186,19 +236,14 @@ def _count_pairs(w: Windows, flags: BoolArray) -> WindowResult:
 
 def changes(w: Windows) -> WindowResult:
     """changes(): pairs whose values differ (two NaNs count as equal)."""
-    prev = np.concatenate(([0.0], w.values[:-1]))
-    differ = (w.values != prev) & ~(np.isnan(w.values) & np.isnan(prev))
-    if len(differ):
-        differ[0] = False
+    prev = w.previous()
+    differ = (w.values != prev) & ~(np.isnan(w.values) & np.isnan(prev)) & ~w.first
     return _count_pairs(w, differ)
 
 
 def resets(w: Windows) -> WindowResult:
     """resets(): pairs where a counter went down."""
-    prev = np.concatenate(([0.0], w.values[:-1]))
-    down = w.values < prev
-    if len(down):
-        down[0] = False
+    down = (w.values < w.previous()) & ~w.first
     return _count_pairs(w, down)
 
 

@@ -150,6 +150,29 @@ class SeriesData:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesBlock:
+    """Many series' samples in three flat columns: what a query engine reads in one go.
+
+    Series i has labels ``labels[i]`` and samples ``offsets[i]:offsets[i + 1]`` of
+    `ts_ms` and `values`, oldest first; series are ordered by labels.
+    """
+
+    labels: list[Labels]
+    offsets: npt.NDArray[np.int64]
+    ts_ms: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def series(self) -> list[SeriesData]:
+        """One SeriesData per series (views into the columns, no copies)."""
+        bounds = self.offsets.tolist()
+        return [SeriesData(lab, self.ts_ms[a:b], self.values[a:b])
+                for lab, a, b in zip(self.labels, bounds, bounds[1:], strict=False)]
+
+
+@dataclass(frozen=True, slots=True)
 class LatestSample:
     """The most recent sample of one series."""
 

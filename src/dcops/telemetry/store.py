@@ -12,7 +12,14 @@ from typing import Protocol
 
 import numpy as np
 
-from dcops.telemetry.model import Batch, Labels, LatestSample, Matcher, SeriesData
+from dcops.telemetry.model import (
+    Batch,
+    Labels,
+    LatestSample,
+    Matcher,
+    SeriesBlock,
+    SeriesData,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,37 @@ class MetricsStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class BlockReader(Protocol):
+    """A store that can hand over many series at once as flat columns (a fast path)."""
+
+    def select_block(self, matchers: Sequence[Matcher], start_ms: int,
+                     end_ms: int) -> SeriesBlock:
+        """What `select` returns, as one SeriesBlock."""
+        ...
+
+
+def block_of(data: Sequence[SeriesData]) -> SeriesBlock:
+    """Series (ordered by labels) joined into one SeriesBlock."""
+    lengths = np.fromiter((len(sd.ts_ms) for sd in data), dtype=np.int64, count=len(data))
+    offsets = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if not data:
+        return SeriesBlock([], offsets, np.zeros(0, np.int64), np.zeros(0, np.float64))
+    return SeriesBlock([sd.labels for sd in data], offsets,
+                       np.concatenate([sd.ts_ms for sd in data]).astype(np.int64, copy=False),
+                       np.concatenate([sd.values for sd in data]).astype(np.float64, copy=False))
+
+
+def select_block(store: MetricsStore, matchers: Sequence[Matcher], start_ms: int,
+                 end_ms: int) -> SeriesBlock:
+    """`store.select` as a SeriesBlock, through the store's own fast path where it has one."""
+    fast = getattr(store, "select_block", None)
+    if fast is not None:
+        block: SeriesBlock = fast(matchers, start_ms, end_ms)
+        return block
+    return block_of(store.select(matchers, start_ms, end_ms))
 
 
 def _matches(labels: Labels, matchers: Sequence[Matcher]) -> bool:
