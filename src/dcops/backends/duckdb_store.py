@@ -370,6 +370,23 @@ class DuckDBMetricsStore:
                            if "width" in order else {"start": start_ms, "end": end_ms})
         return self._block(cols, "ts")
 
+    def select_steps(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
+                     first_ms: int, step_ms: int) -> SeriesBlock:
+        """Like select_block, keeping per series only the newest sample in each step bucket
+        ``(first + (k - 1) step, first + k step]``: all that selectors at those steps see."""
+        width = end_ms - start_ms + 1
+        if width >= 2**62 // _MAX_SERIES or step_ms <= 0:
+            return self.select_block(matchers, start_ms, end_ms)
+        shift = step_ms - 1 + (max(first_ms - start_ms, 0) // step_ms + 1) * step_ms
+        cols = self._query(matchers, "SELECT pos, max(ts) AS ts, arg_max(value, ts) AS value "
+                           "FROM samples JOIN wanted USING (series_id) "
+                           "WHERE ts BETWEEN $start AND $end "
+                           "GROUP BY pos, (ts - $first + $shift) // $step "
+                           "ORDER BY pos * $width + (max(ts) - $start)",
+                           {"start": start_ms, "end": end_ms, "first": first_ms,
+                            "shift": shift, "step": step_ms, "width": width})
+        return self._block(cols, "ts")
+
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesData]:
         return self.select_block(matchers, start_ms, end_ms).series()
 

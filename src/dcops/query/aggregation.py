@@ -45,6 +45,10 @@ def _reduce(op: str, vals: FloatArray, present: BoolArray, param: FloatArray | N
     return quantile_sorted(ordered, count, param)
 
 
+REDUCEAT = {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar"}
+"""Aggregations computed for all groups at once with ``ufunc.reduceat``."""
+
+
 def aggregate(op: str, vector: Vector, names: list[str], without: bool,
               param: FloatArray | None, steps: int) -> Vector:
     """Evaluate aggregation `op` grouping by (or without) `names`."""
@@ -53,6 +57,10 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool,
         if bad.any():  # Prometheus checks k at every step, even with nothing to select
             value = format_scalar(float(param[np.argmax(bad)]))
             raise QueryError("execution", f"Scalar value {value} overflows int64")
+    if op == "quantile" and param is None:
+        raise QueryError("bad_data", "quantile needs a parameter")
+    if op in REDUCEAT and vector.series:
+        return _reduce_groups(op, vector, names, without)
     groups: dict[Labels, list[Series]] = {}
     for s in vector.series:
         groups.setdefault(group_key(s.labels, names, without), []).append(s)
@@ -63,11 +71,43 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool,
         if op in SELECTING:
             out.extend(_select(op, members, vals, present, param))
             continue
-        if op == "quantile" and param is None:
-            raise QueryError("bad_data", "quantile needs a parameter")
         values = _reduce(op, vals, present, param)
         out.append(Series(key, values, np.asarray(present.any(axis=0), dtype=np.bool_)))
     return Vector(merge_same_labels(out) if op in SELECTING else out)
+
+
+def _reduce_groups(op: str, vector: Vector, names: list[str], without: bool) -> Vector:
+    """`op` over every group at once: rows sorted by group, then one reduceat per quantity."""
+    index: dict[Labels, int] = {}
+    group = np.fromiter((index.setdefault(group_key(s.labels, names, without), len(index))
+                         for s in vector.series), dtype=np.int64, count=len(vector.series))
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]])
+    rows = [vector.series[i] for i in order.tolist()]
+    present = np.stack([s.present for s in rows])
+    vals = np.where(present, np.stack([s.values for s in rows]), 0.0)
+    count = np.add.reduceat(present, starts, axis=0, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        if op in ("sum", "avg", "stddev", "stdvar"):
+            total = np.add.reduceat(vals, starts, axis=0)
+            result = total if op == "sum" else total / count
+            if op in ("stddev", "stdvar"):
+                per_row = np.repeat(result, np.diff(np.r_[starts, len(rows)]), axis=0)
+                square = np.where(present, (vals - per_row) ** 2, 0.0)
+                result = np.add.reduceat(square, starts, axis=0) / count
+                result = np.sqrt(result) if op == "stddev" else result
+        elif op in ("min", "max"):
+            fn = np.fmin if op == "min" else np.fmax
+            result = fn.reduceat(np.where(present, vals, np.nan), starts, axis=0)
+        elif op == "count":
+            result = count
+        else:  # group
+            result = np.ones_like(count)
+    keys = list(index)
+    ranked = sorted(range(len(keys)), key=keys.__getitem__)
+    # reduceat rows follow group numbers (first appearance); answers go out in label order
+    return Vector([Series(keys[g], np.asarray(result[g], dtype=np.float64), count[g] > 0)
+                   for g in ranked])
 
 
 def _select(op: str, members: list[Series], vals: FloatArray, present: BoolArray,

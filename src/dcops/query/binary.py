@@ -15,6 +15,8 @@ from dcops.query.vector import (
     describe,
     drop_name,
     merge_same_labels,
+    merged_rows,
+    stacked,
 )
 from dcops.telemetry.model import Labels
 
@@ -64,19 +66,16 @@ def scalar_scalar(op: str, lhs: Scalar, rhs: Scalar) -> Scalar:
 
 def vector_scalar(op: str, vec: Vector, scalar: Scalar, *, scalar_left: bool,
                   return_bool: bool) -> Vector:
-    out = []
-    for s in vec.series:
-        lv, rv = (scalar.values, s.values) if scalar_left else (s.values, scalar.values)
-        result = apply(op, lv, rv)
-        labels = s.labels
-        present = s.present
-        if op in COMPARISON and not return_bool:
-            present = present & (result == 1.0)
-            result = s.values
-        if op in NAME_DROPPING or return_bool:
-            labels = drop_name(labels)
-        out.append(Series(labels, result, present))
-    return Vector(merge_same_labels(out))
+    values, present = stacked(vec, len(scalar.values))
+    lv, rv = (scalar.values[None, :], values) if scalar_left else (values, scalar.values[None, :])
+    result = apply(op, lv, rv)
+    if op in COMPARISON and not return_bool:
+        present = present & (result == 1.0)
+        result = values
+    labels = [s.labels for s in vec.series]
+    if op in NAME_DROPPING or return_bool:
+        labels = [drop_name(lab) for lab in labels]
+    return Vector(merged_rows(labels, result, present))
 
 
 def signature(labels: Labels, m: Matching) -> Labels:

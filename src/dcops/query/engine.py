@@ -30,7 +30,7 @@ from dcops.query.vector import (
     without_stale,
 )
 from dcops.telemetry.model import Matcher, MatchOp, SeriesBlock, SeriesData
-from dcops.telemetry.store import MetricsStore, block_of, select_block
+from dcops.telemetry.store import MetricsStore, block_of, select_block, select_steps
 
 log = logging.getLogger(__name__)
 
@@ -177,24 +177,37 @@ class _Evaluation:
             fixed = round(at.at.timestamp() * 1000)
         return np.full(self.steps, fixed - offset, dtype=np.int64)
 
-    def select(self, selector: Any, start_ms: int, end_ms: int) -> SeriesBlock:
+    def select(self, selector: Any, start_ms: int, end_ms: int,
+               steps: IntArray | None = None) -> SeriesBlock:
+        """The selector's series in [start_ms, end_ms]; with `steps` (evenly spaced), only
+        what a vector selector at those steps needs: each step's newest sample."""
+        matchers = self.matchers(selector)
+        try:
+            if steps is None:
+                return select_block(self.engine.store, matchers, start_ms, end_ms)
+            step = int(steps[1] - steps[0]) if len(steps) > 1 else end_ms - start_ms + 1
+            return select_steps(self.engine.store, matchers, start_ms, end_ms,
+                                int(steps[0]), step)
+        except re.error as exc:  # RE2 syntax that Python's re does not share
+            raise QueryError("bad_data", f"unsupported: regular expression in {selector}: "
+                             f"{exc}") from None
+
+    def matchers(self, selector: Any) -> list[Matcher]:
         if selector.matchers.or_matchers:
             raise QueryError("bad_data", "unsupported: 'or' inside a selector")
         matchers = [Matcher(m.name, _lookup(_MATCH_OPS, m.op), m.value)
                     for m in selector.matchers.matchers]
         if selector.name is not None:
             matchers.append(Matcher("__name__", MatchOp.EQ, selector.name))
-        try:
-            return select_block(self.engine.store, matchers, start_ms, end_ms)
-        except re.error as exc:  # RE2 syntax that Python's re does not share
-            raise QueryError("bad_data", f"unsupported: regular expression in {selector}: "
-                             f"{exc}") from None
+        return matchers
 
     def vector_selector(self, selector: Any) -> Vector:
         """Each series' newest sample at or before each step, within the lookback delta."""
         times = self.eval_times(selector)
         lookback = self.engine.lookback_delta_ms
-        block = self.select(selector, int(times.min()) - lookback, int(times.max()))
+        even = len(times) < 3 or bool((np.diff(times) == times[1] - times[0]).all())
+        block = self.select(selector, int(times.min()) - lookback, int(times.max()),
+                            times if even and times[-1] >= times[0] else None)
         if not len(block):
             return Vector([])
         idx = window.search(block, times, "right") - 1

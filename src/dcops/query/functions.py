@@ -19,7 +19,8 @@ from dcops.query.vector import (
     Vector,
     drop_name,
     merge_same_labels,
-    rows,
+    merged_rows,
+    stacked,
 )
 
 if TYPE_CHECKING:
@@ -109,8 +110,14 @@ def call(ev: _Evaluation, expr: Any) -> Value:
 
 
 def _map(vec: Vector, fn: Callable[[FloatArray], FloatArray]) -> Vector:
-    return Vector(merge_same_labels(
-        [Series(drop_name(s.labels), fn(s.values), s.present) for s in vec.series]))
+    """`fn` over every value at once; the metric name goes, as Prometheus drops it."""
+    if not vec.series:
+        return Vector([])
+    values, present = stacked(vec, len(vec.series[0].values))
+    result = np.asarray(fn(values), dtype=np.float64)
+    if result.shape != values.shape:  # a function of the step alone, e.g. timestamp()
+        result = np.broadcast_to(result, values.shape).copy()
+    return Vector(merged_rows([drop_name(s.labels) for s in vec.series], result, present))
 
 
 def _clamp(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
@@ -182,7 +189,7 @@ def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
     values = np.concatenate([p[0] for p in pieces]).reshape(n, ev.steps)
     ok = np.concatenate([p[1] for p in pieces]).reshape(n, ev.steps)
     names = block.labels if name == "last_over_time" else [drop_name(lab) for lab in block.labels]
-    return Vector(merge_same_labels(rows(names, np.asarray(values, dtype=np.float64), ok)))
+    return Vector(merged_rows(names, np.asarray(values, dtype=np.float64), ok))
 
 
 def _apply(name: str, w: window.Windows, q: FloatArray | None, intercept: IntArray,

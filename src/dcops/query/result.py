@@ -119,8 +119,8 @@ class Result:
                    for s in self.series]
         else:
             out = [{"metric": dict(s.labels),
-                    "values": [list(p) for p in zip(format_times(s.ts_ms),
-                                                    format_values(s.values.tolist()),
-                                                    strict=True)]}
+                    "values": [[t, v] for t, v in zip(format_times(s.ts_ms),
+                                                      format_values(s.values.tolist()),
+                                                      strict=True)]}
                    for s in self.series]
         return {"resultType": self.result_type, "result": out}

@@ -65,6 +65,23 @@ def rows(labels: list[Labels], values: npt.NDArray[np.float64],
     return [Series(lab, v, p) for lab, v, p in zip(labels, values, present, strict=True)]
 
 
+def merged_rows(labels: list[Labels], values: npt.NDArray[np.float64],
+                present: npt.NDArray[np.bool_]) -> list[Series]:
+    """`merge_same_labels` of matrix rows; when labels are unique, no per-row numpy work."""
+    if len(set(labels)) < len(labels):
+        return merge_same_labels(rows(labels, values, present))
+    keep = np.flatnonzero(present.any(axis=1)).tolist()
+    return [Series(labels[i], values[i], present[i]) for i in keep]
+
+
+def stacked(vector: Vector, steps: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """A vector's values and presence as (series, steps) matrices."""
+    if not vector.series:
+        return np.zeros((0, steps)), np.zeros((0, steps), dtype=np.bool_)
+    return (np.stack([s.values for s in vector.series]),
+            np.stack([s.present for s in vector.series]))
+
+
 def without_stale(block: SeriesBlock) -> SeriesBlock:
     """`block` less its staleness markers (range functions never see them)."""
     stale = is_stale(block.values)

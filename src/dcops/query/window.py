@@ -100,9 +100,10 @@ class Windows:
         width = int(self.count.max()) if len(self.count) else 0
         idx = self.lo[:, None] + np.arange(max(width, 1), dtype=np.int64)[None, :]
         mask = idx < self.hi[:, None]
-        safe = np.clip(idx, 0, max(len(self.values) - 1, 0))
-        vals = self.values[safe] if len(self.values) else np.zeros(idx.shape)
-        return vals, mask
+        if not len(self.values):
+            return np.zeros(idx.shape), mask
+        np.minimum(idx, len(self.values) - 1, out=idx)  # lo >= 0, so only the top can spill
+        return self.values[idx], mask
 
 
 def extrapolated_rate(w: Windows, *, counter: bool, per_second: bool) -> WindowResult:

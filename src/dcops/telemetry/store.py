@@ -80,6 +80,17 @@ class BlockReader(Protocol):
         ...
 
 
+def select_steps(store: MetricsStore, matchers: Sequence[Matcher], start_ms: int,
+                 end_ms: int, first_ms: int, step_ms: int) -> SeriesBlock:
+    """At least the newest sample of each series in every bucket ``(t - step_ms, t]`` for
+    ``t = first_ms + k * step_ms``; stores with a fast path drop the rest of each bucket."""
+    fast = getattr(store, "select_steps", None)
+    if fast is not None:
+        block: SeriesBlock = fast(matchers, start_ms, end_ms, first_ms, step_ms)
+        return block
+    return select_block(store, matchers, start_ms, end_ms)
+
+
 def block_of(data: Sequence[SeriesData]) -> SeriesBlock:
     """Series (ordered by labels) joined into one SeriesBlock."""
     lengths = np.fromiter((len(sd.ts_ms) for sd in data), dtype=np.int64, count=len(data))
