@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from dcops.core.errors import Invalid
-from dcops.settings import load_settings
+from dcops.settings import load_settings, parse_settings
 
 
 def test_defaults_need_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,3 +49,48 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(Invalid) as caught:
         load_settings(tmp_path / "nope.yaml")
     assert "cannot read config" in caught.value.message
+
+
+def test_the_prometheus_backend_section(tmp_path: Path) -> None:
+    path = tmp_path / "dcops.yaml"
+    path.write_text("storage:\n  metrics_backend: prometheus\n  prometheus:\n"
+                    "    url: http://mimir.example:8080/prometheus/\n"
+                    "    write_url: http://mimir.example:8080/api/v1/push\n"
+                    "    authorization: {credentials_file: /etc/dcops/mimir.token}\n"
+                    "    headers: {X-Scope-OrgID: dc-ams1}\n    timeout_s: 5\n")
+    prom = load_settings(path).storage.prometheus
+    assert prom is not None
+    assert prom.url == "http://mimir.example:8080/prometheus"
+    assert prom.resolved_write_url() == "http://mimir.example:8080/api/v1/push"
+    assert prom.authorization is not None and prom.authorization.type == "Bearer"
+    assert prom.authorization.credentials_file == Path("/etc/dcops/mimir.token")
+    assert prom.headers == {"X-Scope-OrgID": "dc-ams1"} and prom.timeout_s == 5
+    path.write_text("storage:\n  metrics_backend: prometheus\n"
+                    "  prometheus: {url: 'http://127.0.0.1:9090'}\n")
+    prom = load_settings(path).storage.prometheus
+    assert prom is not None and prom.resolved_write_url() == "http://127.0.0.1:9090/api/v1/write"
+    assert prom.timeout_s == 30 and prom.authorization is None
+    assert parse_settings({}).storage.prometheus is None
+    assert parse_settings({}).storage.metrics_backend == "embedded"
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    ("storage:\n  metrics_backend: prometheus\n", "storage.prometheus.url", "Field required"),
+    ("storage:\n  metrics_backend: prometheus\n  prometheus: {timeout_s: 5}\n",
+     "storage.prometheus.url", "Field required"),
+    ("storage:\n  prometheus: {url: 'prom:9090'}\n", "storage.prometheus.url", "http://"),
+    ("storage:\n  metrics_backend: influx\n", "storage.metrics_backend",
+     "'embedded' or 'prometheus'"),
+    ("storage:\n  prometheus: {url: 'http://p', authorization: {type: Basic, "
+     "credentials_file: t}}\n", "storage.prometheus.authorization.type", "'Bearer'"),
+    ("storage:\n  prometheus: {url: 'http://p', timeout_s: 0}\n",
+     "storage.prometheus.timeout_s", "greater than 0"),
+])
+def test_bad_prometheus_backend_config(tmp_path: Path, text: str, where: str,
+                                       message: str) -> None:
+    path = tmp_path / "dcops.yaml"
+    path.write_text(text)
+    with pytest.raises(Invalid) as caught:
+        load_settings(path)
+    assert caught.value.where == f"{path}: {where}"
+    assert message in caught.value.message

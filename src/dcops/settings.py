@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from dcops.core.errors import Invalid
 
@@ -28,16 +35,62 @@ class ServerSettings(_Strict):
     max_body_mb: float = Field(32.0, gt=0)
 
 
+class PrometheusAuthorization(_Strict):
+    """How dcops authenticates to the remote store, as in Prometheus's remote_write config."""
+
+    type: Literal["Bearer"] = "Bearer"
+    credentials_file: Path
+    """File holding the token; read on every request, so it can be rotated in place."""
+
+
+class PrometheusSettings(_Strict):
+    """Where the ``prometheus`` metrics backend writes (remote_write) and reads (HTTP API).
+
+    Any Prometheus-compatible store: Prometheus (with ``--web.enable-remote-write-receiver``),
+    Thanos Receive + Query, Mimir, VictoriaMetrics.
+    """
+
+    url: str
+    """Base URL of the query API: ``{url}/api/v1/query`` must answer PromQL."""
+    write_url: str | None = None
+    """Where remote_write goes; default ``{url}/api/v1/write``."""
+    authorization: PrometheusAuthorization | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Sent with every request, e.g. ``X-Scope-OrgID`` for a Mimir tenant."""
+    timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("url", "write_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    def resolved_write_url(self) -> str:
+        return self.write_url or f"{self.url}/api/v1/write"
+
+
 class StorageSettings(_Strict):
     data_dir: Path = Path("~/.local/share/dcops")
     state_url: str | None = None
     """SQLAlchemy URL of the state store; default SQLite in data_dir, or postgresql+psycopg://..."""
-    metrics_backend: Literal["embedded"] = "embedded"
+    metrics_backend: Literal["embedded", "prometheus"] = "embedded"
+    """``embedded``: DuckDB in data_dir; ``prometheus``: a remote Prometheus-compatible store."""
+    prometheus: PrometheusSettings | None = Field(None, validate_default=True)
+    """The remote store of the ``prometheus`` backend."""
     retention_days: float = Field(15.0, gt=0)
     rollup_retention_days: float = Field(90.0, gt=0)
     wal_fsync: bool = False
     """fsync the write-ahead log before acknowledging: survives power loss, not only a crash."""
     flush_interval_s: float = Field(1.0, gt=0)
+
+    @field_validator("prometheus", mode="before")
+    @classmethod
+    def _prometheus_needs_its_section(cls, value: Any, info: ValidationInfo) -> Any:
+        """Without the section the prometheus backend reports its missing ``url``."""
+        if value is None and info.data.get("metrics_backend") == "prometheus":
+            return {}
+        return value
 
     def resolved_data_dir(self) -> Path:
         return Path(os.path.expanduser(str(self.data_dir)))
