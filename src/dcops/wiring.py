@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -17,6 +18,9 @@ from dcops.fleet.registration import Registrar
 from dcops.settings import Settings
 from dcops.telemetry.ingest import Ingestor
 from dcops.telemetry.store import MetricsStore, Retention
+
+if TYPE_CHECKING:  # the PromQL engine loads only where a server is built
+    from dcops.query import Querier
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,8 @@ class Services:
     settings: Settings
     clock: Clock
     store: MetricsStore
+    querier: Querier
+    """Answers PromQL: `Engine` over `store`, or the remote store itself."""
     inventory: Inventory
     tokens: TokenStore
     audit: AuditLog
@@ -55,39 +61,72 @@ def retention_of(settings: Settings) -> Retention:
                      rollup_s=settings.storage.rollup_retention_days * 86400)
 
 
+def _remote_metrics(settings: Settings, clock: Clock) -> tuple[MetricsStore, Querier] | None:
+    """The prometheus backend's store and querier, sharing one HTTP client; None if embedded."""
+    prom = settings.storage.prometheus
+    if settings.storage.metrics_backend != "prometheus" or prom is None:
+        return None
+    from dcops.backends.prometheus import PrometheusMetricsStore
+    from dcops.backends.prometheus_http import PrometheusClient, PrometheusQuerier
+
+    auth = prom.authorization
+    client = PrometheusClient(prom.url, write_url=prom.resolved_write_url(),
+                              timeout_s=prom.timeout_s, headers=prom.headers,
+                              token_file=auth.credentials_file if auth else None)
+    log.info("metrics in the Prometheus-compatible store at %s (remote_write to %s)",
+             client.url, client.write_url)
+    return PrometheusMetricsStore(client, clock), PrometheusQuerier(client)
+
+
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
-    """Open the embedded stores in the data directory (or the configured state URL)."""
-    from dcops.backends.duckdb_store import DuckDBMetricsStore
+    """Open the stores: state in the data directory (or the configured state URL), metrics
+    embedded in the data directory or in the configured Prometheus-compatible store."""
     from dcops.backends.sql.state import open_state
+    from dcops.query import Engine
 
     clock = clock or SystemClock()
     data_dir = settings.storage.resolved_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = _remote_metrics(settings, clock)
     state = open_state(settings.storage.resolved_state_url())
-    store = DuckDBMetricsStore(data_dir / "metrics", retention_of(settings),
-                               fsync=settings.storage.wal_fsync,
-                               flush_interval_s=settings.storage.flush_interval_s, clock=clock)
-    return _assemble(settings, clock, store, state.inventory, state.tokens, state.audit, [state])
+    if metrics is None:
+        from dcops.backends.duckdb_store import DuckDBMetricsStore
+
+        store = DuckDBMetricsStore(data_dir / "metrics", retention_of(settings),
+                                   fsync=settings.storage.wal_fsync,
+                                   flush_interval_s=settings.storage.flush_interval_s,
+                                   clock=clock)
+        metrics = (store, Engine(store))
+    return _assemble(settings, clock, metrics, state.inventory, state.tokens, state.audit,
+                     [state])
 
 
 def build_memory_services(settings: Settings, clock: Clock | None = None) -> Services:
-    """Everything in process memory: for tests."""
+    """State in process memory, metrics too unless settings select the prometheus backend:
+    for tests."""
     from dcops.access.store import MemoryAuditLog, MemoryTokenStore
     from dcops.fleet.memory import MemoryInventory
+    from dcops.query import Engine
     from dcops.telemetry.store import MemoryMetricsStore
 
     clock = clock or SystemClock()
-    return _assemble(settings, clock, MemoryMetricsStore(retention_of(settings)),
-                     MemoryInventory(), MemoryTokenStore(), MemoryAuditLog(), [])
+    metrics = _remote_metrics(settings, clock)
+    if metrics is None:
+        store = MemoryMetricsStore(retention_of(settings))
+        metrics = (store, Engine(store))
+    return _assemble(settings, clock, metrics, MemoryInventory(), MemoryTokenStore(),
+                     MemoryAuditLog(), [])
 
 
-def _assemble(settings: Settings, clock: Clock, store: MetricsStore, inventory: Inventory,
-              tokens: TokenStore, audit: AuditLog, closers: list[object]) -> Services:
+def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Querier],
+              inventory: Inventory, tokens: TokenStore, audit: AuditLog,
+              closers: list[object]) -> Services:
+    store, querier = metrics
     registry = CollectorRegistry()
     registrar = Registrar(inventory, audit, clock)
     ingestor = Ingestor(store, registry, on_node_seen=registrar.seen)
-    return Services(settings, clock, store, inventory, tokens, audit, registry, ingestor,
-                    closers)
+    return Services(settings, clock, store, querier, inventory, tokens, audit, registry,
+                    ingestor, closers)
 
 
 def ensure_token_file(services: Services, filename: str, name: str, role: Role) -> Path:

@@ -20,7 +20,8 @@ def _batch(node: str = "gpu-node-1", n: int = 3) -> Batch:
     return batch
 
 
-def test_push_is_stored_and_registers_the_node(api: Api) -> None:
+def test_push_is_stored_and_registers_the_node(backend_api: Api) -> None:
+    api = backend_api
     body = make_push("agent-1", 0, "gpu-node-1", _batch(),
                      gpus=[{"index": 0, "uuid": "GPU-aaa", "model": "NVIDIA H100"}])
     response = api.client.post("/api/v1/push", json=body, headers=api.auth(Role.OPERATOR))
@@ -33,7 +34,8 @@ def test_push_is_stored_and_registers_the_node(api: Api) -> None:
     assert api.services.inventory.get_gpu("gpu-node-1", 0).uuid == "GPU-aaa"
 
 
-def test_redelivered_push_is_not_stored_twice(api: Api) -> None:
+def test_redelivered_push_is_not_stored_twice(backend_api: Api) -> None:
+    api = backend_api
     body = make_push("agent-1", 7, "n1", _batch("n1"))
     for _ in range(3):
         api.client.post("/api/v1/push", json=body, headers=api.auth(Role.OPERATOR))
@@ -84,7 +86,8 @@ def test_body_over_the_limit_is_413(api: Api) -> None:
     assert response.status_code == 413
 
 
-def test_remote_write_is_stored(api: Api) -> None:
+def test_remote_write_is_stored(backend_api: Api) -> None:
+    api = backend_api
     body = encode_write_request(_batch("rw-node", 5))
     response = api.client.post("/api/v1/write", content=body, headers=api.auth(
         Role.OPERATOR) | {"Content-Encoding": "snappy",
@@ -114,7 +117,8 @@ def test_viewer_cannot_push(api: Api) -> None:
                            headers=api.auth(Role.VIEWER)).status_code == 403
 
 
-def test_samples_and_latest_read_back(api: Api) -> None:
+def test_samples_and_latest_read_back(backend_api: Api) -> None:
+    api = backend_api
     api.services.ingestor.accept(_batch("n1", 4), "test")
     api.services.ingestor.accept(_batch("n2", 2), "test")
     got = api.client.get("/api/v1/samples", params={

@@ -8,6 +8,7 @@ from httpx import Response
 
 from dcops.access.model import Role
 from dcops.api.prom import PromError, parse_duration, parse_time
+from dcops.query import Engine, Querier, Result
 from dcops.telemetry.model import Batch, make_labels
 from dcops.telemetry.remote_write import encode_write_request
 from tests.api.conftest import Api
@@ -59,7 +60,8 @@ def _util(node: str, gpu: int) -> dict[str, str]:
     return {"__name__": UTIL, "gpu": str(gpu), "node": node}
 
 
-def test_grafana_data_source_requests_get_prometheus_answers(api: Api) -> None:
+def test_grafana_data_source_requests_get_prometheus_answers(backend_api: Api) -> None:
+    api = backend_api
     _load(api)
     steps = [NOW_S - 585 + 15 * i for i in range(40)]
     expected: dict[str, Any] = {
@@ -237,12 +239,31 @@ def test_auth_is_required_and_other_routes_keep_dcops_errors(api: Api) -> None:
     assert bad.status_code == 400 and bad.json()["error"] == "invalid"
 
 
-def test_the_engine_is_built_once_per_app(api: Api) -> None:
-    _get(api, "/api/v1/query", query="1")
-    engine = api.client.app.state.prom_engine  # type: ignore[attr-defined]
+class _RecordingQuerier:
+    """A Querier that notes each call and hands it to the real one."""
+
+    def __init__(self, inner: Querier) -> None:
+        self.inner = inner
+        self.calls: list[tuple[object, ...]] = []
+
+    def instant(self, query: str, at_ms: int) -> Result:
+        self.calls.append(("instant", query, at_ms))
+        return self.inner.instant(query, at_ms)
+
+    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Result:
+        self.calls.append(("range", query, start_ms, end_ms, step_ms))
+        return self.inner.range(query, start_ms, end_ms, step_ms)
+
+
+def test_queries_go_to_the_services_querier(api: Api) -> None:
+    engine = api.services.querier
+    assert isinstance(engine, Engine) and engine.store is api.services.store
+    recording = _RecordingQuerier(engine)
+    api.services.querier = recording
+    assert _get(api, "/api/v1/query", query="1").json()["data"]["result"] == [NOW_S, "1"]
     _post(api, "/api/v1/query_range", query="1", start=0, end=60, step=15)
-    assert api.client.app.state.prom_engine is engine  # type: ignore[attr-defined]
-    assert engine.store is api.services.store
+    assert recording.calls == [("instant", "1", NOW_S * 1000),
+                               ("range", "1", 0, 60_000, 15_000)]
 
 
 @pytest.mark.parametrize(("text", "ms"), [
@@ -278,8 +299,13 @@ def test_parse_duration_refuses(text: str) -> None:
 
 
 def test_answers_match_a_real_prometheus_on_the_same_data(
-        api: Api, prometheus_server: PrometheusServer) -> None:
-    """Grafana's requests and the API's error cases, sent to dcops and to a real Prometheus."""
+        backend_api: Api, prometheus_server: PrometheusServer) -> None:
+    """Grafana's requests and the API's error cases, sent to dcops and to a real Prometheus.
+
+    On the prometheus backend dcops has a Prometheus of its own, so the answers compared
+    come from the data dcops wrote there.
+    """
+    api = backend_api
     batch = _load(api)
     written = httpx.post(f"{prometheus_server.url}/api/v1/write",
                          content=encode_write_request(batch), timeout=10.0, headers={

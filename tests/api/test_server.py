@@ -15,6 +15,7 @@ from dcops.telemetry.push import make_push
 from dcops.telemetry.remote_write import encode_write_request
 from tests.api.process import DcopsProcess
 from tests.fixtures.engines import wait_for
+from tests.fixtures.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.slow
 
@@ -139,5 +140,49 @@ def test_state_in_postgresql_by_url(tmp_path: Path, postgres_url: str) -> None:
     try:
         with server.client() as client:
             assert [s["name"] for s in client.get("/api/v1/sites").json()] == ["pg-site"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.engines
+def test_metrics_in_prometheus_by_config(tmp_path: Path,
+                                         prometheus_server: PrometheusServer) -> None:
+    config = tmp_path / "dcops.yaml"
+    config.write_text("storage:\n  metrics_backend: prometheus\n"
+                      f"  prometheus: {{url: {prometheus_server.url}, timeout_s: 10}}\n")
+    now = int(time.time() * 1000)
+    pushed, written = Batch(), Batch()
+    for gpu, util in enumerate((77.0, 79.0)):
+        labels = {"node": "gpu-e2e-1", "gpu": str(gpu), "uuid": f"GPU-e2e-{gpu}"}
+        pushed.add(make_labels("dcops_gpu_utilization_percent", labels), now - 5000, util)
+        pushed.add(make_labels("dcops_gpu_temperature_celsius", labels), now - 5000, 61.0)
+    written.add(make_labels("exporter_up", {"instance": "pdu-7"}), now - 4000, 1.0)
+    server = DcopsProcess(tmp_path / "data", args=["--config", str(config)]).start()
+    try:
+        with server.client() as client:
+            gpus = [{"index": g, "uuid": f"GPU-e2e-{g}", "model": "NVIDIA H100"} for g in (0, 1)]
+            assert client.post("/api/v1/push", json=make_push(
+                "agent-e2e", 0, "gpu-e2e-1", pushed, gpus=gpus)).status_code == 200
+            assert client.post("/api/v1/write", content=encode_write_request(written),
+                               headers={"Content-Encoding": "snappy"}).status_code == 204
+            # in Prometheus itself, not kept by dcops
+            assert [r["value"][1] for r in prometheus_server.query("exporter_up")] == ["1"]
+            assert not (tmp_path / "data" / "metrics").exists()
+
+            answer = client.post("/api/v1/query", data={
+                "query": "sum by (node) (dcops_gpu_utilization_percent)"}).json()
+            assert answer["data"]["result"][0]["metric"] == {"node": "gpu-e2e-1"}
+            assert answer["data"]["result"][0]["value"][1] == "156"
+            rw = client.get("/api/v1/query", params={"query": "exporter_up"}).json()
+            assert [r["metric"]["instance"] for r in rw["data"]["result"]] == ["pdu-7"]
+
+            overview = client.get("/api/v1/fleet/overview").json()
+            nodes = {n["name"]: n for n in overview["unplaced"]}
+            node = nodes["gpu-e2e-1"]
+            assert node["in_inventory"] and node["reporting"]
+            assert node["gpu_utilization_avg_percent"] == 78.0
+            assert node["gpu_temperature_max_celsius"] == 61.0
+            assert [g["uuid"] for g in node["gpus"]] == ["GPU-e2e-0", "GPU-e2e-1"]
+            assert overview["totals"]["nodes_reporting"] == 1
     finally:
         server.stop()

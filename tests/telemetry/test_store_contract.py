@@ -1,4 +1,10 @@
-"""The MetricsStore contract, run over every implementation (memory and DuckDB)."""
+"""The MetricsStore contract, run over every implementation.
+
+The first part holds for every store: in memory, DuckDB, and a real Prometheus behind the
+``prometheus`` backend. The second is the embedded stores' own (memory and DuckDB): what
+they do with duplicates (last write wins), compaction and retention, and their counts; a
+remote store owns those itself (see tests/backends/test_prometheus.py for what it does).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ import numpy as np
 import pytest
 
 from dcops.backends.duckdb_store import DuckDBMetricsStore
+from dcops.backends.prometheus import PrometheusMetricsStore
+from dcops.backends.prometheus_http import PrometheusClient
 from dcops.core.clock import FakeClock
 from dcops.telemetry.model import (
     Batch,
@@ -20,6 +28,7 @@ from dcops.telemetry.model import (
     name_matcher,
 )
 from dcops.telemetry.store import MemoryMetricsStore, MetricsStore, Retention
+from tests.fixtures.prometheus import PrometheusServer
 
 T0 = 1_700_000_000_000
 STEP = 300_000
@@ -27,18 +36,33 @@ TEMP = "dcops_gpu_temperature_celsius"
 POWER = "dcops_gpu_power_watts"
 
 
-def _store(kind: str, tmp_path: Path, retention: Retention) -> MetricsStore:
-    if kind == "memory":
-        return MemoryMetricsStore(retention)
-    return DuckDBMetricsStore(tmp_path / "metrics", retention, flush_interval_s=3600,
-                              clock=FakeClock())
+def _store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetricsStore]:
+    retention = Retention(raw_s=3600, rollup_s=86400)
+    made: MetricsStore
+    if request.param == "memory":
+        made = MemoryMetricsStore(retention)
+    elif request.param == "duckdb":
+        made = DuckDBMetricsStore(tmp_path / "metrics", retention, flush_interval_s=3600,
+                                  clock=FakeClock())
+    else:  # an empty Prometheus for each test: it refuses samples older than what it holds
+        server: PrometheusServer = request.getfixturevalue("prometheus_server")
+        made = PrometheusMetricsStore(PrometheusClient(server.url),
+                                      FakeClock(T0 / 1000 + 3600))
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=["memory", "duckdb",
+                        pytest.param("prometheus", marks=pytest.mark.engines)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetricsStore]:
+    """An empty store of every kind."""
+    yield from _store(request, tmp_path)
 
 
 @pytest.fixture(params=["memory", "duckdb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetricsStore]:
-    made = _store(request.param, tmp_path, Retention(raw_s=3600, rollup_s=86400))
-    yield made
-    made.close()
+def embedded_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetricsStore]:
+    """An empty store of each embedded kind (one hour raw retention, one day of rollups)."""
+    yield from _store(request, tmp_path)
 
 
 def gpu(name: str, node: str, gpu_index: int, **extra: str) -> tuple[tuple[str, str], ...]:
@@ -147,43 +171,6 @@ def test_label_names_and_values(store: MetricsStore) -> None:
     assert store.label_values("missing") == []
 
 
-def test_same_series_and_timestamp_last_write_wins(store: MetricsStore) -> None:
-    labels = gpu(TEMP, "n1", 0)
-    first, again = Batch(), Batch()
-    first.add(labels, T0, 1.0)
-    first.add(labels, T0, 2.0)  # duplicate inside one batch
-    first.add(labels, T0 + 1, 5.0)
-    store.append(first)
-    store.select([name_matcher(TEMP)], T0, T0)  # forces earlier data to be stored
-    again.add(labels, T0, 3.0)  # redelivery after the first was stored
-    store.append(again)
-    got = store.select([name_matcher(TEMP)], T0, T0 + 1)
-    assert got[0].ts_ms.tolist() == [T0, T0 + 1]
-    assert got[0].values.tolist() == [3.0, 5.0]
-    assert store.latest([name_matcher(TEMP)], T0) == [LatestSample(labels, T0 + 1, 5.0)]
-    newest = Batch()
-    newest.add(labels, T0 + 1, 9.0)
-    newest.add(labels, T0 + 1, 6.0)
-    store.append(newest)
-    assert [s.value for s in store.latest([name_matcher(TEMP)], T0)] == [6.0]
-    store.append(first)
-    store.append(first)
-    assert store.stats()["series"] == 1
-    assert store.select([name_matcher(TEMP)], T0, T0)[0].values.tolist() == [2.0]
-    store.compact(T0 + 60_000)
-    count = store.select_rollup([name_matcher(TEMP)], 0, T0 + 60_000, "count")
-    assert count[0].values.tolist() == [2.0]  # T0 and T0 + 1 once each
-    last = store.select_rollup([name_matcher(TEMP)], 0, T0 + 60_000, "last")
-    assert last[0].values.tolist() == [5.0]
-
-
-def test_stats_counts(store: MetricsStore) -> None:
-    store.append(fleet_batch())
-    stats = store.stats()
-    assert stats["series"] == 8
-    assert stats["samples"] == 24
-
-
 def _minute_batch(labels: tuple[tuple[str, str], ...], start: int, minutes: int) -> Batch:
     batch = Batch()
     for m in range(minutes):
@@ -207,41 +194,86 @@ def test_compact_writes_rollups(store: MetricsStore) -> None:
     assert partial[0].ts_ms.tolist() == [start + STEP]
 
 
-def test_compact_again_after_late_samples(store: MetricsStore) -> None:
-    labels = gpu(TEMP, "n1", 0)
-    start = T0 - T0 % STEP
-    store.append(_minute_batch(labels, start, 5))
-    store.compact(start + 20 * 60_000)
-    late = Batch()
-    late.add(labels, start + 30_000, 100.0)  # lands in the first bucket, already rolled up
-    store.append(late)
-    store.compact(start + 21 * 60_000)
-    got = store.select_rollup([name_matcher(TEMP)], start, start, "count")
-    assert got[0].values.tolist() == [6.0]
-    assert store.select_rollup([name_matcher(TEMP)], start, start, "max")[0].values.tolist() == [
-        100.0]
-
-
-def test_retention_drops_raw_then_rollups(store: MetricsStore) -> None:
-    old, new = gpu(TEMP, "old", 0), gpu(TEMP, "new", 0)
-    start = T0 - T0 % STEP
-    store.append(_minute_batch(old, start, 5))
-    store.append(_minute_batch(new, start + 2 * 3600_000, 5))
-    store.compact(start + 2 * 3600_000 + 5 * 60_000)  # raw_s is one hour
-    raw = store.select([name_matcher(TEMP)], 0, start + 10 * 3600_000)
-    assert names_of(raw) == [f"{TEMP}/new/0"]
-    assert store.label_values("node") == ["new"]
-    assert store.stats()["samples"] == 5
-    rolled = store.select_rollup([name_matcher(TEMP)], 0, start + 10 * 3600_000, "count")
-    assert sorted(names_of(rolled)) == [f"{TEMP}/new/0", f"{TEMP}/old/0"]
-    store.compact(start + 25 * 3600_000)  # rollup_s is one day
-    rolled = store.select_rollup([name_matcher(TEMP)], 0, start + 30 * 3600_000, "count")
-    assert names_of(rolled) == [f"{TEMP}/new/0"]
-    store.compact(start + 27 * 3600_000)
-    assert store.select_rollup([name_matcher(TEMP)], 0, start + 30 * 3600_000) == []
-
-
 def test_empty_batch_is_fine(store: MetricsStore) -> None:
     store.append(Batch())
-    assert store.stats()["samples"] == 0
     assert store.label_names() == []
+    assert store.select([name_matcher(TEMP)], 0, T0) == []
+
+
+# What only the embedded stores promise: last write wins, compaction, retention, counts.
+
+
+def test_same_series_and_timestamp_last_write_wins(embedded_store: MetricsStore) -> None:
+    labels = gpu(TEMP, "n1", 0)
+    first, again = Batch(), Batch()
+    first.add(labels, T0, 1.0)
+    first.add(labels, T0, 2.0)  # duplicate inside one batch
+    first.add(labels, T0 + 1, 5.0)
+    embedded_store.append(first)
+    embedded_store.select([name_matcher(TEMP)], T0, T0)  # forces earlier data to be stored
+    again.add(labels, T0, 3.0)  # redelivery after the first was stored
+    embedded_store.append(again)
+    got = embedded_store.select([name_matcher(TEMP)], T0, T0 + 1)
+    assert got[0].ts_ms.tolist() == [T0, T0 + 1]
+    assert got[0].values.tolist() == [3.0, 5.0]
+    assert embedded_store.latest([name_matcher(TEMP)], T0) == [LatestSample(labels, T0 + 1, 5.0)]
+    newest = Batch()
+    newest.add(labels, T0 + 1, 9.0)
+    newest.add(labels, T0 + 1, 6.0)
+    embedded_store.append(newest)
+    assert [s.value for s in embedded_store.latest([name_matcher(TEMP)], T0)] == [6.0]
+    embedded_store.append(first)
+    embedded_store.append(first)
+    assert embedded_store.stats()["series"] == 1
+    assert embedded_store.select([name_matcher(TEMP)], T0, T0)[0].values.tolist() == [2.0]
+    embedded_store.compact(T0 + 60_000)
+    count = embedded_store.select_rollup([name_matcher(TEMP)], 0, T0 + 60_000, "count")
+    assert count[0].values.tolist() == [2.0]  # T0 and T0 + 1 once each
+    last = embedded_store.select_rollup([name_matcher(TEMP)], 0, T0 + 60_000, "last")
+    assert last[0].values.tolist() == [5.0]
+
+
+def test_stats_counts(embedded_store: MetricsStore) -> None:
+    embedded_store.append(fleet_batch())
+    stats = embedded_store.stats()
+    assert stats["series"] == 8
+    assert stats["samples"] == 24
+
+
+def test_compact_again_after_late_samples(embedded_store: MetricsStore) -> None:
+    labels = gpu(TEMP, "n1", 0)
+    start = T0 - T0 % STEP
+    embedded_store.append(_minute_batch(labels, start, 5))
+    embedded_store.compact(start + 20 * 60_000)
+    late = Batch()
+    late.add(labels, start + 30_000, 100.0)  # lands in the first bucket, already rolled up
+    embedded_store.append(late)
+    embedded_store.compact(start + 21 * 60_000)
+    got = embedded_store.select_rollup([name_matcher(TEMP)], start, start, "count")
+    assert got[0].values.tolist() == [6.0]
+    highest = embedded_store.select_rollup([name_matcher(TEMP)], start, start, "max")
+    assert highest[0].values.tolist() == [100.0]
+
+
+def test_retention_drops_raw_then_rollups(embedded_store: MetricsStore) -> None:
+    old, new = gpu(TEMP, "old", 0), gpu(TEMP, "new", 0)
+    start = T0 - T0 % STEP
+    embedded_store.append(_minute_batch(old, start, 5))
+    embedded_store.append(_minute_batch(new, start + 2 * 3600_000, 5))
+    embedded_store.compact(start + 2 * 3600_000 + 5 * 60_000)  # raw_s is one hour
+    raw = embedded_store.select([name_matcher(TEMP)], 0, start + 10 * 3600_000)
+    assert names_of(raw) == [f"{TEMP}/new/0"]
+    assert embedded_store.label_values("node") == ["new"]
+    assert embedded_store.stats()["samples"] == 5
+    rolled = embedded_store.select_rollup([name_matcher(TEMP)], 0, start + 10 * 3600_000, "count")
+    assert sorted(names_of(rolled)) == [f"{TEMP}/new/0", f"{TEMP}/old/0"]
+    embedded_store.compact(start + 25 * 3600_000)  # rollup_s is one day
+    rolled = embedded_store.select_rollup([name_matcher(TEMP)], 0, start + 30 * 3600_000, "count")
+    assert names_of(rolled) == [f"{TEMP}/new/0"]
+    embedded_store.compact(start + 27 * 3600_000)
+    assert embedded_store.select_rollup([name_matcher(TEMP)], 0, start + 30 * 3600_000) == []
+
+
+def test_empty_batch_stores_nothing(embedded_store: MetricsStore) -> None:
+    embedded_store.append(Batch())
+    assert embedded_store.stats()["samples"] == 0

@@ -27,8 +27,8 @@ import dcops
 from dcops.access.model import Role
 from dcops.api.auth import require
 from dcops.api.body import read_body
-from dcops.core.errors import DcopsError
-from dcops.query import Engine, QueryError
+from dcops.core.errors import DcopsError, Unavailable
+from dcops.query import Querier, QueryError
 from dcops.telemetry.model import LABEL_NAME_RE, Labels, Matcher, MatchOp
 from dcops.wiring import Services
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["promql"],
                    dependencies=[Depends(require(Role.VIEWER))])
 
-ErrorType = Literal["bad_data", "execution", "timeout", "internal"]
+ErrorType = Literal["bad_data", "execution", "timeout", "internal", "unavailable"]
 
 MAX_POINTS = 11_000
 """Prometheus's limit on the steps of one range query."""
@@ -48,7 +48,8 @@ MIN_TIME_MS = 0
 MAX_TIME_MS = 2**62
 """Where a lookup without `end` stops: beyond any sample."""
 
-_STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "internal": 500}
+_STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "internal": 500,
+           "unavailable": 503}
 _DURATION_RE = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?"
                           r"(?:(\d+)s)?(?:(\d+)ms)?$")
 _DURATION_UNITS_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000,
@@ -162,14 +163,10 @@ def parse_selector(text: str) -> list[Matcher]:
     return matchers
 
 
-def _engine(request: Request) -> Engine:
-    """The app's PromQL engine over its metrics store, built on first use."""
-    engine: Engine | None = getattr(request.app.state, "prom_engine", None)
-    if engine is None:
-        services: Services = request.app.state.services
-        engine = Engine(services.store)
-        request.app.state.prom_engine = engine
-    return engine
+def _querier(request: Request) -> Querier:
+    """What answers PromQL: the embedded engine or the remote store (see wiring)."""
+    services: Services = request.app.state.services
+    return services.querier
 
 
 def _now_ms(request: Request) -> int:
@@ -183,6 +180,8 @@ async def _run(fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args)
     except QueryError as exc:
         raise PromError(exc.kind, exc.message) from None
+    except Unavailable as exc:  # the remote metrics store: Prometheus's 503 shape
+        raise PromError("unavailable", str(exc)) from None
     except re.error as exc:
         raise PromError("bad_data", f"regular expression: {exc}") from None
 
@@ -242,7 +241,7 @@ async def query(request: Request) -> dict[str, Any]:
     params = await _params(request)
     _check_timeout(params)
     at_ms = _time_param(params, "time", _now_ms(request))
-    result = await _run(_engine(request).instant, params.get("query", ""), at_ms)
+    result = await _run(_querier(request).instant, params.get("query", ""), at_ms)
     return _success(result.to_prometheus_json())
 
 
@@ -266,7 +265,7 @@ async def query_range(request: Request) -> dict[str, Any]:
                                     "timeseries. Try decreasing the query resolution "
                                     "(?step=XX)")
     _check_timeout(params)
-    result = await _run(_engine(request).range, params.get("query", ""), start, end, step)
+    result = await _run(_querier(request).range, params.get("query", ""), start, end, step)
     return _success(result.to_prometheus_json())
 
 

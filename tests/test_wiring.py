@@ -1,0 +1,56 @@
+"""Wiring builds the metrics backend the settings select, and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dcops.backends.duckdb_store import DuckDBMetricsStore
+from dcops.backends.prometheus import PrometheusMetricsStore
+from dcops.backends.prometheus_http import PrometheusQuerier
+from dcops.core.errors import Invalid
+from dcops.query import Engine
+from dcops.settings import parse_settings
+from dcops.wiring import build_services
+
+
+def test_embedded_metrics_are_duckdb_answered_by_the_engine(tmp_path: Path) -> None:
+    services = build_services(parse_settings({"storage": {"data_dir": str(tmp_path)}}))
+    try:
+        assert isinstance(services.store, DuckDBMetricsStore)
+        assert isinstance(services.querier, Engine) and services.querier.store is services.store
+        assert (tmp_path / "metrics").is_dir()
+    finally:
+        services.close()
+
+
+def test_prometheus_metrics_share_one_client_and_leave_the_data_dir_alone(
+        tmp_path: Path) -> None:
+    token = tmp_path / "prom.token"
+    token.write_text("s3cret\n")
+    services = build_services(parse_settings({"storage": {
+        "data_dir": str(tmp_path / "data"), "metrics_backend": "prometheus",
+        "prometheus": {"url": "http://127.0.0.1:1/", "headers": {"X-Scope-OrgID": "t1"},
+                       "authorization": {"credentials_file": str(token)}}}}))
+    try:
+        store, querier = services.store, services.querier
+        assert isinstance(store, PrometheusMetricsStore)
+        assert isinstance(querier, PrometheusQuerier) and querier.client is store.client
+        assert store.client.write_url == "http://127.0.0.1:1/api/v1/write"
+        assert store.client.http.headers["X-Scope-OrgID"] == "t1"
+        assert store.clock is services.clock
+        assert (tmp_path / "data" / "state.db").exists()
+        assert not (tmp_path / "data" / "metrics").exists()
+    finally:
+        services.close()
+
+
+def test_a_missing_token_file_stops_the_start(tmp_path: Path) -> None:
+    settings = parse_settings({"storage": {
+        "data_dir": str(tmp_path), "metrics_backend": "prometheus",
+        "prometheus": {"url": "http://127.0.0.1:1",
+                       "authorization": {"credentials_file": str(tmp_path / "nope")}}}})
+    with pytest.raises(Invalid) as caught:
+        build_services(settings)
+    assert caught.value.where == str(tmp_path / "nope")
