@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 
 from dcops.query import Engine, QueryError
+from dcops.telemetry.remote_write import encode_write_request
+from dcops.telemetry.store import MetricsStore
+from tests.query.fleet_data import fleet_batches
 
 CORPUS = Path(__file__).with_name("corpus.txt")
 
@@ -127,3 +130,50 @@ def differences(ours: dict[str, Any], theirs: dict[str, Any], *,
         if bad:
             out.append(f"series {dict(labels)}: {len(bad)} values differ, e.g. {bad[:2]}")
     return out
+
+
+WRITE_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
+                 "X-Prometheus-Remote-Write-Version": "0.1.0"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """A corpus run: how many answers were compared, and every difference found."""
+
+    compared: int
+    failures: list[str]
+
+
+def run_corpus(engine: Engine, client: httpx.Client, start_ms: int) -> Run:
+    """Every corpus case against `engine` and the Prometheus behind `client`, over the hour of
+    `fleet_data` starting at `start_ms` (already loaded into both)."""
+    # Times between samples, and times exactly 5 minutes after a sample (the lookback edge,
+    # and a range edge: dc_gpu_power_watts{rack="r2",gpu="1"} has its last sample before a
+    # gap at start + 1_485_007).
+    at_ms = [start_ms + 20 * 60_000 + 7_250, start_ms + 38 * 60_000,
+             start_ms + 59 * 60_000 + 999, start_ms + 1_785_007]
+    grids = [(start_ms + 4 * 60_000 + 500, start_ms + 61 * 60_000, 37_000),
+             (start_ms + 1_485_007, start_ms + 1_785_007, 15_000)]
+    cases = load_corpus(at_s=f"{(start_ms + 30 * 60_000 + 3_500) / 1000:.3f}")
+    failures = []
+    compared = 0
+    for case in cases:
+        for grid in grids if case.kind == "range" else grids[:1]:
+            ours = engine_answer(engine, case, at_ms, grid)
+            theirs = prometheus_answer(client, case, at_ms, grid)
+            for a, b in zip(ours, theirs, strict=True):
+                compared += 1
+                found = differences(a, b, ordered=case.query.startswith("sort"))
+                failures += [f"{case.kind} {case.query}: {d}" for d in found]
+    return Run(compared, failures)
+
+
+def load_both(store: MetricsStore, prometheus_url: str, start_ms: int) -> None:
+    """The differential hour of fleet data into `store` and into a Prometheus by remote_write."""
+    for batch in fleet_batches(start_ms):
+        store.append(batch)
+        reply = httpx.post(f"{prometheus_url}/api/v1/write",
+                           content=encode_write_request(batch), headers=WRITE_HEADERS,
+                           timeout=10.0)
+        if reply.status_code != 204:
+            raise RuntimeError(f"prometheus refused the differential data: {reply.text}")

@@ -129,25 +129,36 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, m: Matching) -> Vector:
     many, one = (rhs, lhs) if swap else (lhs, rhs)
     one_groups = _groups(one.series, m)
     _require_unique(one_groups, "left" if swap else "right")
-    out = []
-    kept: dict[Labels, np.ndarray] = {}  # one-to-one: steps at which a match group gave a result
-    for ms in many.series:
+    position = {id(s): j for j, s in enumerate(one.series)}
+    pairs: list[tuple[int, int]] = []
+    by_sig: dict[Labels, list[int]] = {}  # one-to-one: the pairs of each match group
+    for i, ms in enumerate(many.series):
         sig = signature(ms.labels, m)
-        for os_ in one_groups.get(sig, []):
-            present = ms.present & os_.present
-            lv, rv = (os_.values, ms.values) if swap else (ms.values, os_.values)
-            result = apply(op, lv, rv)
-            if op in COMPARISON and not m.return_bool:
-                present = present & (result == 1.0)
-                result = lv
-            out.append(Series(_result_labels(ms.labels, os_.labels, op, m), result, present))
+        for os_ in one_groups.get(sig, ()):
             if m.card == "one-to-one":
-                if sig in kept and (kept[sig] & present).any():
-                    raise QueryError("execution", "multiple matches for labels: many-to-one "
-                                     "matching must be explicit (group_left/group_right)")
-                kept[sig] = kept[sig] | present if sig in kept else present
+                by_sig.setdefault(sig, []).append(len(pairs))
+            pairs.append((i, position[id(os_)]))
+    if not pairs:
+        return Vector([])
+    steps = len(many.series[0].values)
+    mv, mp = stacked(many, steps)
+    ov, op_ = stacked(one, steps)
+    mi = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
+    oj = np.fromiter((j for _, j in pairs), dtype=np.int64, count=len(pairs))
+    present = mp[mi] & op_[oj]
+    lv, rv = (ov[oj], mv[mi]) if swap else (mv[mi], ov[oj])
+    result = apply(op, lv, rv)
+    if op in COMPARISON and not m.return_bool:
+        present = present & (result == 1.0)
+        result = lv
+    for members in by_sig.values():  # one match group may give one result per step
+        if len(members) > 1 and (present[members].sum(axis=0) > 1).any():
+            raise QueryError("execution", "multiple matches for labels: many-to-one "
+                             "matching must be explicit (group_left/group_right)")
+    labels = [_result_labels(many.series[i].labels, one.series[j].labels, op, m)
+              for i, j in pairs]
     try:
-        return Vector(merge_same_labels(out))
+        return Vector(merged_rows(labels, result, present))
     except QueryError:
         raise QueryError("execution", "multiple matches for labels: grouping labels must "
                          "ensure unique matches") from None
