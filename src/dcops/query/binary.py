@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,13 @@ class Matching:
     labels: tuple[str, ...]
     include: tuple[str, ...]
     return_bool: bool
+    label_set: frozenset[str] = field(init=False)
+    drop_set: frozenset[str] = field(init=False)
+    """What ``ignoring`` leaves out of a match signature, the metric name included."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label_set", frozenset(self.labels))
+        object.__setattr__(self, "drop_set", frozenset((*self.labels, "__name__")))
 
 
 def apply(op: str, lhs: FloatArray, rhs: FloatArray) -> FloatArray:
@@ -80,9 +87,11 @@ def vector_scalar(op: str, vec: Vector, scalar: Scalar, *, scalar_left: bool,
 
 def signature(labels: Labels, m: Matching) -> Labels:
     if m.on:
-        keep = set(m.labels)
+        keep = m.label_set
         return tuple(p for p in labels if p[0] in keep)
-    drop = set(m.labels) | {"__name__"}
+    if not m.labels:
+        return drop_name(labels)
+    drop = m.drop_set
     return tuple(p for p in labels if p[0] not in drop)
 
 
@@ -104,8 +113,18 @@ def _require_unique(groups: dict[Labels, list[Series]], side: str) -> None:
 
 
 def _result_labels(many: Labels, one: Labels, op: str, m: Matching) -> Labels:
+    drop_metric = op in NAME_DROPPING or m.return_bool
+    if not m.include:  # the many side's labels, filtered: no dict, no sort
+        if m.card == "one-to-one":
+            if m.on:
+                keep = m.label_set
+                return tuple(p for p in many if p[0] in keep
+                             and not (drop_metric and p[0] == "__name__"))
+            return signature(many, m) if drop_metric else \
+                tuple(p for p in many if p[0] not in m.label_set)
+        return drop_name(many) if drop_metric else many
     pairs = dict(many)
-    if op in NAME_DROPPING or m.return_bool:
+    if drop_metric:
         pairs.pop("__name__", None)
     if m.card == "one-to-one":
         if m.on:

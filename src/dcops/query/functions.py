@@ -35,6 +35,11 @@ RATES = {
 OTHER_RANGE = {"irate", "idelta", "last_over_time", "quantile_over_time", "changes", "resets",
                "deriv", "predict_linear"}
 
+MATRIX_FUNCTIONS = (set(window.OVER_TIME) | {"quantile_over_time", "deriv",
+                                              "predict_linear"})
+"""Range functions that gather every window's samples (so windows go in bounded chunks);
+the others work from each window's ends and run over all windows at once."""
+
 CALENDAR = {"minute", "hour", "day_of_week", "day_of_month", "day_of_year", "days_in_month",
             "month", "year"}
 
@@ -180,7 +185,7 @@ def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
     intercept_all = np.tile(ev.grid, n)
     pieces = []
     first = 0
-    for w in whole.split():
+    for w in whole.split() if name in MATRIX_FUNCTIONS else [whole]:
         sl = slice(first, first + len(w.ends))
         first += len(w.ends)
         pieces.append(_apply(name, w, q_all[sl] if q_all is not None else None,

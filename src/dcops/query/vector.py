@@ -94,7 +94,12 @@ def without_stale(block: SeriesBlock) -> SeriesBlock:
 
 
 def drop_name(labels: Labels) -> Labels:
-    return tuple(p for p in labels if p[0] != "__name__")
+    for i, (name, _) in enumerate(labels):  # sorted by name: stop once past "__name__"
+        if name == "__name__":
+            return labels[:i] + labels[i + 1:]
+        if name > "__name__":
+            break
+    return labels
 
 
 def merge_same_labels(series: list[Series]) -> list[Series]:
