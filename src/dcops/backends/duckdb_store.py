@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from dcops.backends.newest import NewestSamples
 from dcops.backends.wal import WriteAheadLog
 from dcops.core.clock import Clock
 from dcops.core.errors import Invalid
@@ -158,6 +159,7 @@ class DuckDBMetricsStore:
         self._pending: list[tuple[I64, I64, F64]] = []
         self._pending_series: list[tuple[int, Labels]] = []
         self._pending_samples = 0
+        self._newest = NewestSamples()
         flushed = self._meta("wal_segment", -1)
         self._wal = WriteAheadLog(data_dir / "wal", fsync=fsync, first_segment=flushed + 1)
         self._replay(flushed)
@@ -199,8 +201,12 @@ class DuckDBMetricsStore:
         self._next_id = (int(rows[-1][0]) + 1) if rows else 0
 
     def _live_series(self) -> set[int]:
-        rows = self._db.execute("SELECT DISTINCT series_id FROM samples").fetchnumpy()
-        return set(rows["series_id"].tolist())
+        """Series that have samples; refreshes the newest-sample cache from the same scan."""
+        rows = self._db.sql("SELECT series_id, max(ts) AS ts, arg_max(value, ts) AS value "
+                            "FROM samples GROUP BY series_id").to_arrow_table()
+        sids = rows.column("series_id").to_numpy()
+        self._newest.reset(sids, rows.column("ts").to_numpy(), rows.column("value").to_numpy())
+        return set(sids.tolist())
 
     # ---- writing -------------------------------------------------------------------
 
@@ -296,6 +302,7 @@ class DuckDBMetricsStore:
                            "AND samples.ts = incoming.ts", [int(ts.min()), int(ts.max())])
                 db.execute("INSERT INTO samples SELECT series_id, ts, value FROM incoming")
                 db.unregister("incoming")
+                self._newest.update(sids, ts, values)
                 dirty = min(self._meta("rollup_dirty_ms", int(ts.min())), int(ts.min()))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_dirty_ms', ?)", [dirty])
             db.execute("INSERT OR REPLACE INTO meta VALUES ('wal_segment', ?)", [segment])
@@ -375,6 +382,10 @@ class DuckDBMetricsStore:
         """Like select_block, keeping per series only the newest sample in each step bucket
         ``(first + (k - 1) step, first + k step]``: all that selectors at those steps see."""
         width = end_ms - start_ms + 1
+        if step_ms >= width and first_ms >= end_ms:  # one step at the end: newest samples
+            newest = self._newest_block(matchers, start_ms, end_ms)
+            if newest is not None:
+                return newest
         if width >= 2**62 // _MAX_SERIES or step_ms <= 0:
             return self.select_block(matchers, start_ms, end_ms)
         shift = step_ms - 1 + (max(first_ms - start_ms, 0) // step_ms + 1) * step_ms
@@ -386,6 +397,22 @@ class DuckDBMetricsStore:
                            {"start": start_ms, "end": end_ms, "first": first_ms,
                             "shift": shift, "step": step_ms, "width": width})
         return self._block(cols, "ts")
+
+    def _newest_block(self, matchers: Sequence[Matcher], start_ms: int,
+                      end_ms: int) -> SeriesBlock | None:
+        """Each matching series' newest sample if none is newer than `end_ms`, from memory."""
+        with self._db_lock:
+            self.flush()  # the cache is current once everything acknowledged is written
+            with self._lock:
+                ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
+                ids = ids[np.argsort(self._ranks()[ids], kind="stable")]
+            found = self._newest.at(ids, start_ms, end_ms)
+        if found is None:
+            return None
+        sids, ts, values = found
+        labels = self._index.labels
+        return SeriesBlock([labels[s] for s in sids.tolist()],
+                           np.arange(len(sids) + 1, dtype=np.int64), ts, values)
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesData]:
         return self.select_block(matchers, start_ms, end_ms).series()
