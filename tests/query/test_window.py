@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dcops.query import window
+from dcops.telemetry.model import SeriesBlock
 
 
 def _random_windows() -> window.Windows:
@@ -44,3 +45,27 @@ def test_changes_and_resets_count_pairs_inside_each_window() -> None:
     wide = window.Windows(ts, w.values, np.array([6_000]), 10_000)
     assert window.changes(wide)[0].tolist() == [3.0]
     assert window.resets(wide)[0].tolist() == [1.0]
+
+
+def test_regression_from_running_sums_matches_the_per_sample_one() -> None:
+    rng = np.random.default_rng(3)
+    n = 4_000
+    ts = np.cumsum(rng.integers(1_000, 20_000, n)).astype(np.int64)
+    kinds = [40 + rng.normal(0, 2, n),  # a noisy gauge
+             1e12 + np.cumsum(rng.integers(0, 10**6, n)).astype(np.float64),  # a big counter
+             np.repeat(rng.integers(0, 3, n // 100), 100).astype(np.float64)]  # steps: constants
+    odd = kinds[0].copy()
+    odd[[500, 501, 1700]] = [np.nan, np.inf, -np.inf]
+    times = np.arange(ts[0], ts[-1], 9_000, dtype=np.int64)
+    for values in [*kinds, odd]:
+        # three series back to back, each with its own stretch of the same clock
+        block = SeriesBlock([(("s", "a"),), (("s", "b"),), (("s", "c"),)],
+                            np.array([0, 1000, 2500, n]), ts, values)
+        w = window.Windows.of_block(block, times, 900_000)
+        at = np.tile(times, 3) - 30_000
+        fast = window.linear_regression(w, at)
+        slow = window._regression_per_sample(w, at)
+        ok = w.count >= 2
+        assert ok.sum() > 1000
+        for a, b in zip(fast, slow, strict=True):
+            assert np.allclose(a[ok], b[ok], rtol=1e-9, atol=1e-12, equal_nan=True)

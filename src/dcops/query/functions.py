@@ -35,8 +35,7 @@ RATES = {
 OTHER_RANGE = {"irate", "idelta", "last_over_time", "quantile_over_time", "changes", "resets",
                "deriv", "predict_linear"}
 
-MATRIX_FUNCTIONS = (set(window.OVER_TIME) | {"quantile_over_time", "deriv",
-                                              "predict_linear"})
+MATRIX_FUNCTIONS = set(window.OVER_TIME) | {"quantile_over_time"}
 """Range functions that gather every window's samples (so windows go in bounded chunks);
 the others work from each window's ends and run over all windows at once."""
 

@@ -249,7 +249,92 @@ def resets(w: Windows) -> WindowResult:
 
 
 def linear_regression(w: Windows, intercept_ms: IntArray) -> tuple[FloatArray, FloatArray]:
-    """Least-squares slope (per second) and value at `intercept_ms`, per window."""
+    """Least-squares slope (per second) and value at `intercept_ms`, per window.
+
+    Window sums come from compensated running sums that restart with each series, time
+    measured from the series' middle and value from its first sample, so that differences
+    of sums keep their digits;
+    windows holding NaN or an infinity are worked out one sample at a time.
+    """
+    if not len(w.values):
+        return np.full(len(w.ends), np.nan), np.full(len(w.ends), np.nan)
+    if int(w.count.sum()) <= 2 * len(w.values):  # windows barely overlap: gather them
+        return _regression_in_pieces(w, intercept_ms)
+    n_all = len(w.values)
+    starts = np.flatnonzero(w.first)  # where each (non-empty) series begins
+    row = np.cumsum(w.first) - 1  # each sample's series
+    start = starts[row]
+    ends = np.r_[starts[1:], n_all] - 1
+    origin = (w.ts[starts] // 2 + w.ts[ends] // 2)[row]  # mid-series: the smallest |u|
+    finite = np.isfinite(w.values)
+    u = (w.ts - origin) / 1000.0
+    y = np.where(finite, w.values - np.where(finite[start], w.values[start], 0.0), 0.0)
+    window_sum = _window_sums(w)
+    n = w.count.astype(np.float64)
+    s_u, s_y, s_uu, s_uy = (window_sum(x) for x in (u, y, u * u, u * y))
+    lo = np.minimum(w.lo, n_all - 1)
+    with np.errstate(all="ignore"):
+        slope = (s_uy - s_u * s_y / n) / (s_uu - s_u * s_u / n)
+        at = (w.ts[lo] - origin[lo]) / 1000.0  # window's first sample, series time
+        mean_u = s_u / n
+        base = np.where(finite[start[lo]], w.values[start[lo]], 0.0)
+        mean_y = s_y / n + base
+        t_u = at + (intercept_ms - w.ts[lo]) / 1000.0
+        intercept = mean_y + slope * (t_u - mean_u)
+    differ = (w.values != w.previous()) & ~w.first  # NaNs always differ, as in Prometheus
+    run = np.concatenate(([0], np.cumsum(differ)))  # value changes before each index
+    constant = run[w.hi] - run[np.minimum(w.lo + 1, w.hi)] == 0
+    first = w.values[lo]
+    slope = np.where(constant, np.where(np.isinf(first), np.nan, 0.0), slope)
+    intercept = np.where(constant, np.where(np.isinf(first), np.nan, first), intercept)
+    odd = np.concatenate(([0], np.cumsum(~finite)))
+    bad = np.flatnonzero((odd[w.hi] - odd[w.lo] > 0) & ~constant)
+    if len(bad):  # NaN or ±Inf inside: sums cannot be taken apart again
+        part = object.__new__(Windows)
+        part._set(w.ts, w.values, w.first, w.ends[bad], w.lo[bad], w.hi[bad], w.range_ms)
+        slope[bad], intercept[bad] = _regression_in_pieces(part, intercept_ms[bad])
+    return np.asarray(slope, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+
+
+def _window_sums(w: Windows) -> Callable[[FloatArray], FloatArray]:
+    """A function giving each window's sum of a per-sample quantity, as the difference of
+    two compensated running sums (see `_compensated_cumsum`): about 106 bits, so a small
+    window far into a long block loses none of its digits."""
+    def window_sum(x: FloatArray) -> FloatArray:
+        total, carry = _compensated_cumsum(x)
+        return np.asarray((total[w.hi] - total[w.lo]) + (carry[w.hi] - carry[w.lo]),
+                          dtype=np.float64)
+    return window_sum
+
+
+def _compensated_cumsum(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Running sums from 0 (one more than `x`), and the rounding error each carries (Knuth's
+    TwoSum of every step, itself summed)."""
+    total = np.zeros(len(x) + 1)
+    np.cumsum(x, out=total[1:])
+    before = total[:-1]
+    after = total[1:]
+    back = after - before
+    carry = np.zeros(len(x) + 1)
+    np.cumsum((before - (after - back)) + (x - back), out=carry[1:])
+    return total, carry
+
+
+def _regression_in_pieces(w: Windows, intercept_ms: IntArray) -> tuple[FloatArray, FloatArray]:
+    """_regression_per_sample in runs of windows whose gathered matrix stays bounded."""
+    slopes, intercepts = [], []
+    done = 0
+    for piece in w.split():
+        s, i = _regression_per_sample(piece, intercept_ms[done:done + len(piece.ends)])
+        done += len(piece.ends)
+        slopes.append(s)
+        intercepts.append(i)
+    return np.concatenate(slopes), np.concatenate(intercepts)
+
+
+def _regression_per_sample(w: Windows,
+                           intercept_ms: IntArray) -> tuple[FloatArray, FloatArray]:
+    """linear_regression over each window's gathered samples (what NaN and ±Inf need)."""
     vals, mask = w.matrix()
     idx = w.lo[:, None] + np.arange(vals.shape[1], dtype=np.int64)[None, :]
     ts = w.ts[np.clip(idx, 0, max(len(w.ts) - 1, 0))] if len(w.ts) else np.zeros(idx.shape)
