@@ -24,20 +24,26 @@ _MAX_KEY = 2**62
 
 def search(block: SeriesBlock, targets: IntArray, side: str) -> IntArray:
     """Per series s and target t, ``offsets[s] + searchsorted(ts of s, t, side)``: (S, T)."""
+    return search_all(block, [(targets, side)])[0]
+
+
+def search_all(block: SeriesBlock, queries: list[tuple[IntArray, str]]) -> list[IntArray]:
+    """`search` for several (targets, side) pairs over one (series, time) key array."""
     n_series, ts = len(block), block.ts_ms
-    if n_series == 0 or not len(targets):
-        return np.zeros((n_series, len(targets)), dtype=np.int64)
-    base = min(int(ts.min()), int(targets.min())) if len(ts) else int(targets.min())
-    top = max(int(ts.max()), int(targets.max())) if len(ts) else int(targets.max())
-    width = top - base + 2
+    if n_series == 0 or not all(len(t) for t, _ in queries):
+        return [np.zeros((n_series, len(t)), dtype=np.int64) for t, _ in queries]
+    lows = [int(t.min()) for t, _ in queries] + ([int(ts.min())] if len(ts) else [])
+    highs = [int(t.max()) for t, _ in queries] + ([int(ts.max())] if len(ts) else [])
+    base, width = min(lows), max(highs) - min(lows) + 2
     if width * n_series >= _MAX_KEY:  # keys would overflow: one search per series
-        starts = block.offsets[:-1].tolist()
-        return np.stack([a + np.searchsorted(ts[a:b], targets, side=side)  # type: ignore[call-overload]
-                         for a, b in zip(starts, block.offsets[1:].tolist(), strict=True)])
-    owner = np.repeat(np.arange(n_series, dtype=np.int64), np.diff(block.offsets))
-    keys = owner * width + (ts - base)
-    wanted = np.arange(n_series, dtype=np.int64)[:, None] * width + (targets - base)[None, :]
-    return np.asarray(np.searchsorted(keys, wanted, side=side), dtype=np.int64)  # type: ignore[call-overload]
+        bounds = list(zip(block.offsets[:-1].tolist(), block.offsets[1:].tolist(), strict=True))
+        return [np.stack([a + np.searchsorted(ts[a:b], t, side=side)  # type: ignore[call-overload]
+                          for a, b in bounds]) for t, side in queries]
+    owner = np.repeat(np.arange(n_series, dtype=np.int64) * width, np.diff(block.offsets))
+    keys = owner + (ts - base)
+    rows = np.arange(n_series, dtype=np.int64)[:, None] * width
+    return [np.asarray(np.searchsorted(keys, rows + (t - base)[None, :], side=side),  # type: ignore[call-overload]
+                       dtype=np.int64) for t, side in queries]
 
 
 def series_starts(block: SeriesBlock) -> BoolArray:
@@ -63,8 +69,8 @@ class Windows:
     def of_block(cls, block: SeriesBlock, times: IntArray, range_ms: int) -> Windows:
         """Every series' window at every step of `times`, series after series."""
         w = object.__new__(cls)
-        lo = search(block, times - range_ms, "left").ravel()
-        hi = search(block, times, "right").ravel()
+        lo, hi = (x.ravel() for x in search_all(block, [(times - range_ms, "left"),
+                                                        (times, "right")]))
         w._set(block.ts_ms, block.values, series_starts(block), np.tile(times, len(block)),
                lo, hi, range_ms)
         return w
@@ -262,38 +268,59 @@ def linear_regression(w: Windows, intercept_ms: IntArray) -> tuple[FloatArray, F
         return _regression_in_pieces(w, intercept_ms)
     n_all = len(w.values)
     starts = np.flatnonzero(w.first)  # where each (non-empty) series begins
-    row = np.cumsum(w.first) - 1  # each sample's series
-    start = starts[row]
-    ends = np.r_[starts[1:], n_all] - 1
-    origin = (w.ts[starts] // 2 + w.ts[ends] // 2)[row]  # mid-series: the smallest |u|
+    lengths = np.diff(np.r_[starts, n_all])
+    ends = starts + lengths - 1
     finite = np.isfinite(w.values)
-    u = (w.ts - origin) / 1000.0
-    y = np.where(finite, w.values - np.where(finite[start], w.values[start], 0.0), 0.0)
+    all_finite = bool(finite.all())
+    first_value = w.values[starts] if all_finite else \
+        np.where(finite[starts], w.values[starts], 0.0)
+    origin = np.repeat(w.ts[starts] // 2 + w.ts[ends] // 2, lengths)  # mid-series: small |u|
+    u = w.ts - origin  # milliseconds: integer sums of u and u² are exact
+    widest = float(np.abs(u).max()) if n_all else 0.0
+    if widest * widest * float(w.count.max()) >= 2.0**62:  # series spanning months
+        return _regression_in_pieces(w, intercept_ms)
+    y = w.values - np.repeat(first_value, lengths)
+    if not all_finite:
+        y[~finite] = 0.0
     window_sum = _window_sums(w)
     n = w.count.astype(np.float64)
-    s_u, s_y, s_uu, s_uy = (window_sum(x) for x in (u, y, u * u, u * y))
+    s_u, s_uu = (_exact_window_sum(w, x) for x in (u, u * u))
+    s_y, s_uy = (window_sum(x) for x in (y, u * y))
     lo = np.minimum(w.lo, n_all - 1)
+    series = np.searchsorted(starts, lo, side="right") - 1  # each window's series
     with np.errstate(all="ignore"):
-        slope = (s_uy - s_u * s_y / n) / (s_uu - s_u * s_u / n)
-        at = (w.ts[lo] - origin[lo]) / 1000.0  # window's first sample, series time
-        mean_u = s_u / n
-        base = np.where(finite[start[lo]], w.values[start[lo]], 0.0)
-        mean_y = s_y / n + base
-        t_u = at + (intercept_ms - w.ts[lo]) / 1000.0
+        slope = 1000.0 * (s_uy - s_u * s_y / n) / (s_uu - s_u * s_u / n)  # per second
+        mean_u = s_u / n / 1000.0
+        mean_y = s_y / n + first_value[series]
+        t_u = (intercept_ms - origin[lo]) / 1000.0
         intercept = mean_y + slope * (t_u - mean_u)
-    differ = (w.values != w.previous()) & ~w.first  # NaNs always differ, as in Prometheus
-    run = np.concatenate(([0], np.cumsum(differ)))  # value changes before each index
+    differ = np.empty(n_all, dtype=np.int32)  # value changes; NaNs always differ
+    differ[0] = 0
+    np.not_equal(w.values[1:], w.values[:-1], out=differ[1:], casting="unsafe")
+    differ[starts] = 0
+    run = np.zeros(n_all + 1, dtype=np.int64)  # value changes before each index
+    np.cumsum(differ, out=run[1:])
     constant = run[w.hi] - run[np.minimum(w.lo + 1, w.hi)] == 0
     first = w.values[lo]
     slope = np.where(constant, np.where(np.isinf(first), np.nan, 0.0), slope)
     intercept = np.where(constant, np.where(np.isinf(first), np.nan, first), intercept)
-    odd = np.concatenate(([0], np.cumsum(~finite)))
-    bad = np.flatnonzero((odd[w.hi] - odd[w.lo] > 0) & ~constant)
+    bad = np.zeros(0, dtype=np.int64)
+    if not all_finite:
+        odd = np.concatenate(([0], np.cumsum(~finite)))
+        bad = np.flatnonzero((odd[w.hi] - odd[w.lo] > 0) & ~constant)
     if len(bad):  # NaN or ±Inf inside: sums cannot be taken apart again
         part = object.__new__(Windows)
         part._set(w.ts, w.values, w.first, w.ends[bad], w.lo[bad], w.hi[bad], w.range_ms)
         slope[bad], intercept[bad] = _regression_in_pieces(part, intercept_ms[bad])
     return np.asarray(slope, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+
+
+def _exact_window_sum(w: Windows, x: IntArray) -> FloatArray:
+    """Each window's sum of integers `x`: running sums in int64 may wrap around, but their
+    differences are exact wherever a window's own sum fits in 63 bits."""
+    run = np.zeros(len(x) + 1, dtype=np.int64)
+    np.cumsum(x, out=run[1:])
+    return (run[w.hi] - run[w.lo]).astype(np.float64)
 
 
 def _window_sums(w: Windows) -> Callable[[FloatArray], FloatArray]:
