@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from dcops.backends.newest import NewestSamples
+from dcops.backends.recent import RecentSamples
 from dcops.backends.wal import WriteAheadLog
 from dcops.core.clock import Clock
 from dcops.core.errors import Invalid
@@ -48,6 +49,10 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 _RECORD = struct.Struct("<II")
+RECENT_SAMPLES = 40
+"""Newest samples of each series kept in memory: ten minutes at a 15 s interval."""
+RECENT_HORIZON_MS = 15 * 60_000
+"""How far back the rings are filled from DuckDB when the store opens."""
 _MAX_SERIES = 2**24
 """Series one query may read before its sort key falls back to two columns."""
 _FIRST = operator.itemgetter(0)
@@ -141,7 +146,8 @@ class DuckDBMetricsStore:
     """A MetricsStore in ``data_dir/metrics.duckdb`` with its WAL in ``data_dir/wal``."""
 
     def __init__(self, data_dir: Path, retention: Retention, *, fsync: bool = False,
-                 flush_interval_s: float = 1.0, clock: Clock) -> None:
+                 flush_interval_s: float = 1.0, clock: Clock,
+                 recent_samples: int = RECENT_SAMPLES) -> None:
         self.data_dir = data_dir
         self.retention = retention
         self.clock = clock
@@ -160,11 +166,13 @@ class DuckDBMetricsStore:
         self._pending_series: list[tuple[int, Labels]] = []
         self._pending_samples = 0
         self._newest = NewestSamples()
+        self._recent = RecentSamples(recent_samples)
         flushed = self._meta("wal_segment", -1)
         self._wal = WriteAheadLog(data_dir / "wal", fsync=fsync, first_segment=flushed + 1)
         self._replay(flushed)
         self._load_series()
         self._live = self._live_series()
+        self._load_recent()
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="dcops-metrics-flush",
                                          daemon=True)
@@ -207,6 +215,15 @@ class DuckDBMetricsStore:
         sids = rows.column("series_id").to_numpy()
         self._newest.reset(sids, rows.column("ts").to_numpy(), rows.column("value").to_numpy())
         return set(sids.tolist())
+
+    def _load_recent(self) -> None:
+        """Fill the in-memory rings with the stored samples of the last minutes."""
+        ((newest,),) = self._db.execute("SELECT max(ts) FROM samples").fetchall()
+        since = (int(newest) if newest is not None else 0) - RECENT_HORIZON_MS
+        rows = self._db.sql("SELECT series_id, ts, value FROM samples WHERE ts >= ? "
+                            "ORDER BY series_id, ts", params=[since]).to_arrow_table()
+        self._recent.start(self._next_id, since, rows.column("series_id").to_numpy(),
+                           rows.column("ts").to_numpy(), rows.column("value").to_numpy())
 
     # ---- writing -------------------------------------------------------------------
 
@@ -303,6 +320,7 @@ class DuckDBMetricsStore:
                 db.execute("INSERT INTO samples SELECT series_id, ts, value FROM incoming")
                 db.unregister("incoming")
                 self._newest.update(sids, ts, values)
+                self._recent.append(sids, ts, values)
                 dirty = min(self._meta("rollup_dirty_ms", int(ts.min())), int(ts.min()))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_dirty_ms', ?)", [dirty])
             db.execute("INSERT OR REPLACE INTO meta VALUES ('wal_segment', ?)", [segment])
@@ -366,8 +384,29 @@ class DuckDBMetricsStore:
                            np.asarray(cols[ts_col], dtype=np.int64),
                            np.asarray(cols["value"], dtype=np.float64))
 
+    def _recent_block(self, matchers: Sequence[Matcher], start_ms: int,
+                      end_ms: int) -> SeriesBlock | None:
+        """The samples in [start_ms, end_ms] from the in-memory rings, where they hold all."""
+        with self._db_lock:
+            self.flush()  # the rings are current once everything acknowledged is written
+            with self._lock:
+                ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
+                ids = ids[np.argsort(self._ranks()[ids], kind="stable")]
+            found = self._recent.read(ids, start_ms, end_ms)
+        if found is None:
+            return None
+        counts, ts, values = found
+        keep = counts > 0
+        offsets = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
+        np.cumsum(counts[keep], out=offsets[1:])
+        labels = self._index.labels
+        return SeriesBlock([labels[s] for s in ids[keep].tolist()], offsets, ts, values)
+
     def select_block(self, matchers: Sequence[Matcher], start_ms: int,
                      end_ms: int) -> SeriesBlock:
+        recent = self._recent_block(matchers, start_ms, end_ms)
+        if recent is not None:
+            return recent
         # One int64 sort key sorts faster than (pos, ts); where it could overflow, use both.
         width = end_ms - start_ms + 1
         order = "pos * $width + (ts - $start)" if width < 2**62 // _MAX_SERIES else "pos, ts"
@@ -386,6 +425,9 @@ class DuckDBMetricsStore:
             newest = self._newest_block(matchers, start_ms, end_ms)
             if newest is not None:
                 return newest
+        recent = self._recent_block(matchers, start_ms, end_ms)
+        if recent is not None:
+            return recent
         if width >= 2**62 // _MAX_SERIES or step_ms <= 0:
             return self.select_block(matchers, start_ms, end_ms)
         shift = step_ms - 1 + (max(first_ms - start_ms, 0) // step_ms + 1) * step_ms
@@ -480,6 +522,7 @@ class DuckDBMetricsStore:
                 db.execute("ROLLBACK")
                 raise
             live = self._live_series()
+            self._recent.forget_before(raw_cut)
             with self._lock:
                 self._live = live | {int(s) for c in self._pending for s in np.unique(c[0])}
             db.execute("CHECKPOINT").fetchall()

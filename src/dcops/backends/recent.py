@@ -1,0 +1,111 @@
+"""The last samples of every series in memory, so that short windows at the present (an
+alert rule's ``rate(x[5m])``, a dashboard's last ten minutes) need not read DuckDB.
+
+Each series has a ring of `capacity` slots holding its newest samples in time order, and
+``complete_from``: the time from which the ring holds every sample the series has. A read
+of [start, end] comes from the rings only when every series it wants is complete from
+`start` on; otherwise the store reads DuckDB as before. Rings are only a copy: a sample
+written out of order, or a series written faster than its ring holds, just moves
+``complete_from`` forward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+NEVER = np.iinfo(np.int64).max
+"""``complete_from`` of a series whose ring cannot answer anything."""
+
+
+class RecentSamples:
+    """Rings of each series' newest samples, by series id."""
+
+    def __init__(self, capacity: int = 40) -> None:
+        self.capacity = capacity
+        self.ts: I64 = np.zeros((0, capacity), dtype=np.int64)
+        self.values: F64 = np.zeros((0, capacity))
+        self.written: I64 = np.zeros(0, dtype=np.int64)  # samples ever put in each ring
+        self.newest: I64 = np.zeros(0, dtype=np.int64)
+        self.complete_from: I64 = np.zeros(0, dtype=np.int64)
+
+    def _grow(self, size: int) -> None:
+        if size <= len(self.written):
+            return
+        more = max(size, 2 * len(self.written)) - len(self.written)
+        self.ts = np.concatenate([self.ts, np.zeros((more, self.capacity), dtype=np.int64)])
+        self.values = np.concatenate([self.values, np.zeros((more, self.capacity))])
+        self.written = np.concatenate([self.written, np.zeros(more, dtype=np.int64)])
+        self.newest = np.concatenate([self.newest, np.full(more, np.iinfo(np.int64).min)])
+        # a series first seen now has no earlier samples: complete from the beginning
+        self.complete_from = np.concatenate([self.complete_from,
+                                             np.full(more, np.iinfo(np.int64).min)])
+
+    def start(self, series: int, since_ms: int, sids: I64, ts: I64, values: F64) -> None:
+        """Begin from stored samples: `series` ids exist, and (sids, ts, values), sorted by
+        (series, time), are every stored sample at or after `since_ms`."""
+        self._grow(series)
+        self.written[:] = 0
+        self.newest[:] = np.iinfo(np.int64).min
+        self.complete_from[:] = since_ms
+        self.append(sids, ts, values)
+
+    def forget_before(self, cut_ms: int) -> None:
+        """Samples before `cut_ms` were deleted (retention): answer only from `cut_ms` on."""
+        np.maximum(self.complete_from, cut_ms, out=self.complete_from)
+
+    def append(self, sids: I64, ts: I64, values: F64) -> None:
+        """Samples just stored, sorted by (series, time), one per (series, time)."""
+        if not len(sids):
+            return
+        self._grow(int(sids.max()) + 1)
+        first = np.r_[True, sids[1:] != sids[:-1]]
+        group = np.cumsum(first) - 1
+        heads = np.flatnonzero(first)
+        owners = sids[heads]
+        counts = np.diff(np.r_[heads, len(sids)])
+        late = ts[heads] <= self.newest[owners]  # out of order, or a rewrite of the newest
+        if late.any():  # start those rings again after this batch
+            bad = owners[late]
+            last = np.maximum(ts[heads[late] + counts[late] - 1], self.newest[bad])
+            self.written[bad] = 0
+            self.newest[bad] = last
+            self.complete_from[bad] = np.maximum(self.complete_from[bad], last + 1)
+            keep = ~late[group]
+            sids, ts, values, group = sids[keep], ts[keep], values[keep], group[keep]
+            if not len(sids):
+                return
+            first = np.r_[True, sids[1:] != sids[:-1]]
+            group = np.cumsum(first) - 1
+            heads = np.flatnonzero(first)
+            owners = sids[heads]
+            counts = np.diff(np.r_[heads, len(sids)])
+        rank = np.arange(len(sids)) - heads[group]
+        fits = rank >= (counts - self.capacity)[group]  # only a ring's worth of the newest
+        slot = (self.written[sids] + rank) % self.capacity
+        self.ts[sids[fits], slot[fits]] = ts[fits]
+        self.values[sids[fits], slot[fits]] = values[fits]
+        self.written[owners] += counts
+        self.newest[owners] = ts[heads + counts - 1]
+        full = owners[self.written[owners] > self.capacity]
+        if len(full):  # wrapped: the oldest sample still held is where the next one goes
+            oldest = self.ts[full, self.written[full] % self.capacity]
+            self.complete_from[full] = np.maximum(self.complete_from[full], oldest)
+
+    def read(self, sids: I64, start_ms: int, end_ms: int) -> tuple[I64, I64, F64] | None:
+        """Every sample of `sids` in [start_ms, end_ms] as (counts per series, ts, values),
+        series in the order given; None unless every ring is complete from `start_ms`."""
+        if len(sids) and (int(sids.max()) >= len(self.written)
+                          or int(self.complete_from[sids].max()) > start_ms):
+            return None
+        held = np.minimum(self.written[sids], self.capacity)
+        order = (self.written[sids, None] - held[:, None]
+                 + np.arange(self.capacity)[None, :]) % self.capacity
+        ts = np.take_along_axis(self.ts[sids], order, axis=1)
+        values = np.take_along_axis(self.values[sids], order, axis=1)
+        wanted = (np.arange(self.capacity)[None, :] < held[:, None]) & (ts >= start_ms) \
+            & (ts <= end_ms)
+        return wanted.sum(axis=1), ts[wanted], values[wanted]
