@@ -54,3 +54,27 @@ def test_a_missing_token_file_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(Invalid) as caught:
         build_services(settings)
     assert caught.value.where == str(tmp_path / "nope")
+
+
+def test_query_limits_come_from_the_config(tmp_path: Path) -> None:
+    from dcops.query import QueryError
+    from dcops.telemetry.model import Batch, make_labels
+    from dcops.wiring import build_memory_services
+
+    services = build_memory_services(parse_settings({"query": {
+        "max_samples": 10, "lookback_delta_s": 60}}))
+    engine = services.querier
+    assert isinstance(engine, Engine)
+    assert (engine.max_samples, engine.lookback_delta_ms) == (10, 60_000)
+    batch = Batch()
+    for i in range(20):
+        batch.add(make_labels("dcops_host_up", {"node": f"n{i}"}), 1_700_000_000_000, 1.0)
+    services.store.append(batch)
+    with pytest.raises(QueryError, match="too many samples"):
+        engine.instant("dcops_host_up", 1_700_000_000_000)
+    small = build_memory_services(parse_settings({"query": {"lookback_delta_s": 60}}))
+    small.store.append(batch)
+    assert len(small.querier.instant("dcops_host_up", 1_700_000_060_000).series) == 20
+    assert small.querier.instant("dcops_host_up", 1_700_000_060_001).series == []
+    small.close()
+    services.close()

@@ -127,9 +127,19 @@ class DemoSettings(_Strict):
     seed: int = 7
 
 
+class QuerySettings(_Strict):
+    """The embedded PromQL engine's limits, as Prometheus's ``--query.*`` flags."""
+
+    max_samples: int = Field(50_000_000, gt=0)
+    """Samples one query may load (Prometheus's ``--query.max-samples``)."""
+    lookback_delta_s: float = Field(300.0, gt=0)
+    """How old a sample an instant selector still sees (``--query.lookback-delta``)."""
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
+    query: QuerySettings = QuerySettings()
     scrape: list[ScrapeTarget] = Field(default_factory=list)
     agent: AgentSettings = AgentSettings()
     demo: DemoSettings = DemoSettings()

@@ -78,11 +78,18 @@ def _remote_metrics(settings: Settings, clock: Clock) -> tuple[MetricsStore, Que
     return PrometheusMetricsStore(client, clock), PrometheusQuerier(client)
 
 
+def engine_of(settings: Settings, store: MetricsStore) -> Querier:
+    """The embedded PromQL engine over `store`, with the configured limits."""
+    from dcops.query import Engine
+
+    return Engine(store, max_samples=settings.query.max_samples,
+                  lookback_delta_ms=round(settings.query.lookback_delta_s * 1000))
+
+
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     """Open the stores: state in the data directory (or the configured state URL), metrics
     embedded in the data directory or in the configured Prometheus-compatible store."""
     from dcops.backends.sql.state import open_state
-    from dcops.query import Engine
 
     clock = clock or SystemClock()
     data_dir = settings.storage.resolved_data_dir()
@@ -96,7 +103,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                    fsync=settings.storage.wal_fsync,
                                    flush_interval_s=settings.storage.flush_interval_s,
                                    clock=clock)
-        metrics = (store, Engine(store))
+        metrics = (store, engine_of(settings, store))
     return _assemble(settings, clock, metrics, state.inventory, state.tokens, state.audit,
                      [state])
 
@@ -106,14 +113,13 @@ def build_memory_services(settings: Settings, clock: Clock | None = None) -> Ser
     for tests."""
     from dcops.access.store import MemoryAuditLog, MemoryTokenStore
     from dcops.fleet.memory import MemoryInventory
-    from dcops.query import Engine
     from dcops.telemetry.store import MemoryMetricsStore
 
     clock = clock or SystemClock()
     metrics = _remote_metrics(settings, clock)
     if metrics is None:
         store = MemoryMetricsStore(retention_of(settings))
-        metrics = (store, Engine(store))
+        metrics = (store, engine_of(settings, store))
     return _assemble(settings, clock, metrics, MemoryInventory(), MemoryTokenStore(),
                      MemoryAuditLog(), [])
 
