@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 import yaml
 
 from dcops.core.errors import Invalid
+from dcops.files.yamlnodes import YamlNodes, parse
 from dcops.fleet.inventory import Inventory
 from dcops.fleet.memory import check_name
 from dcops.fleet.model import Gpu, Kind, Lifecycle, Node, Rack, Room, Site
@@ -189,19 +190,10 @@ class _Builder:
     # YAML ------------------------------------------------------------------------------
 
     def from_yaml(self, text: str) -> InventoryDoc:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = self.at(mark.line + 1, mark.column + 1) if mark else self.source
-            problem = getattr(exc, "problem", None) or "not valid YAML"
-            raise Invalid(f"bad YAML: {problem}", where=where) from None
-        finally:
-            loader.dispose()
+        root, nodes = parse(text, self.source)
         if root is None:
             raise Invalid("empty inventory file", where=self.source, hint="start with 'sites:'")
-        reader = _YamlReader(loader, self)
+        reader = _YamlReader(nodes.loader, self)
         top = reader.mapping(root, "inventory", required={"sites"}, optional=set())
         for site_node in reader.sequence(top["sites"], "sites"):
             self._yaml_site(reader, site_node)
@@ -299,55 +291,12 @@ class _Builder:
                           f"{getattr(first, parent_kind)!r} at {first.where}", where=where)
 
 
-class _YamlReader:
+class _YamlReader(YamlNodes):
     """Reads composed YAML nodes, so every error can name the line it is about."""
 
     def __init__(self, loader: yaml.SafeLoader, builder: _Builder) -> None:
-        self.loader = loader
+        super().__init__(loader, builder.source)
         self.b = builder
-
-    def where(self, node: yaml.Node) -> str:
-        return self.b.at(node.start_mark.line + 1)
-
-    def construct(self, node: yaml.Node) -> Any:
-        try:
-            return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or "cannot read this value"
-            raise Invalid(f"bad YAML: {problem}", where=self.where(node)) from None
-
-    def mapping(self, node: yaml.Node, what: str, required: set[str], optional: set[str]
-                ) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise Invalid(f"{what} must be a mapping of fields", where=self.where(node))
-        fields: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = self.construct(key_node)
-            if not isinstance(key, str) or key not in required | optional:
-                allowed = ", ".join(sorted(required | optional))
-                raise Invalid(f"unknown {what} field {key!r}", where=self.where(key_node),
-                              hint=f"{what} fields are {allowed}")
-            if key in fields:
-                raise Invalid(f"{what} field {key!r} given twice", where=self.where(key_node))
-            fields[key] = value_node
-        for key in sorted(required - fields.keys()):
-            raise Invalid(f"{what} is missing field {key!r}", where=self.where(node))
-        return fields
-
-    def sequence(self, node: yaml.Node | None, what: str) -> list[yaml.Node]:
-        if node is None or self._is_null(node):
-            return []
-        if not isinstance(node, yaml.SequenceNode):
-            raise Invalid(f"{what} must be a list", where=self.where(node))
-        return list(node.value)
-
-    def _is_null(self, node: yaml.Node) -> bool:
-        return isinstance(node, yaml.ScalarNode) and self.construct(node) is None
-
-    def scalar(self, node: yaml.Node, what: str) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            raise Invalid(f"{what} must be a single value", where=self.where(node))
-        return self.construct(node)
 
     def name(self, node: yaml.Node, kind: str) -> str:
         value = self.scalar(node, f"{kind} name")
@@ -393,7 +342,7 @@ class _YamlReader:
         return None if value is None else _state(str(value), self.where(fields[key]))
 
     def opt_labels(self, fields: dict[str, yaml.Node], key: str) -> dict[str, str] | None:
-        if key not in fields or self._is_null(fields[key]):
+        if key not in fields or self.is_null(fields[key]):
             return None
         node = fields[key]
         if not isinstance(node, yaml.MappingNode):

@@ -1,0 +1,1 @@
+"""Reading the files operators write (YAML with line numbers in every error)."""
