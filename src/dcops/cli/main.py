@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 import dcops
-from dcops.cli import inventory, tokens
+from dcops.cli import inventory, rules, tokens
 from dcops.cli.common import friendly, out
 from dcops.settings import DemoSettings, Settings, load_settings
 
@@ -18,6 +18,7 @@ app = typer.Typer(name="dcops", no_args_is_help=True, add_completion=False,
                   help="Operations control plane for GPU datacenters.")
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(tokens.app, name="token")
+app.add_typer(rules.app, name="rules")
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

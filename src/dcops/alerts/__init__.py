@@ -1,0 +1,1 @@
+"""Alerting and recording rules in Prometheus's format, evaluated over the PromQL engine."""

@@ -1,0 +1,169 @@
+"""Evaluating rule groups: recording rules write series, alerting rules move alerts along
+inactive -> pending -> firing -> inactive (resolved), as Prometheus's rule manager does.
+
+At each evaluation time t, an alerting rule's expression is queried at t. Every series
+it returns is an alert: its labels less ``__name__``, with the rule's labels (templated)
+and ``alertname``. A new alert is pending from t and fires once it has been returned for
+``for``; an alert no longer returned leaves (pending) or resolves (firing), unless
+``keep_firing_for`` has not yet passed since it was last returned, or the rule has a
+``clear`` condition that does not yet hold for it (hysteresis). A resolved alert is kept
+15 minutes so receivers hear of the resolution. A rule whose query or templates fail
+keeps its alerts as they are and reports the error; the other rules go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dcops.alerts.model import Alert, AlertingRule, AlertState, RecordingRule, RuleGroup
+from dcops.alerts.template import Template
+from dcops.core.errors import DcopsError
+from dcops.query.querier import Querier
+from dcops.query.result import QueryError, Result
+from dcops.telemetry.model import Batch, Labels
+
+log = logging.getLogger(__name__)
+
+RESOLVED_RETENTION_MS = 15 * 60_000
+"""How long a resolved alert is still reported (Prometheus: 15 minutes)."""
+
+
+@dataclass
+class RuleHealth:
+    """The outcome of a rule's last evaluation."""
+
+    last_eval_ms: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class GroupEvaluator:
+    """One group's rules and the alerts they hold; `evaluate` runs them at one moment."""
+
+    group: RuleGroup
+    querier: Querier
+    write: Callable[[Batch], None] | None = None
+    alerts: dict[str, dict[Labels, Alert]] = field(default_factory=dict)
+    health: dict[str, RuleHealth] = field(default_factory=dict)
+
+    def evaluate(self, at_ms: int) -> list[Alert]:
+        """Run every rule at `at_ms`, in order; the alerts now pending, firing or resolved."""
+        out: list[Alert] = []
+        for rule in self.group.rules:
+            key = _key(rule)
+            health = self.health.setdefault(key, RuleHealth())
+            health.last_eval_ms = at_ms
+            try:
+                if isinstance(rule, RecordingRule):
+                    self._record(rule, at_ms)
+                else:
+                    out += self._alert(rule, at_ms)
+                health.error = None
+            except DcopsError as exc:  # QueryError, TemplateError, a store that is down
+                health.error = str(exc)
+                log.warning("rule %s in group %s failed at %d: %s", key, self.group.name,
+                            at_ms, exc)
+                out += list(self.alerts.get(key, {}).values())
+        return out
+
+    def _record(self, rule: RecordingRule, at_ms: int) -> None:
+        batch = Batch()
+        seen: set[Labels] = set()
+        for labels, value in _samples(self.querier.instant(rule.expr, at_ms)):
+            pairs = {k: v for k, v in labels if k != "__name__"}
+            pairs.update(rule.labels)
+            pairs["__name__"] = rule.record
+            out = tuple(sorted(pairs.items()))
+            if out in seen:
+                raise QueryError("execution", "vector contains metrics with the same "
+                                 "labelset after applying rule labels")
+            seen.add(out)
+            batch.add(out, at_ms, value)
+        if len(batch) and self.write is not None:
+            self.write(batch)
+
+    def _alert_labels(self, rule: AlertingRule, labels: Labels, value: float) -> Labels:
+        data = dict(labels)
+        pairs = {k: v for k, v in labels if k != "__name__"}
+        for name, text in rule.labels.items():
+            pairs[name] = Template(text, f"{rule.where}: label {name}").render(data, value)
+        pairs["alertname"] = rule.name
+        return tuple(sorted((k, v) for k, v in pairs.items() if v != ""))
+
+    def _alert(self, rule: AlertingRule, at_ms: int) -> list[Alert]:
+        key = _key(rule)
+        active = self.alerts.setdefault(key, {})
+        found: dict[Labels, Alert] = {}
+        for labels, value in _samples(self.querier.instant(rule.expr, at_ms)):
+            alert_labels = self._alert_labels(rule, labels, value)
+            if alert_labels in found:
+                raise QueryError("execution", "vector contains metrics with the same "
+                                 "labelset after applying alert labels")
+            data = dict(labels)
+            annotations = {name: Template(text, f"{rule.where}: annotation {name}")
+                           .render(data, value) for name, text in rule.annotations.items()}
+            found[alert_labels] = Alert(rule.name, alert_labels, annotations,
+                                        AlertState.PENDING, value, at_ms)
+        cleared = self._cleared(rule, at_ms) if rule.clear_expr else None
+        for labels, alert in found.items():
+            known = active.get(labels)
+            if known is not None and known.state is not AlertState.INACTIVE:
+                known.value, known.annotations = alert.value, alert.annotations
+                known.keep_firing_since_ms = None
+                continue
+            active[labels] = alert
+        out = []
+        for labels, alert in list(active.items()):
+            if labels not in found:
+                if alert.state is AlertState.PENDING or (
+                        alert.resolved_at_ms is not None
+                        and at_ms - alert.resolved_at_ms > RESOLVED_RETENTION_MS):
+                    del active[labels]
+                if alert.state is AlertState.FIRING and self._holds(rule, alert, at_ms,
+                                                                     cleared):
+                    out.append(alert)
+                    continue
+                if alert.state is not AlertState.INACTIVE:
+                    alert.state = AlertState.INACTIVE
+                    alert.resolved_at_ms = at_ms
+                if labels in active:
+                    out.append(alert)
+                continue
+            if alert.state is AlertState.PENDING and at_ms - alert.active_at_ms >= \
+                    rule.for_s * 1000:
+                alert.state = AlertState.FIRING
+                alert.fired_at_ms = at_ms
+            out.append(alert)
+        return out
+
+    def _holds(self, rule: AlertingRule, alert: Alert, at_ms: int,
+               cleared: set[Labels] | None) -> bool:
+        """Whether a firing alert whose series is gone still fires."""
+        if rule.keep_firing_for_s > 0:
+            if alert.keep_firing_since_ms is None:
+                alert.keep_firing_since_ms = at_ms
+            if at_ms - alert.keep_firing_since_ms < rule.keep_firing_for_s * 1000:
+                return True
+        return cleared is not None and alert.labels not in cleared
+
+    def _cleared(self, rule: AlertingRule, at_ms: int) -> set[Labels]:
+        """Alert label sets for which the rule's ``clear`` condition holds at `at_ms`."""
+        assert rule.clear_expr is not None
+        return {self._alert_labels(rule, labels, value)
+                for labels, value in _samples(self.querier.instant(rule.clear_expr, at_ms))}
+
+
+def _key(rule: AlertingRule | RecordingRule) -> str:
+    return rule.record if isinstance(rule, RecordingRule) else rule.name
+
+
+def _samples(result: Result) -> list[tuple[Labels, float]]:
+    """An instant answer as (labels, value) pairs; a scalar is one sample without labels."""
+    if result.result_type == "scalar":
+        return [((), result.scalar)]
+    if result.result_type != "vector":
+        raise QueryError("execution", f"rule result is a {result.result_type}, not an "
+                         "instant vector or scalar")
+    return [(s.labels, float(s.values[0])) for s in result.series]

@@ -1,0 +1,73 @@
+"""Rules and alerts: what an operator writes, and what the evaluator keeps track of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from dcops.telemetry.model import Labels
+
+
+@dataclass(frozen=True, slots=True)
+class AlertingRule:
+    """``alert:``: a PromQL condition that raises one alert per series it returns.
+
+    `clear_expr` (a dcops extension) is the hysteresis: once firing, the alert stays until
+    `clear_expr` returns its series, instead of until `expr` stops returning it.
+    """
+
+    name: str
+    expr: str
+    for_s: float = 0.0
+    keep_firing_for_s: float = 0.0
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    clear_expr: str | None = None
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingRule:
+    """``record:``: a PromQL expression whose answer is stored as a new series."""
+
+    record: str
+    expr: str
+    labels: dict[str, str] = field(default_factory=dict)
+    where: str = ""
+
+
+Rule = AlertingRule | RecordingRule
+
+
+@dataclass(frozen=True, slots=True)
+class RuleGroup:
+    """Rules evaluated together, in order, every `interval_s`."""
+
+    name: str
+    interval_s: float
+    rules: tuple[Rule, ...]
+    where: str = ""
+
+
+class AlertState(StrEnum):
+    """An alert's lifecycle: pending while `for` runs, then firing; inactive once resolved."""
+
+    PENDING = "pending"
+    FIRING = "firing"
+    INACTIVE = "inactive"
+
+
+@dataclass(slots=True)
+class Alert:
+    """One alert of one rule: the labels it is known by and where it stands."""
+
+    rule: str
+    labels: Labels
+    annotations: dict[str, str]
+    state: AlertState
+    value: float
+    active_at_ms: int
+    fired_at_ms: int | None = None
+    resolved_at_ms: int | None = None
+    keep_firing_since_ms: int | None = None
+    """First evaluation, since it last fired, whose answer lacked this alert's series."""

@@ -1,0 +1,108 @@
+"""The evaluator's timeline: pending, firing, resolved, as Prometheus's rule manager moves
+alerts; hysteresis and keep_firing_for; recording rules; a failing rule stops nothing."""
+
+from __future__ import annotations
+
+from dcops.alerts.evaluator import GroupEvaluator
+from dcops.alerts.model import AlertingRule, RecordingRule, RuleGroup
+from dcops.query import Engine
+from dcops.telemetry.model import Batch, make_labels, name_matcher
+from dcops.telemetry.store import MemoryMetricsStore
+
+TEMP = "dcops_gpu_temperature_celsius"
+MIN = 60_000
+
+
+def _store(values: list[float | None], node: str = "n1") -> MemoryMetricsStore:
+    store = MemoryMetricsStore()
+    batch = Batch()
+    for k, value in enumerate(values):
+        if value is not None:
+            batch.add(make_labels(TEMP, {"node": node, "gpu": "0"}), k * MIN, value)
+    store.append(batch)
+    return store
+
+
+def _timeline(evaluator: GroupEvaluator, minutes: int) -> list[tuple[int, str, str]]:
+    log = []
+    for m in range(minutes):
+        for alert in evaluator.evaluate(m * MIN):
+            log.append((m, alert.rule, alert.state.value))
+    return log
+
+
+def test_for_holds_an_alert_pending_then_it_fires_and_resolves() -> None:
+    store = _store([80, 90, 90, 90, 90, 80, 80])
+    rule = AlertingRule("Hot", f"{TEMP} > 85", for_s=120, labels={"severity": "page"},
+                        annotations={"summary": "{{ $labels.node }} at {{ $value }}"})
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store))
+    assert _timeline(evaluator, 7) == [
+        (1, "Hot", "pending"), (2, "Hot", "pending"), (3, "Hot", "firing"),
+        (4, "Hot", "firing"), (5, "Hot", "inactive"), (6, "Hot", "inactive")]
+    (alert,) = evaluator.alerts["Hot"].values()
+    assert dict(alert.labels) == {"alertname": "Hot", "gpu": "0", "node": "n1",
+                                  "severity": "page"}
+    assert alert.annotations == {"summary": "n1 at 90"}
+    assert (alert.active_at_ms, alert.fired_at_ms, alert.resolved_at_ms) == (MIN, 3 * MIN,
+                                                                             5 * MIN)
+
+
+def test_a_pending_alert_that_goes_away_never_fires() -> None:
+    store = _store([90, 90, 80, 90])
+    rule = AlertingRule("Hot", f"{TEMP} > 85", for_s=180)
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store))
+    assert _timeline(evaluator, 4) == [(0, "Hot", "pending"), (1, "Hot", "pending"),
+                                       (3, "Hot", "pending")]
+
+
+def test_hysteresis_fires_above_85_and_clears_only_below_80() -> None:
+    store = _store([84, 86, 83, 82, 81, 79, 83])
+    rule = AlertingRule("Hot", f"{TEMP} > 85", clear_expr=f"{TEMP} < 80")
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store))
+    assert _timeline(evaluator, 7) == [
+        (1, "Hot", "firing"), (2, "Hot", "firing"), (3, "Hot", "firing"),
+        (4, "Hot", "firing"), (5, "Hot", "inactive"), (6, "Hot", "inactive")]
+
+
+def test_keep_firing_for_counts_from_the_first_evaluation_without_the_series() -> None:
+    store = _store([90, 80, 80, 80, 80])
+    rule = AlertingRule("Hot", f"{TEMP} > 85", keep_firing_for_s=120)
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store))
+    assert _timeline(evaluator, 5) == [
+        (0, "Hot", "firing"), (1, "Hot", "firing"), (2, "Hot", "firing"),
+        (3, "Hot", "inactive"), (4, "Hot", "inactive")]
+
+
+def test_recording_rules_write_series_that_later_rules_read() -> None:
+    store = _store([70, 75, 90])
+    record = RecordingRule("node:temp:max", f"max by (node) ({TEMP})", {"source": "rules"})
+    alert = AlertingRule("NodeHot", "node:temp:max > 85")
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (record, alert)), Engine(store),
+                               store.append)
+    assert _timeline(evaluator, 3) == [(2, "NodeHot", "firing")]
+    (written,) = store.select([name_matcher("node:temp:max")], 0, 3 * MIN)
+    assert dict(written.labels) == {"__name__": "node:temp:max", "node": "n1",
+                                    "source": "rules"}
+    assert written.ts_ms.tolist() == [0, MIN, 2 * MIN]
+    assert written.values.tolist() == [70, 75, 90]
+
+
+def test_a_failing_rule_keeps_its_alerts_and_the_others_go_on() -> None:
+    store = _store([90, 90])
+    broken = AlertingRule("Broken", f'label_replace({TEMP}, "x", "$1", "node", "(")')
+    fine = AlertingRule("Hot", f"{TEMP} > 85")
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (broken, fine)), Engine(store))
+    assert _timeline(evaluator, 2) == [(0, "Hot", "firing"), (1, "Hot", "firing")]
+    assert evaluator.health["Broken"].error is not None
+    assert evaluator.health["Hot"].error is None
+
+
+def test_duplicate_label_sets_after_rule_labels_are_an_error_not_a_merge() -> None:
+    store = _store([90])
+    two = Batch()
+    two.add(make_labels(TEMP, {"node": "n2", "gpu": "0"}), 0, 91.0)
+    store.append(two)
+    rule = AlertingRule("Hot", f"{TEMP} > 85", labels={"node": "all"})
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store))
+    assert evaluator.evaluate(0) == []
+    assert "same labelset" in (evaluator.health["Hot"].error or "")
