@@ -46,3 +46,11 @@ def test(paths: list[Path] = typer.Argument(..., help="test files (promtool's fo
             err.print(f"    {failure}", highlight=False, markup=False, soft_wrap=True)
     if failed:
         sys.exit(1)
+
+
+@app.command("pack")
+def pack() -> None:
+    """Print where dcops's default GPU-datacenter rules and their tests are."""
+    from dcops.alerts.pack import PACK_DIR
+
+    out.print(str(PACK_DIR), highlight=False, soft_wrap=True)

@@ -126,6 +126,11 @@ class SimulatedFleet:
         self._last_ms: int | None = None
         self._build_series()
 
+    @property
+    def rack_capacity_watts(self) -> float:
+        """What each rack's PDUs can deliver: 12 kW a node."""
+        return self.nodes_per_rack * 12_000.0
+
     # -- inventory ----------------------------------------------------------------------
 
     def inventory_objects(self) -> list[Site | Room | Rack | Node | Gpu]:
@@ -134,7 +139,7 @@ class SimulatedFleet:
             Site(self.site, description="simulated fleet"),
             Room(self.room, self.site, description="simulated data hall"),
         ]
-        capacity = self.nodes_per_rack * 12_000.0
+        capacity = self.rack_capacity_watts
         objects += [Rack(name, self.room, power_capacity_watts=capacity)
                     for name in self.rack_names]
         for n, name in enumerate(self.node_names):
@@ -176,6 +181,7 @@ class SimulatedFleet:
         block.add_metric("dcops_facility_inlet_temperature_celsius", rack_base)
         block.add_metric("dcops_facility_humidity_percent", rack_base)
         block.add_metric("dcops_facility_rack_power_watts", rack_base)
+        block.add_metric("dcops_facility_rack_power_capacity_watts", rack_base)
         self._block = block
         self._gpu_base = gpu_base
         self._xid_labels: dict[tuple[int, int], Labels] = {}
@@ -239,7 +245,8 @@ class SimulatedFleet:
         ]
         for nic in range(len(NICS)):
             columns += [self._net[:, nic, 0], self._net[:, nic, 1]]
-        columns += [np.round(inlet, 1), np.round(humidity, 1), np.round(rack_power)]
+        columns += [np.round(inlet, 1), np.round(humidity, 1), np.round(rack_power),
+                    np.full(self.n_racks, self.rack_capacity_watts)]
         batch = self._block.batch(now_ms, columns)
         for key, count in self._xid.items():
             batch.add(self._xid_series(key), now_ms, float(count))
