@@ -119,6 +119,15 @@ class AgentSettings(_Strict):
     batch_max_samples: int = Field(20_000, gt=0)
 
 
+class RuleSettings(_Strict):
+    """Alerting and recording rules: files in Prometheus's format, reloaded when they change."""
+
+    paths: list[Path] = Field(default_factory=list)
+    """Rule files, or directories of .yml/.yaml rule files."""
+    default_pack: bool = True
+    """Also load dcops's GPU-datacenter rules (``dcops rules pack`` prints where they are)."""
+
+
 class DemoSettings(_Strict):
     racks: int = Field(8, ge=1, le=1000)
     nodes_per_rack: int = Field(8, ge=1, le=100)
@@ -140,6 +149,7 @@ class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
     query: QuerySettings = QuerySettings()
+    rules: RuleSettings = RuleSettings()
     scrape: list[ScrapeTarget] = Field(default_factory=list)
     agent: AgentSettings = AgentSettings()
     demo: DemoSettings = DemoSettings()

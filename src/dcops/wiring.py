@@ -20,6 +20,7 @@ from dcops.telemetry.ingest import Ingestor
 from dcops.telemetry.store import MetricsStore, Retention
 
 if TYPE_CHECKING:  # the PromQL engine loads only where a server is built
+    from dcops.alerts.service import Rules
     from dcops.query import Querier
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class Services:
     audit: AuditLog
     registry: CollectorRegistry
     ingestor: Ingestor
+    rules: Rules
+    """Alerting and recording rules from the configured files, evaluated by the server."""
     _closers: list[object] = field(default_factory=list)
 
     @property
@@ -132,7 +135,19 @@ def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Que
     registrar = Registrar(inventory, audit, clock)
     ingestor = Ingestor(store, registry, on_node_seen=registrar.seen)
     return Services(settings, clock, store, querier, inventory, tokens, audit, registry,
-                    ingestor, closers)
+                    ingestor, rules_of(settings, querier, ingestor), closers)
+
+
+def rules_of(settings: Settings, querier: Querier, ingestor: Ingestor) -> Rules:
+    """The configured rule files (and the default pack), their results written through the
+    ingestor as any other samples are."""
+    from dcops.alerts.manager import RuleManager
+    from dcops.alerts.pack import RULES
+    from dcops.alerts.service import Rules
+
+    paths = [*settings.rules.paths, *([RULES] if settings.rules.default_pack else [])]
+    manager = RuleManager(querier, lambda batch: ingestor.accept(batch, "rules"))
+    return Rules([Path(os.path.expanduser(str(p))) for p in paths], manager)
 
 
 def ensure_token_file(services: Services, filename: str, name: str, role: Role) -> Path:

@@ -44,7 +44,7 @@ class GroupEvaluator:
 
     group: RuleGroup
     querier: Querier
-    write: Callable[[Batch], None] | None = None
+    write: Callable[[Batch], object] | None = None
     alerts: dict[str, dict[Labels, Alert]] = field(default_factory=dict)
     health: dict[str, RuleHealth] = field(default_factory=dict)
 

@@ -24,6 +24,8 @@ from dcops.wiring import AGENT_TOKEN_FILE, Services, ensure_token_file
 log = logging.getLogger(__name__)
 
 COMPACT_EVERY_S = 600.0
+RULES_EVERY_S = 1.0
+"""How often the rule manager looks for due groups and changed rule files."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ async def serve(services: Services, options: RunOptions,
                 on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until interrupted; background loops run beside the server."""
     cfg = services.settings.server
+    services.rules.reload()  # a rule file that does not load stops the start, as in Prometheus
     app = create_app(services)
     server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port,
                                            log_level="warning", access_log=False,
@@ -92,6 +95,12 @@ async def serve(services: Services, options: RunOptions,
         services.store.compact(int(services.clock.now() * 1000))
 
     tasks.append(asyncio.create_task(_every(COMPACT_EVERY_S, stop, compact, "compaction")))
+
+    def evaluate_rules() -> None:
+        services.rules.tick(int(services.clock.now() * 1000))
+
+    tasks.append(asyncio.create_task(_every(RULES_EVERY_S, stop, evaluate_rules,
+                                            "rule evaluation")))
     if services.settings.scrape:
         from dcops.backends.scraper import Scraper
 

@@ -35,7 +35,7 @@ def format_value(value: float) -> str:
     """
     if value != 0 and not math.isnan(value) and (abs(value) < 1e-6 or abs(value) >= 1e21) \
             and not math.isinf(value):
-        return _exponent_form(value)
+        return format_exponent(value)
     return format_scalar(value)
 
 
@@ -73,7 +73,7 @@ def format_scalar(value: float) -> str:
     return text
 
 
-def _exponent_form(value: float) -> str:
+def format_exponent(value: float) -> str:
     """Go's ``FormatFloat(v, 'e', -1, 64)``: shortest digits, exponent of at least 2 digits."""
     sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
     text = "".join(map(str, digits)).rstrip("0") or "0"

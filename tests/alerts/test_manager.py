@@ -1,0 +1,72 @@
+"""The rule manager: groups run on the multiples of their interval; reloads keep state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dcops.alerts.manager import RuleManager
+from dcops.alerts.rulefile import load_rule_text
+from dcops.alerts.service import Rules
+from dcops.core.errors import Invalid
+from dcops.query import Engine
+from dcops.telemetry.model import Batch, make_labels
+from dcops.telemetry.store import MemoryMetricsStore
+
+RULES = """groups:
+  - name: gpu
+    interval: 30s
+    rules:
+      - alert: Hot
+        expr: dcops_gpu_temperature_celsius > 85
+        for: 1m
+"""
+
+
+def _hot_store() -> MemoryMetricsStore:
+    store = MemoryMetricsStore()
+    batch = Batch()
+    for k in range(20):
+        batch.add(make_labels("dcops_gpu_temperature_celsius", {"gpu": "0"}), k * 15_000, 90.0)
+    store.append(batch)
+    return store
+
+
+def test_groups_run_once_per_interval_on_its_multiples() -> None:
+    manager = RuleManager(Engine(_hot_store()))
+    manager.load(load_rule_text(RULES, "r.yml"))
+    runs = []
+    for now in (1_000, 20_000, 31_000, 59_000, 61_000, 95_000):
+        manager.tick(now)
+        runs.append(manager.runs[("r.yml", "gpu")].last_eval_ms)
+    assert runs == [0, 0, 30_000, 30_000, 60_000, 90_000]
+    (alert,) = manager.alerts()
+    assert (alert.state.value, alert.active_at_ms, alert.fired_at_ms) == ("firing", 0, 60_000)
+
+
+def test_a_reload_keeps_alerts_of_unchanged_rules_only() -> None:
+    manager = RuleManager(Engine(_hot_store()))
+    manager.load(load_rule_text(RULES, "r.yml"))
+    manager.tick(0)
+    manager.load(load_rule_text(RULES.replace("for: 1m", "for: 2m"), "r.yml"))
+    assert [a.active_at_ms for a in manager.alerts()] == [0]  # same expression: kept
+    manager.load(load_rule_text(RULES.replace("> 85", "> 80"), "r.yml"))
+    assert manager.alerts() == []  # a new condition starts afresh
+
+
+def test_changed_files_are_picked_up_and_bad_ones_keep_the_old_rules(tmp_path: Path) -> None:
+    path = tmp_path / "gpu.yml"
+    path.write_text(RULES)
+    rules = Rules([tmp_path], RuleManager(Engine(_hot_store())))
+    rules.tick(0)
+    assert [g[1] for g in rules.manager.runs] == ["gpu"]
+    path.write_text(RULES.replace("name: gpu", "name: gpu2"))
+    rules.tick(30_000)
+    assert [g[1] for g in rules.manager.runs] == ["gpu2"]
+    path.write_text(RULES.replace("for: 1m", "for: soon"))
+    rules.tick(60_000)
+    assert [g[1] for g in rules.manager.runs] == ["gpu2"]
+    assert rules.last_error is not None and "gpu.yml:7" in rules.last_error
+    with pytest.raises(Invalid):
+        rules.reload()
