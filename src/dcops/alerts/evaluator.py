@@ -47,6 +47,15 @@ class GroupEvaluator:
     write: Callable[[Batch], object] | None = None
     alerts: dict[str, dict[Labels, Alert]] = field(default_factory=dict)
     health: dict[str, RuleHealth] = field(default_factory=dict)
+    _templates: dict[tuple[str, str, str], Template] = field(default_factory=dict)
+
+    def _template(self, rule: AlertingRule, kind: str, name: str, text: str) -> Template:
+        """A rule's label or annotation template, parsed once."""
+        key = (rule.name, kind, name)
+        found = self._templates.get(key)
+        if found is None or found.text != text:
+            found = self._templates[key] = Template(text, f"{rule.where}: {kind} {name}")
+        return found
 
     def evaluate(self, at_ms: int) -> list[Alert]:
         """Run every rule at `at_ms`, in order; the alerts now pending, firing or resolved."""
@@ -88,7 +97,7 @@ class GroupEvaluator:
         data = dict(labels)
         pairs = {k: v for k, v in labels if k != "__name__"}
         for name, text in rule.labels.items():
-            pairs[name] = Template(text, f"{rule.where}: label {name}").render(data, value)
+            pairs[name] = self._template(rule, "label", name, text).render(data, value)
         pairs["alertname"] = rule.name
         return tuple(sorted((k, v) for k, v in pairs.items() if v != ""))
 
@@ -102,7 +111,7 @@ class GroupEvaluator:
                 raise QueryError("execution", "vector contains metrics with the same "
                                  "labelset after applying alert labels")
             data = dict(labels)
-            annotations = {name: Template(text, f"{rule.where}: annotation {name}")
+            annotations = {name: self._template(rule, "annotation", name, text)
                            .render(data, value) for name, text in rule.annotations.items()}
             found[alert_labels] = Alert(rule.name, alert_labels, annotations,
                                         AlertState.PENDING, value, at_ms)

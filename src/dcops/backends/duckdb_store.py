@@ -171,7 +171,7 @@ class DuckDBMetricsStore:
         self._wal = WriteAheadLog(data_dir / "wal", fsync=fsync, first_segment=flushed + 1)
         self._replay(flushed)
         self._load_series()
-        self._live = self._live_series()
+        self._live = self._live_series(newest=True)
         self._load_recent()
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="dcops-metrics-flush",
@@ -208,12 +208,15 @@ class DuckDBMetricsStore:
             self._index.add(int(sid), labels)
         self._next_id = (int(rows[-1][0]) + 1) if rows else 0
 
-    def _live_series(self) -> set[int]:
-        """Series that have samples; refreshes the newest-sample cache from the same scan."""
+    def _live_series(self, *, newest: bool = False) -> set[int]:
+        """Series that have samples; with `newest`, fill the newest-sample cache from the
+        same scan (when the store opens)."""
         rows = self._db.sql("SELECT series_id, max(ts) AS ts, arg_max(value, ts) AS value "
                             "FROM samples GROUP BY series_id").to_arrow_table()
         sids = rows.column("series_id").to_numpy()
-        self._newest.reset(sids, rows.column("ts").to_numpy(), rows.column("value").to_numpy())
+        if newest:
+            self._newest.reset(sids, rows.column("ts").to_numpy(),
+                               rows.column("value").to_numpy())
         return set(sids.tolist())
 
     def _load_recent(self) -> None:
@@ -242,6 +245,10 @@ class DuckDBMetricsStore:
                 raise
             for sid, labels in new:
                 self._index.add(sid, labels)
+            # the in-memory caches see acknowledged samples at once, before DuckDB does
+            ordered = _last_write_wins(sids, ts, values)
+            self._newest.update(*ordered)
+            self._recent.append(*ordered)
             self._pending.append((sids, ts, values))
             self._pending_series.extend(new)
             self._pending_samples += len(sids)
@@ -319,8 +326,6 @@ class DuckDBMetricsStore:
                            "AND samples.ts = incoming.ts", [int(ts.min()), int(ts.max())])
                 db.execute("INSERT INTO samples SELECT series_id, ts, value FROM incoming")
                 db.unregister("incoming")
-                self._newest.update(sids, ts, values)
-                self._recent.append(sids, ts, values)
                 dirty = min(self._meta("rollup_dirty_ms", int(ts.min())), int(ts.min()))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_dirty_ms', ?)", [dirty])
             db.execute("INSERT OR REPLACE INTO meta VALUES ('wal_segment', ?)", [segment])
@@ -387,11 +392,9 @@ class DuckDBMetricsStore:
     def _recent_block(self, matchers: Sequence[Matcher], start_ms: int,
                       end_ms: int) -> SeriesBlock | None:
         """The samples in [start_ms, end_ms] from the in-memory rings, where they hold all."""
-        with self._db_lock:
-            self.flush()  # the rings are current once everything acknowledged is written
-            with self._lock:
-                ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
-                ids = ids[np.argsort(self._ranks()[ids], kind="stable")]
+        with self._lock:  # appends update the rings under this lock: no flush needed
+            ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
+            ids = ids[np.argsort(self._ranks()[ids], kind="stable")]
             found = self._recent.read(ids, start_ms, end_ms)
         if found is None:
             return None
@@ -443,11 +446,9 @@ class DuckDBMetricsStore:
     def _newest_block(self, matchers: Sequence[Matcher], start_ms: int,
                       end_ms: int) -> SeriesBlock | None:
         """Each matching series' newest sample if none is newer than `end_ms`, from memory."""
-        with self._db_lock:
-            self.flush()  # the cache is current once everything acknowledged is written
-            with self._lock:
-                ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
-                ids = ids[np.argsort(self._ranks()[ids], kind="stable")]
+        with self._lock:  # appends update the cache under this lock: no flush needed
+            ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
+            ids = ids[np.argsort(self._ranks()[ids], kind="stable")]
             found = self._newest.at(ids, start_ms, end_ms)
         if found is None:
             return None
@@ -522,8 +523,9 @@ class DuckDBMetricsStore:
                 db.execute("ROLLBACK")
                 raise
             live = self._live_series()
-            self._recent.forget_before(raw_cut)
             with self._lock:
+                self._newest.forget_before(raw_cut)
+                self._recent.forget_before(raw_cut)
                 self._live = live | {int(s) for c in self._pending for s in np.unique(c[0])}
             db.execute("CHECKPOINT").fetchall()
 

@@ -53,6 +53,11 @@ class NewestSamples:
             self.ts[sids] = ts
             self.values[sids] = values
 
+    def forget_before(self, cut_ms: int) -> None:
+        """Samples before `cut_ms` were deleted (retention): forget those that were newest."""
+        gone = self.ts < cut_ms
+        self.ts[gone] = NONE
+
     def at(self, sids: I64, start_ms: int, end_ms: int) -> tuple[I64, I64, F64] | None:
         """Of `sids`, those with a newest sample in [start_ms, end_ms], with it; None when
         some series has samples after `end_ms` (then the store must be read)."""
