@@ -353,8 +353,7 @@ class DuckDBMetricsStore:
         with self._db_lock:
             self.flush()
             with self._lock:
-                ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
-                ids = ids[np.argsort(self._ranks()[ids], kind="stable")]
+                ids = self._matching(matchers)
             self._db.register("wanted", pa.table({"series_id": ids,
                                                   "pos": np.arange(len(ids), dtype=np.int64)}))
             try:
@@ -365,6 +364,11 @@ class DuckDBMetricsStore:
                                 for name in table.column_names}
         cols["wanted"] = ids
         return cols
+
+    def _matching(self, matchers: Sequence[Matcher]) -> I64:
+        """Ids of the series matching `matchers`, in label order; call with the lock held."""
+        ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
+        return ids[np.argsort(self._ranks()[ids], kind="stable")]
 
     def _ranks(self) -> I64:
         """Each series id's place in label order (-1 for unused ids); call with the lock held."""
@@ -393,8 +397,7 @@ class DuckDBMetricsStore:
                       end_ms: int) -> SeriesBlock | None:
         """The samples in [start_ms, end_ms] from the in-memory rings, where they hold all."""
         with self._lock:  # appends update the rings under this lock: no flush needed
-            ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
-            ids = ids[np.argsort(self._ranks()[ids], kind="stable")]
+            ids = self._matching(matchers)
             found = self._recent.read(ids, start_ms, end_ms)
         if found is None:
             return None
@@ -447,9 +450,7 @@ class DuckDBMetricsStore:
                       end_ms: int) -> SeriesBlock | None:
         """Each matching series' newest sample if none is newer than `end_ms`, from memory."""
         with self._lock:  # appends update the cache under this lock: no flush needed
-            ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
-            ids = ids[np.argsort(self._ranks()[ids], kind="stable")]
-            found = self._newest.at(ids, start_ms, end_ms)
+            found = self._newest.at(self._matching(matchers), start_ms, end_ms)
         if found is None:
             return None
         sids, ts, values = found
