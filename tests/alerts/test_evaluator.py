@@ -106,3 +106,34 @@ def test_duplicate_label_sets_after_rule_labels_are_an_error_not_a_merge() -> No
     evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store))
     assert evaluator.evaluate(0) == []
     assert "same labelset" in (evaluator.health["Hot"].error or "")
+
+
+def test_alerts_series_follow_the_state_and_end_with_a_staleness_marker() -> None:
+    store = _store([90, 90, 90, 80, 80])
+    rule = AlertingRule("Hot", f"{TEMP} > 85", for_s=60)
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store), store.append)
+    for m in range(5):
+        evaluator.evaluate(m * MIN)
+    engine = Engine(store)
+
+    def states(m: int) -> list[tuple[str, str]]:
+        found = engine.instant("ALERTS", m * MIN).series
+        return [(dict(s.labels)["alertstate"], f"{s.values[0]:g}") for s in found]
+
+    assert [states(m) for m in range(5)] == [
+        [("pending", "1")], [("firing", "1")], [("firing", "1")], [], []]
+    for_state = engine.instant("ALERTS_FOR_STATE", 2 * MIN).series
+    assert [float(s.values[0]) for s in for_state] == [0.0]  # active since 0 s
+
+
+def test_after_a_restart_for_goes_on_from_alerts_for_state() -> None:
+    store = _store([90] * 6)
+    rule = AlertingRule("Hot", f"{TEMP} > 85", for_s=240)
+    before = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store), store.append)
+    for m in range(3):  # pending since 0
+        before.evaluate(m * MIN)
+    after = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store), store.append,
+                           restore=True)  # a new process, two minutes later
+    assert [a.state.value for a in after.evaluate(4 * MIN)] == ["firing"]
+    fresh = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(_store([90] * 6)))
+    assert [a.state.value for a in fresh.evaluate(4 * MIN)] == ["pending"]

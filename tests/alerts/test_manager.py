@@ -70,3 +70,16 @@ def test_changed_files_are_picked_up_and_bad_ones_keep_the_old_rules(tmp_path: P
     assert rules.last_error is not None and "gpu.yml:7" in rules.last_error
     with pytest.raises(Invalid):
         rules.reload()
+
+
+def test_a_restarted_manager_keeps_the_for_progress_of_pending_alerts() -> None:
+    store = _hot_store()
+    rules = load_rule_text(RULES.replace("for: 1m", "for: 2m"), "r.yml")
+    first = RuleManager(Engine(store), store.append)
+    first.load(rules)
+    first.tick(0)
+    first.tick(30_000)  # pending since 0
+    second = RuleManager(Engine(store), store.append)  # the process restarted
+    second.load(rules)
+    second.tick(120_000)
+    assert [(a.state.value, a.active_at_ms) for a in second.alerts()] == [("firing", 0)]

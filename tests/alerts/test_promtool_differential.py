@@ -2,9 +2,10 @@
 
 Random GPU temperatures (with gaps and staleness markers) go through the same rule file
 in dcops; every alert dcops has firing at every evaluation, with its labels and rendered
-annotations, and every recorded sample, is written into a promtool test file as what is
-expected. promtool then evaluates the same rules over the same series: it passes only if
-Prometheus fires exactly the same alerts at exactly the same times.
+annotations, every recorded sample and the ALERTS and ALERTS_FOR_STATE series, is written
+into a promtool test file as what is expected. promtool then evaluates the same rules over
+the same series: it passes only if Prometheus fires exactly the same alerts at exactly the
+same times.
 """
 
 from __future__ import annotations
@@ -99,13 +100,15 @@ def _expected(series: list[tuple[str, str]]) -> tuple[list[dict[str, object]],
                         for name, alerts in firing.items()]
     engine = Engine(store)
     expr_tests: list[dict[str, object]] = []
-    for minute in range(0, MINUTES, 7):
-        result = engine.instant("node:gpu_temp:max", minute * 60_000)
-        expr_tests.append({"expr": "node:gpu_temp:max", "eval_time": f"{minute}m",
-                           "exp_samples": [
-                               {"labels": "node:gpu_temp:max{" + ", ".join(
-                                   f'{k}="{v}"' for k, v in s.labels if k != "__name__") + "}",
-                                "value": float(s.values[0])} for s in result.series]})
+    for name, minutes in (("node:gpu_temp:max", range(0, MINUTES, 7)),
+                          ("ALERTS", range(1, MINUTES, 3)),
+                          ("ALERTS_FOR_STATE", range(2, MINUTES, 6))):
+        for minute in minutes:
+            result = engine.instant(name, minute * 60_000)
+            expr_tests.append({"expr": name, "eval_time": f"{minute}m", "exp_samples": [
+                {"labels": name + "{" + ", ".join(
+                    f'{k}="{v}"' for k, v in s.labels if k != "__name__") + "}",
+                 "value": float(s.values[0])} for s in result.series]})
     return alert_tests, expr_tests
 
 

@@ -109,7 +109,7 @@ def _keys(value: Any) -> Any:
 def test_the_shapes_are_those_of_a_real_prometheus(
         served: tuple[TestClient, Services, dict[str, str], Path],
         prometheus_factory: PrometheusFactory, tmp_path: Path) -> None:
-    client, _, tokens, rules = served
+    client, _, tokens, _ = served
     quick = tmp_path / "quick.yml"  # the same rules, on a clock a test can wait for
     quick.write_text(RULES.replace("interval: 15s", "interval: 1s").replace("for: 30s",
                                                                              "for: 2s"))

@@ -9,11 +9,19 @@ and ``alertname``. A new alert is pending from t and fires once it has been retu
 ``clear`` condition that does not yet hold for it (hysteresis). A resolved alert is kept
 15 minutes so receivers hear of the resolution. A rule whose query or templates fail
 keeps its alerts as they are and reports the error; the other rules go on.
+
+Like Prometheus, every evaluation writes ``ALERTS{alertstate}`` (1) and
+``ALERTS_FOR_STATE`` (the alert's start, unix seconds) for each pending or firing alert,
+and staleness markers for the series of alerts (and recorded series) that went away. A
+group first evaluated by a new process reads ALERTS_FOR_STATE of the last hour, so a
+restart does not start ``for`` again. (Unlike Prometheus, no grace period is added after
+the restart, and an alert resolved within that hour and pending again keeps its old start.)
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +34,10 @@ from dcops.telemetry.model import Batch, Labels
 
 log = logging.getLogger(__name__)
 
+STALE = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+"""Prometheus's staleness marker."""
+FOR_STATE_TOLERANCE_MS = 3600_000
+"""How far back ALERTS_FOR_STATE is looked for after a restart (Prometheus: 1h)."""
 RESOLVED_RETENTION_MS = 15 * 60_000
 """How long a resolved alert is still reported (Prometheus: 15 minutes)."""
 
@@ -47,7 +59,11 @@ class GroupEvaluator:
     write: Callable[[Batch], object] | None = None
     alerts: dict[str, dict[Labels, Alert]] = field(default_factory=dict)
     health: dict[str, RuleHealth] = field(default_factory=dict)
+    restore: bool = False
+    """Take pending alerts' start times from ALERTS_FOR_STATE on the first evaluation (after
+    a restart), so `for` goes on from where it was."""
     _templates: dict[tuple[str, str, str], Template] = field(default_factory=dict)
+    _written: dict[str, set[Labels]] = field(default_factory=dict)
 
     def _template(self, rule: AlertingRule, kind: str, name: str, text: str) -> Template:
         """A rule's label or annotation template, parsed once."""
@@ -59,6 +75,11 @@ class GroupEvaluator:
 
     def evaluate(self, at_ms: int) -> list[Alert]:
         """Run every rule at `at_ms`, in order; the alerts now pending, firing or resolved."""
+        out = self._evaluate(at_ms)
+        self.restore = False
+        return out
+
+    def _evaluate(self, at_ms: int) -> list[Alert]:
         out: list[Alert] = []
         for rule in self.group.rules:
             key = _key(rule)
@@ -90,6 +111,15 @@ class GroupEvaluator:
                                  "labelset after applying rule labels")
             seen.add(out)
             batch.add(out, at_ms, value)
+        self._emit(rule.record, batch, at_ms)
+
+    def _emit(self, key: str, batch: Batch, at_ms: int) -> None:
+        """Write a rule's samples, with staleness markers for the series it wrote last time
+        and not now (as Prometheus does, so they end at once instead of after 5 minutes)."""
+        now = set(batch.labels)
+        for labels in sorted(self._written.get(key, set()) - now):
+            batch.add(labels, at_ms, STALE)
+        self._written[key] = now
         if len(batch) and self.write is not None:
             self.write(batch)
 
@@ -115,6 +145,8 @@ class GroupEvaluator:
                            .render(data, value) for name, text in rule.annotations.items()}
             found[alert_labels] = Alert(rule.name, alert_labels, annotations,
                                         AlertState.PENDING, value, at_ms)
+        if self.restore and rule.for_s > 0:
+            self._restore(rule, at_ms, found)
         cleared = self._cleared(rule, at_ms) if rule.clear_expr else None
         for labels, alert in found.items():
             known = active.get(labels)
@@ -145,7 +177,23 @@ class GroupEvaluator:
                 alert.state = AlertState.FIRING
                 alert.fired_at_ms = at_ms
             out.append(alert)
+        self._emit(rule.name, _alert_series(out, at_ms), at_ms)
         return out
+
+    def _restore(self, rule: AlertingRule, at_ms: int, found: dict[Labels, Alert]) -> None:
+        """Pending alerts that were pending before a restart keep their start time."""
+        query = f'last_over_time(ALERTS_FOR_STATE{{alertname="{_quote(rule.name)}"}}' \
+                f"[{round(FOR_STATE_TOLERANCE_MS / 1000)}s])"
+        try:
+            before = {tuple(p for p in labels if p[0] != "__name__"): value
+                      for labels, value in _samples(self.querier.instant(query, at_ms))}
+        except DcopsError as exc:
+            log.warning("cannot restore the state of %s: %s", rule.name, exc)
+            return
+        for labels, alert in found.items():
+            started = before.get(labels)
+            if started is not None and started * 1000 < alert.active_at_ms:
+                alert.active_at_ms = round(started * 1000)
 
     def _holds(self, rule: AlertingRule, alert: Alert, at_ms: int,
                cleared: set[Labels] | None) -> bool:
@@ -162,6 +210,25 @@ class GroupEvaluator:
         assert rule.clear_expr is not None
         return {self._alert_labels(rule, labels, value)
                 for labels, value in _samples(self.querier.instant(rule.clear_expr, at_ms))}
+
+
+def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:
+    """ALERTS{alertstate} = 1 and ALERTS_FOR_STATE = start (unix seconds) of each pending or
+    firing alert, as Prometheus writes them."""
+    batch = Batch()
+    for alert in alerts:
+        if alert.state is AlertState.INACTIVE:
+            continue
+        pairs = dict(alert.labels)
+        batch.add(tuple(sorted({**pairs, "__name__": "ALERTS",
+                                "alertstate": alert.state.value}.items())), at_ms, 1.0)
+        batch.add(tuple(sorted({**pairs, "__name__": "ALERTS_FOR_STATE"}.items())), at_ms,
+                  float(alert.active_at_ms // 1000))
+    return batch
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _key(rule: AlertingRule | RecordingRule) -> str:

@@ -43,8 +43,9 @@ class RuleManager:
         runs: dict[tuple[str, str], GroupRun] = {}
         for group in groups:
             key = (_file(group), group.name)
-            evaluator = GroupEvaluator(group, self.querier, self.write)
             old = self.runs.get(key)
+            # a group new to this process takes pending alerts' start from ALERTS_FOR_STATE
+            evaluator = GroupEvaluator(group, self.querier, self.write, restore=old is None)
             if old is not None:
                 kept = {r.name: r for r in old.evaluator.group.rules
                         if isinstance(r, AlertingRule)}
