@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from dcops.backends.label_order import LabelOrder
 from dcops.backends.newest import NewestSamples
 from dcops.backends.recent import RecentSamples
 from dcops.backends.wal import WriteAheadLog
@@ -160,8 +161,7 @@ class DuckDBMetricsStore:
         self._ids: dict[Labels, int] = {}
         self._by_identity: dict[int, tuple[Labels, int]] = {}
         self._index = _LabelIndex()
-        self._rank: I64 | None = None
-        self._ranked = 0
+        self._order = LabelOrder()
         self._pending: list[tuple[I64, I64, F64]] = []
         self._pending_series: list[tuple[int, Labels]] = []
         self._pending_samples = 0
@@ -370,16 +370,9 @@ class DuckDBMetricsStore:
         ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
         return ids[np.argsort(self._ranks()[ids], kind="stable")]
 
-    def _ranks(self) -> I64:
-        """Each series id's place in label order (-1 for unused ids); call with the lock held."""
-        labels = self._index.labels
-        if self._rank is None or self._ranked != len(labels):
-            order = np.fromiter(sorted(labels, key=labels.__getitem__), dtype=np.int64,
-                                count=len(labels))
-            rank = np.full(max(self._next_id, 1), -1, dtype=np.int64)
-            rank[order] = np.arange(len(order), dtype=np.int64)
-            self._rank, self._ranked = rank, len(labels)
-        return self._rank
+    def _ranks(self) -> npt.NDArray[np.float64]:
+        """Each series id's place in label order; call with the lock held."""
+        return self._order.ranks(self._index.labels, self._next_id)
 
     def _block(self, cols: dict[str, Any], ts_col: str) -> SeriesBlock:
         """A SeriesBlock from columns ordered by (pos, time)."""
