@@ -368,11 +368,7 @@ class DuckDBMetricsStore:
     def _matching(self, matchers: Sequence[Matcher]) -> I64:
         """Ids of the series matching `matchers`, in label order; call with the lock held."""
         ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
-        return ids[np.argsort(self._ranks()[ids], kind="stable")]
-
-    def _ranks(self) -> npt.NDArray[np.float64]:
-        """Each series id's place in label order; call with the lock held."""
-        return self._order.ranks(self._index.labels, self._next_id)
+        return self._order.sort(ids, self._index.labels, self._next_id)
 
     def _block(self, cols: dict[str, Any], ts_col: str) -> SeriesBlock:
         """A SeriesBlock from columns ordered by (pos, time)."""

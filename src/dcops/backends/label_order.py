@@ -1,14 +1,13 @@
-"""Every series' place in label order, kept current as series are added.
+"""Series ids in label order, without comparing label tuples query after query.
 
-Queries answer series sorted by labels; the store sorts a query's series ids by a rank
-per id instead of comparing label tuples. New series get a rank between their neighbours
-(ranks are spaced floats), so a few new series cost a binary search each, not a sort of
-every label set; many at once, or a gap used up, sort everything again.
+Queries answer series sorted by labels. The store ranks every series by its labels once
+and sorts a query's ids by rank (numpy, no tuple comparisons). Series added since then
+have no rank yet: a query that matches any of them sorts its own few by their labels
+instead, and once many have been added the ranks are computed again.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping
 
 import numpy as np
@@ -16,49 +15,35 @@ import numpy.typing as npt
 
 from dcops.telemetry.model import Labels
 
+I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
-GAP = 1024.0
 
 
 class LabelOrder:
-    """Ranks by series id (NaN for ids not ranked yet)."""
+    """Ranks by series id (NaN for ids added since the ranks were computed)."""
 
     def __init__(self) -> None:
-        self.keys: list[Labels] = []  # label sets in order
-        self.sids: list[int] = []  # their ids
         self.rank: F64 = np.zeros(0)
-        self.upto = 0  # ids below this have been looked at
+        self.ranked_upto = 0  # ids below this were ranked
 
-    def ranks(self, labels: Mapping[int, Labels], next_id: int) -> F64:
-        """Ranks of every id in `labels`; ids up to `next_id` are taken in as needed."""
-        if self.upto < next_id:
-            if len(self.rank) < next_id:
-                grown = np.full(max(next_id, 2 * len(self.rank)), np.nan)
-                grown[:len(self.rank)] = self.rank
-                self.rank = grown
-            new = [sid for sid in range(self.upto, next_id) if sid in labels]
-            self.upto = next_id
-            if len(new) > len(self.keys) // 8 + 64 or not self._insert(new, labels):
-                self._rebuild(labels)
-        return self.rank
+    def sort(self, ids: I64, labels: Mapping[int, Labels], next_id: int) -> I64:
+        """`ids` in the order of their labels."""
+        added = next_id - self.ranked_upto
+        if added > len(self.rank) // 8 + 1024:  # many new series: rank everything again
+            self._rebuild(labels, next_id)
+            added = 0
+        if not len(ids):
+            return ids
+        if int(ids.max()) >= self.ranked_upto:  # some are newer than the ranks
+            if added <= 64 or len(ids) <= 4096:
+                return np.fromiter(sorted(ids.tolist(), key=labels.__getitem__),
+                                   dtype=np.int64, count=len(ids))
+            self._rebuild(labels, next_id)
+        return ids[np.argsort(self.rank[ids], kind="stable")]
 
-    def _insert(self, new: list[int], labels: Mapping[int, Labels]) -> bool:
-        for sid in new:
-            key = labels[sid]
-            pos = bisect.bisect(self.keys, key)
-            low = self.rank[self.sids[pos - 1]] if pos else (
-                self.rank[self.sids[0]] - GAP if self.sids else 0.0)
-            high = self.rank[self.sids[pos]] if pos < len(self.sids) else low + 2 * GAP
-            middle = (low + high) / 2
-            if not low < middle < high:
-                return False  # no room left between neighbours
-            self.keys.insert(pos, key)
-            self.sids.insert(pos, sid)
-            self.rank[sid] = middle
-        return True
-
-    def _rebuild(self, labels: Mapping[int, Labels]) -> None:
-        self.sids = sorted(labels, key=labels.__getitem__)
-        self.keys = [labels[sid] for sid in self.sids]
-        self.rank[:] = np.nan
-        self.rank[np.asarray(self.sids, dtype=np.int64)] = np.arange(len(self.sids)) * GAP
+    def _rebuild(self, labels: Mapping[int, Labels], next_id: int) -> None:
+        order = np.fromiter(sorted(labels, key=labels.__getitem__), dtype=np.int64,
+                            count=len(labels))
+        self.rank = np.full(max(next_id, 1), np.nan)
+        self.rank[order] = np.arange(len(order), dtype=np.float64)
+        self.ranked_upto = next_id
