@@ -193,8 +193,8 @@ def main() -> None:
                                       / float(np.median(prom_cycles[1:])), 2),
             alerts_active=alerts, recorded_series=recorded, notify_latency_s=None,
             note="dcops cycle: RuleManager.tick in-process over DuckDB; prometheus: sum of "
-                 "prometheus_rule_group_last_duration_seconds over its groups, which also "
-                 "covers writing its ALERTS series (dcops writes none yet)")
+                 "prometheus_rule_group_last_duration_seconds over its groups; both write "
+                 "recorded series and ALERTS/ALERTS_FOR_STATE")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
