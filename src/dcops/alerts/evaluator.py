@@ -219,11 +219,14 @@ def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:
     for alert in alerts:
         if alert.state is AlertState.INACTIVE:
             continue
-        pairs = dict(alert.labels)
-        batch.add(tuple(sorted({**pairs, "__name__": "ALERTS",
-                                "alertstate": alert.state.value}.items())), at_ms, 1.0)
-        batch.add(tuple(sorted({**pairs, "__name__": "ALERTS_FOR_STATE"}.items())), at_ms,
-                  float(alert.active_at_ms // 1000))
+        names = alert.series
+        if alert.state.value not in names:  # label sets built once per alert and state
+            names[alert.state.value] = tuple(sorted(
+                (*alert.labels, ("__name__", "ALERTS"), ("alertstate", alert.state.value))))
+            names.setdefault("for_state", tuple(sorted(
+                (*alert.labels, ("__name__", "ALERTS_FOR_STATE")))))
+        batch.add(names[alert.state.value], at_ms, 1.0)
+        batch.add(names["for_state"], at_ms, float(alert.active_at_ms // 1000))
     return batch
 
 

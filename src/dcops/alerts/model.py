@@ -71,3 +71,5 @@ class Alert:
     resolved_at_ms: int | None = None
     keep_firing_since_ms: int | None = None
     """First evaluation, since it last fired, whose answer lacked this alert's series."""
+    series: dict[str, Labels] = field(default_factory=dict, repr=False, compare=False)
+    """Label sets of its ALERTS / ALERTS_FOR_STATE series, by state (built once)."""
