@@ -374,13 +374,17 @@ class DuckDBMetricsStore:
         """A SeriesBlock from columns ordered by (pos, time)."""
         wanted: I64 = cols["wanted"]
         counts = np.bincount(np.asarray(cols["pos"], dtype=np.int64), minlength=len(wanted))
+        return self._counted(wanted, counts, np.asarray(cols[ts_col], dtype=np.int64),
+                             np.asarray(cols["value"], dtype=np.float64))
+
+    def _counted(self, ids: I64, counts: I64, ts: I64, values: F64) -> SeriesBlock:
+        """A SeriesBlock of the series `ids` with `counts` samples each (those with none
+        left out), their samples series after series in `ts` and `values`."""
         found = counts > 0
         offsets = np.zeros(int(found.sum()) + 1, dtype=np.int64)
         np.cumsum(counts[found], out=offsets[1:])
         labels = self._index.labels
-        return SeriesBlock([labels[sid] for sid in wanted[found].tolist()], offsets,
-                           np.asarray(cols[ts_col], dtype=np.int64),
-                           np.asarray(cols["value"], dtype=np.float64))
+        return SeriesBlock([labels[sid] for sid in ids[found].tolist()], offsets, ts, values)
 
     def _recent_block(self, matchers: Sequence[Matcher], start_ms: int,
                       end_ms: int) -> SeriesBlock | None:
@@ -391,11 +395,7 @@ class DuckDBMetricsStore:
         if found is None:
             return None
         counts, ts, values = found
-        keep = counts > 0
-        offsets = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
-        np.cumsum(counts[keep], out=offsets[1:])
-        labels = self._index.labels
-        return SeriesBlock([labels[s] for s in ids[keep].tolist()], offsets, ts, values)
+        return self._counted(ids, counts, ts, values)
 
     def select_block(self, matchers: Sequence[Matcher], start_ms: int,
                      end_ms: int) -> SeriesBlock:
