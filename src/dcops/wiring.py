@@ -147,7 +147,7 @@ def rules_of(settings: Settings, querier: Querier, ingestor: Ingestor) -> Rules:
 
     paths = [*settings.rules.paths, *([RULES] if settings.rules.default_pack else [])]
     manager = RuleManager(querier, lambda batch: ingestor.accept(batch, "rules"))
-    return Rules([Path(os.path.expanduser(str(p))) for p in paths], manager)
+    return Rules([p.expanduser() for p in paths], manager)
 
 
 def ensure_token_file(services: Services, filename: str, name: str, role: Role) -> Path:

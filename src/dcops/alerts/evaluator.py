@@ -30,6 +30,7 @@ from dcops.alerts.template import Template
 from dcops.core.errors import DcopsError
 from dcops.query.querier import Querier
 from dcops.query.result import QueryError, Result
+from dcops.query.vector import drop_name
 from dcops.telemetry.model import Batch, Labels
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ class GroupEvaluator:
         query = f'last_over_time(ALERTS_FOR_STATE{{alertname="{_quote(rule.name)}"}}' \
                 f"[{round(FOR_STATE_TOLERANCE_MS / 1000)}s])"
         try:
-            before = {tuple(p for p in labels if p[0] != "__name__"): value
+            before = {drop_name(labels): value
                       for labels, value in _samples(self.querier.instant(query, at_ms))}
         except DcopsError as exc:
             log.warning("cannot restore the state of %s: %s", rule.name, exc)
