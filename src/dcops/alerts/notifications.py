@@ -1,0 +1,105 @@
+"""Notifications: what the dispatcher hands to receivers, in Alertmanager's vocabulary.
+
+An alert reaches a receiver as part of a *group* (the alerts a route gathers by its
+``group_by`` labels). Each time a group is flushed, the dispatcher builds one
+`Notification` per receiver; a `Notifier` delivers it (webhook, Slack, e-mail, a real
+Alertmanager), and the delivery outbox retries it with backoff until it is delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class AlertStatus(StrEnum):
+    """How an alert stands when a notification is built (Alertmanager's ``status``)."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    FLAPPING = "flapping"
+    """dcops extension: the alert changes state too often; held in this one notification
+    until it settles (Nagios-style flap detection)."""
+    NODATA = "nodata"
+    """dcops extension: the series behind a firing alert vanished; not resolved."""
+
+
+def fingerprint(labels: dict[str, str]) -> str:
+    """A stable 16-hex-digit id of a label set (the same labels give the same id)."""
+    text = "\xff".join(f"{k}\xfe{v}" for k, v in sorted(labels.items()))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class NotifiedAlert:
+    """One alert as a receiver sees it."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    status: AlertStatus
+    starts_at: float
+    """Unix seconds: when the alert became active."""
+    ends_at: float | None = None
+    """Unix seconds: when it resolved; None while it fires."""
+    generator_url: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One flush of one alert group to one receiver."""
+
+    receiver: str
+    group_key: str
+    """The route's id and the group's label values: stable across flushes."""
+    group_labels: dict[str, str]
+    alerts: tuple[NotifiedAlert, ...]
+    external_url: str = ""
+    created_at: float = 0.0
+    """Unix seconds: when the dispatcher built it."""
+    truncated_alerts: int = 0
+    id: str = field(default="")
+    """Unique per notification (group key and flush time); the outbox's key."""
+
+    @property
+    def status(self) -> AlertStatus:
+        """firing if any alert fires, else the first other status (resolved when all are)."""
+        states = {a.status for a in self.alerts}
+        for status in (AlertStatus.FIRING, AlertStatus.FLAPPING, AlertStatus.NODATA):
+            if status in states:
+                return status
+        return AlertStatus.RESOLVED
+
+    @property
+    def common_labels(self) -> dict[str, str]:
+        return _common([a.labels for a in self.alerts])
+
+    @property
+    def common_annotations(self) -> dict[str, str]:
+        return _common([a.annotations for a in self.alerts])
+
+
+def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+    if not maps:
+        return {}
+    first, *rest = maps
+    return {k: v for k, v in first.items() if all(m.get(k) == v for m in rest)}
+
+
+class Notifier(Protocol):
+    """Sends notifications to one receiver integration (a webhook URL, an SMTP server...).
+
+    `send` raises `dcops.core.errors.Unavailable` when the receiver could not be reached or
+    answered with a retryable error (the outbox tries again later), and `Invalid` when the
+    receiver rejected the notification for good (4xx other than 408/429).
+    """
+
+    name: str
+    """``receiver/integration[index]``, for logs and the outbox."""
+
+    def send(self, notification: Notification) -> None: ...
