@@ -137,3 +137,33 @@ def test_after_a_restart_for_goes_on_from_alerts_for_state() -> None:
     assert [a.state.value for a in after.evaluate(4 * MIN)] == ["firing"]
     fresh = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(_store([90] * 6)))
     assert [a.state.value for a in fresh.evaluate(4 * MIN)] == ["pending"]
+
+
+def test_nodata_holds_a_firing_alert_whose_series_vanished_instead_of_resolving() -> None:
+    # 90 for 3 minutes, then nothing for 10 (past the 5-minute lookback), then 90, then 80
+    store = _store([90, 90, 90, *[None] * 10, 90, 80])
+    rule = AlertingRule("Hot", f"{TEMP} > 85", nodata_expr=TEMP)
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store))
+    states = {m: s for m, _, s in _timeline(evaluator, 15)}
+    assert [states[m] for m in (0, 2, 7)] == ["firing", "firing", "firing"]  # lookback
+    assert all(states[m] == "nodata" for m in range(8, 13))
+    assert states[13] == "firing" and states[14] == "inactive"
+    (alert,) = evaluator.alerts["Hot"].values()
+    assert alert.fired_at_ms == 0  # the same alert throughout, never re-fired
+
+
+def test_without_nodata_a_vanished_series_resolves_as_in_prometheus() -> None:
+    store = _store([90, 90, 90, *[None] * 10])
+    rule = AlertingRule("Hot", f"{TEMP} > 85")
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store))
+    states = {m: s for m, _, s in _timeline(evaluator, 13)}
+    assert states[8] == "inactive"
+
+
+def test_nodata_alerts_are_written_to_alerts_with_their_state() -> None:
+    store = _store([90, *[None] * 7])
+    rule = AlertingRule("Hot", f"{TEMP} > 85", nodata_expr=TEMP)
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store), store.append)
+    _timeline(evaluator, 8)
+    result = Engine(store).instant('ALERTS{alertstate="nodata"}', 7 * MIN)
+    assert [dict(s.labels)["alertname"] for s in result.series] == ["Hot"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dcops.alerts.model import AlertingRule, RecordingRule
+from dcops.alerts.model import AlertingRule, FlapThresholds, RecordingRule
 from dcops.alerts.rulefile import load_rule_files, load_rule_text
 from dcops.core.errors import Invalid
 
@@ -82,3 +82,48 @@ def test_a_directory_is_every_yaml_file_in_it(tmp_path: Path) -> None:
     assert [g.name for g in load_rule_files([tmp_path])] == ["a", "b"]
     with pytest.raises(Invalid, match="no such rule file"):
         load_rule_files([tmp_path / "missing.yml"])
+
+
+def _one(rule_text: str) -> AlertingRule:
+    text = "groups:\n  - name: g\n    rules:\n" + rule_text
+    (group,) = load_rule_text(text, "r.yml")
+    (rule,) = group.rules
+    assert isinstance(rule, AlertingRule)
+    return rule
+
+
+def test_nodata_true_watches_the_vector_side_of_the_comparison() -> None:
+    rule = _one("      - alert: A\n        expr: 85 < max by (node) (t{x=\"1\"})\n"
+                "        nodata: true\n")
+    assert rule.nodata_expr == 'max by (node)(t{x="1"})'
+    rule = _one("      - alert: A\n        expr: (t > 85)\n        nodata: true\n")
+    assert rule.nodata_expr == "t{}"
+    rule = _one("      - alert: A\n        expr: t > 85 and u\n        nodata: up\n")
+    assert rule.nodata_expr == "up"
+    assert _one("      - alert: A\n        expr: t > 1\n        nodata: false\n"
+                ).nodata_expr is None
+
+
+def test_flapping_thresholds_default_to_nagios_and_can_be_set_or_switched_off() -> None:
+    assert _one("      - alert: A\n        expr: t > 1\n").flapping == FlapThresholds(20, 5)
+    rule = _one("      - alert: A\n        expr: t > 1\n"
+                "        flapping: {high_percent: 50, low_percent: 25}\n")
+    assert rule.flapping == FlapThresholds(50, 25)
+    assert _one("      - alert: A\n        expr: t > 1\n        flapping: false\n"
+                ).flapping is None
+
+
+@pytest.mark.parametrize(("rule_text", "message"), [
+    ("        expr: t > 1 and u\n        nodata: true\n", "needs an expr that is a comparison"),
+    ("        expr: t > bool 1\n        nodata: true\n", "needs an expr that is a comparison"),
+    ("        expr: t > 1\n        nodata: 'rate(('\n", "bad PromQL"),
+    ("        expr: t > 1\n        flapping: {high_percent: 120}\n", "from 0 to 100"),
+    ("        expr: t > 1\n        flapping: {high_percent: 5, low_percent: 10}\n",
+     "must not be above"),
+    ("        expr: t > 1\n        flapping: {high: 5}\n", "unknown flapping field"),
+    ("        expr: t > 1\n        flapping: often\n", "true, false or a mapping"),
+])
+def test_bad_nodata_and_flapping_name_the_line(rule_text: str, message: str) -> None:
+    with pytest.raises(Invalid, match=message) as caught:
+        _one("      - alert: A\n" + rule_text)
+    assert caught.value.where is not None and caught.value.where.startswith("r.yml:")

@@ -25,7 +25,15 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dcops.alerts.model import Alert, AlertingRule, AlertState, RecordingRule, RuleGroup
+from dcops.alerts.flapping import FlapTrack
+from dcops.alerts.model import (
+    Alert,
+    AlertingRule,
+    AlertState,
+    FlapThresholds,
+    RecordingRule,
+    RuleGroup,
+)
 from dcops.alerts.template import Template
 from dcops.core.errors import DcopsError
 from dcops.query.querier import Querier
@@ -63,6 +71,10 @@ class GroupEvaluator:
     restore: bool = False
     """Take pending alerts' start times from ALERTS_FOR_STATE on the first evaluation (after
     a restart), so `for` goes on from where it was."""
+    flaps: dict[str, dict[Labels, FlapTrack]] = field(default_factory=dict)
+    """Alerts that changed between firing and not within the flap window, by rule."""
+    evaluations: int = 0
+    """Evaluations so far: the clock of flap detection."""
     _templates: dict[tuple[str, str, str], Template] = field(default_factory=dict)
     _written: dict[str, set[Labels]] = field(default_factory=dict)
 
@@ -76,6 +88,7 @@ class GroupEvaluator:
 
     def evaluate(self, at_ms: int) -> list[Alert]:
         """Run every rule at `at_ms`, in order; the alerts now pending, firing or resolved."""
+        self.evaluations += 1
         out = self._evaluate(at_ms)
         self.restore = False
         return out
@@ -149,18 +162,28 @@ class GroupEvaluator:
         if self.restore and rule.for_s > 0:
             self._restore(rule, at_ms, found)
         cleared = self._cleared(rule, at_ms) if rule.clear_expr else None
+        present = self._present(rule, rule.nodata_expr, at_ms) if rule.nodata_expr else None
         for labels, alert in found.items():
             known = active.get(labels)
             if known is not None and known.state is not AlertState.INACTIVE:
                 known.value, known.annotations = alert.value, alert.annotations
                 known.keep_firing_since_ms = None
+                if known.state is AlertState.NODATA:  # its series is back, still over
+                    known.state = AlertState.FIRING
                 continue
             active[labels] = alert
         out = []
+        flaps = self.flaps.setdefault(key, {}) if rule.flapping is not None else None
         for labels, alert in list(active.items()):
             if labels not in found:
+                if present is not None and alert.state in (AlertState.FIRING,
+                                                           AlertState.NODATA) \
+                        and labels not in present:
+                    alert.state = AlertState.NODATA
+                    out.append(alert)
+                    continue
                 if alert.state is AlertState.PENDING or (
-                        alert.resolved_at_ms is not None
+                        alert.resolved_at_ms is not None and not alert.flapping
                         and at_ms - alert.resolved_at_ms > RESOLVED_RETENTION_MS):
                     del active[labels]
                 if alert.state is AlertState.FIRING and self._holds(rule, alert, at_ms,
@@ -168,6 +191,8 @@ class GroupEvaluator:
                     out.append(alert)
                     continue
                 if alert.state is not AlertState.INACTIVE:
+                    if alert.state is not AlertState.PENDING and flaps is not None:
+                        flaps.setdefault(labels, FlapTrack()).changed(self.evaluations)
                     alert.state = AlertState.INACTIVE
                     alert.resolved_at_ms = at_ms
                 if labels in active:
@@ -177,9 +202,29 @@ class GroupEvaluator:
                     rule.for_s * 1000:
                 alert.state = AlertState.FIRING
                 alert.fired_at_ms = at_ms
+                if flaps is not None:
+                    flaps.setdefault(labels, FlapTrack()).changed(self.evaluations)
             out.append(alert)
+        if flaps and rule.flapping is not None:
+            self._flap(rule.flapping, flaps, active)
         self._emit(rule.name, _alert_series(out, at_ms), at_ms)
         return out
+
+    def _flap(self, thresholds: FlapThresholds, flaps: dict[Labels, FlapTrack],
+              active: dict[Labels, Alert]) -> None:
+        """Bring the flap state of the alerts that changed lately up to date."""
+        for labels, track in list(flaps.items()):
+            track.update(self.evaluations, thresholds)
+            alert = active.get(labels)
+            if alert is not None:
+                alert.flapping = track.flapping
+            if track.settled:
+                del flaps[labels]
+
+    def _present(self, rule: AlertingRule, expr: str, at_ms: int) -> set[Labels]:
+        """Alert label sets whose series exist at `at_ms` (rules with ``nodata``)."""
+        return {self._alert_labels(rule, labels, value)
+                for labels, value in _samples(self.querier.instant(expr, at_ms))}
 
     def _restore(self, rule: AlertingRule, at_ms: int, found: dict[Labels, Alert]) -> None:
         """Pending alerts that were pending before a restart keep their start time."""

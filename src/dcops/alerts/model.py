@@ -9,6 +9,16 @@ from dcops.telemetry.model import Labels
 
 
 @dataclass(frozen=True, slots=True)
+class FlapThresholds:
+    """When an alert counts as flapping: its weighted percent state change over the last 21
+    evaluations rises above `high_percent`; it stops flapping below `low_percent`
+    (Nagios's defaults, 20 and 5)."""
+
+    high_percent: float = 20.0
+    low_percent: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class AlertingRule:
     """``alert:``: a PromQL condition that raises one alert per series it returns.
 
@@ -24,6 +34,11 @@ class AlertingRule:
     annotations: dict[str, str] = field(default_factory=dict)
     clear_expr: str | None = None
     where: str = ""
+    nodata_expr: str | None = None
+    """(dcops) The series whose absence puts a firing alert in NODATA instead of resolving
+    it; derived from `expr` by ``nodata: true`` (the vector side of its comparison)."""
+    flapping: FlapThresholds | None = FlapThresholds()
+    """(dcops) Nagios-style flap detection; None switches it off for this rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +65,13 @@ class RuleGroup:
 
 
 class AlertState(StrEnum):
-    """An alert's lifecycle: pending while `for` runs, then firing; inactive once resolved."""
+    """An alert's lifecycle: pending while `for` runs, then firing; inactive once resolved;
+    nodata (rules with ``nodata``) while its series is gone."""
 
     PENDING = "pending"
     FIRING = "firing"
+    NODATA = "nodata"
+    """(dcops) It fired, then the series behind it vanished: not known to be resolved."""
     INACTIVE = "inactive"
 
 
@@ -71,5 +89,7 @@ class Alert:
     resolved_at_ms: int | None = None
     keep_firing_since_ms: int | None = None
     """First evaluation, since it last fired, whose answer lacked this alert's series."""
+    flapping: bool = False
+    """It changes between firing and not too often (see `FlapThresholds`)."""
     series: dict[str, Labels] = field(default_factory=dict, repr=False, compare=False)
     """Label sets of its ALERTS / ALERTS_FOR_STATE series, by state (built once)."""

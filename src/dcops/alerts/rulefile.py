@@ -10,6 +10,8 @@ groups:
         for: 5m
         keep_firing_for: 2m
         clear: dcops_gpu_temperature_celsius < 80   # dcops: fire above 85, clear below 80
+        nodata: true          # dcops: a firing alert whose GPU stops reporting is "nodata"
+        flapping: {high_percent: 20, low_percent: 5}  # dcops (the default; false: off)
         labels: {severity: critical}
         annotations:
           summary: "GPU {{ $labels.gpu }} on {{ $labels.node }} at {{ $value }} C"
@@ -31,7 +33,7 @@ import promql_parser as pp
 import yaml
 
 from dcops.alerts.durations import parse_duration
-from dcops.alerts.model import AlertingRule, RecordingRule, Rule, RuleGroup
+from dcops.alerts.model import AlertingRule, FlapThresholds, RecordingRule, Rule, RuleGroup
 from dcops.alerts.template import Template
 from dcops.core.errors import Invalid
 from dcops.files.yamlnodes import YamlNodes, parse
@@ -39,7 +41,9 @@ from dcops.telemetry.model import LABEL_NAME_RE, METRIC_NAME_RE
 
 DEFAULT_INTERVAL_S = 60.0
 _GROUP_FIELDS = {"interval", "rules", "limit"}
-_ALERT_FIELDS = {"expr", "for", "keep_firing_for", "labels", "annotations", "clear"}
+_ALERT_FIELDS = {"expr", "for", "keep_firing_for", "labels", "annotations", "clear", "nodata",
+                 "flapping"}
+_COMPARISONS = {"==", "!=", ">", "<", ">=", "<="}
 _RECORD_FIELDS = {"expr", "labels"}
 
 
@@ -134,9 +138,59 @@ def _rule(nodes: YamlNodes, node: yaml.Node) -> Rule:
     for key, text in annotations.items():
         Template(text, f"{nodes.where(fields['annotations'])}: annotation {key}")
     clear = _expr(nodes, fields["clear"]) if "clear" in fields else None
-    return AlertingRule(name, _expr(nodes, fields["expr"]), durations.get("for", 0.0),
+    expr = _expr(nodes, fields["expr"])
+    nodata = _nodata(nodes, fields["nodata"], expr) if "nodata" in fields else None
+    flapping = _flapping(nodes, fields["flapping"]) if "flapping" in fields \
+        else FlapThresholds()
+    return AlertingRule(name, expr, durations.get("for", 0.0),
                         durations.get("keep_firing_for", 0.0), labels, annotations, clear,
-                        where)
+                        where, nodata, flapping)
+
+
+def _nodata(nodes: YamlNodes, node: yaml.Node, expr: str) -> str | None:
+    """``nodata: true`` (the vector side of `expr`'s comparison must exist), ``false``, or
+    the PromQL whose series must exist."""
+    value = nodes.scalar(node, "nodata")
+    if value is False or value is None:
+        return None
+    if value is not True:
+        return _expr(nodes, node)
+    top = pp.parse(expr)
+    while isinstance(top, pp.ParenExpr):
+        top = top.expr
+    if not isinstance(top, pp.BinaryExpr) or str(top.op) not in _COMPARISONS or (
+            top.modifier is not None and top.modifier.return_bool):
+        raise Invalid("nodata: true needs an expr that is a comparison, such as "
+                      "'metric > 85'", where=nodes.where(node),
+                      hint="or give the series that must exist: nodata: 'metric'")
+    side = top.rhs if isinstance(top.lhs, pp.NumberLiteral) else top.lhs
+    return str(side)
+
+
+def _flapping(nodes: YamlNodes, node: yaml.Node) -> FlapThresholds | None:
+    """``flapping: false`` or ``{high_percent: 20, low_percent: 5}``."""
+    if isinstance(node, yaml.ScalarNode):
+        value = nodes.scalar(node, "flapping")
+        if value is False:
+            return None
+        if value is True:
+            return FlapThresholds()
+        raise Invalid("flapping must be true, false or a mapping of high_percent and "
+                      "low_percent", where=nodes.where(node))
+    fields = nodes.mapping(node, "flapping", set(), {"high_percent", "low_percent"})
+    default = FlapThresholds()
+    out = {}
+    for key in ("high_percent", "low_percent"):
+        value = nodes.scalar(fields[key], key) if key in fields else getattr(default, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0 <= value <= 100:
+            raise Invalid(f"{key} must be a percentage from 0 to 100",
+                          where=nodes.where(fields[key]))
+        out[key] = float(value)
+    if out["low_percent"] > out["high_percent"]:
+        raise Invalid("flapping low_percent must not be above high_percent",
+                      where=nodes.where(node))
+    return FlapThresholds(**out)
 
 
 def _expr(nodes: YamlNodes, node: yaml.Node) -> str:
