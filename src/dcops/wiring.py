@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from dcops.access.model import Role
 from dcops.access.store import AuditLog, TokenStore
+from dcops.alerts.journal import AlertJournal
 from dcops.core.clock import Clock, SystemClock
 from dcops.fleet.inventory import Inventory
 from dcops.fleet.registration import Registrar
@@ -45,6 +46,8 @@ class Services:
     ingestor: Ingestor
     rules: Rules
     """Alerting and recording rules from the configured files, evaluated by the server."""
+    alert_journal: AlertJournal
+    """Alert history, and the alerts kept across restarts."""
     _closers: list[object] = field(default_factory=list)
 
     @property
@@ -108,13 +111,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                    clock=clock)
         metrics = (store, engine_of(settings, store))
     return _assemble(settings, clock, metrics, state.inventory, state.tokens, state.audit,
-                     [state])
+                     state.alerts, [state])
 
 
 def build_memory_services(settings: Settings, clock: Clock | None = None) -> Services:
     """State in process memory, metrics too unless settings select the prometheus backend:
     for tests."""
     from dcops.access.store import MemoryAuditLog, MemoryTokenStore
+    from dcops.alerts.journal import MemoryAlertJournal
     from dcops.fleet.memory import MemoryInventory
     from dcops.telemetry.store import MemoryMetricsStore
 
@@ -124,21 +128,22 @@ def build_memory_services(settings: Settings, clock: Clock | None = None) -> Ser
         store = MemoryMetricsStore(retention_of(settings))
         metrics = (store, engine_of(settings, store))
     return _assemble(settings, clock, metrics, MemoryInventory(), MemoryTokenStore(),
-                     MemoryAuditLog(), [])
+                     MemoryAuditLog(), MemoryAlertJournal(), [])
 
 
 def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Querier],
               inventory: Inventory, tokens: TokenStore, audit: AuditLog,
-              closers: list[object]) -> Services:
+              journal: AlertJournal, closers: list[object]) -> Services:
     store, querier = metrics
     registry = CollectorRegistry()
     registrar = Registrar(inventory, audit, clock)
     ingestor = Ingestor(store, registry, on_node_seen=registrar.seen)
     return Services(settings, clock, store, querier, inventory, tokens, audit, registry,
-                    ingestor, rules_of(settings, querier, ingestor), closers)
+                    ingestor, rules_of(settings, querier, ingestor, journal), journal, closers)
 
 
-def rules_of(settings: Settings, querier: Querier, ingestor: Ingestor) -> Rules:
+def rules_of(settings: Settings, querier: Querier, ingestor: Ingestor,
+             journal: AlertJournal | None = None) -> Rules:
     """The configured rule files (and the default pack), their results written through the
     ingestor as any other samples are."""
     from dcops.alerts.manager import RuleManager
@@ -146,7 +151,7 @@ def rules_of(settings: Settings, querier: Querier, ingestor: Ingestor) -> Rules:
     from dcops.alerts.service import Rules
 
     paths = [*settings.rules.paths, *([RULES] if settings.rules.default_pack else [])]
-    manager = RuleManager(querier, lambda batch: ingestor.accept(batch, "rules"))
+    manager = RuleManager(querier, lambda batch: ingestor.accept(batch, "rules"), journal)
     return Rules([p.expanduser() for p in paths], manager)
 
 

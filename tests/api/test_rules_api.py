@@ -141,3 +141,32 @@ def test_the_shapes_are_those_of_a_real_prometheus(
     assert _keys(ours) == _keys(theirs)
     their_alerts = httpx.get(f"{server.url}/api/v1/alerts", timeout=5).json()
     assert _keys(_get(client, tokens, "/api/v1/alerts")) == _keys(their_alerts)
+
+
+def test_alert_history_says_what_happened_and_who_did_it(
+        served: tuple[TestClient, Services, dict[str, str], Path]) -> None:
+    client, _, tokens, _ = served
+    events = _get(client, tokens, "/api/v1/alerts/history")["data"]["events"]
+    assert [(e["event"], e["actor"], e["alertname"]) for e in events] == [
+        ("firing", "rules/gpu", "GpuTooHot"), ("pending", "rules/gpu", "GpuTooHot")]
+    firing = events[0]
+    assert firing["at"] == "2023-11-14T22:13:00Z" and firing["value"] == 90.0
+    assert firing["labels"] == {"alertname": "GpuTooHot", "gpu": "0", "node": "n1",
+                                "severity": "critical"}
+    by_print = _get(client, tokens, "/api/v1/alerts/history?fingerprint="
+                    f"{firing['fingerprint']}&limit=1")["data"]["events"]
+    assert [e["id"] for e in by_print] == [firing["id"]]
+    assert _get(client, tokens, "/api/v1/alerts/history?alertname=Nope")["data"][
+        "events"] == []
+    assert len(_get(client, tokens, "/api/v1/alerts/history?since=20s")["data"][
+        "events"]) == 1
+
+
+def test_alert_history_refuses_bad_filters(
+        served: tuple[TestClient, Services, dict[str, str], Path]) -> None:
+    client, _, tokens, _ = served
+    headers = {"Authorization": f"Bearer {tokens['viewer']}"}
+    reply = client.get("/api/v1/alerts/history?since=yesterday", headers=headers)
+    assert reply.status_code == 400 and reply.json()["where"] == "since"
+    reply = client.get("/api/v1/alerts/history?limit=0", headers=headers)
+    assert reply.status_code in (400, 422) and "limit" in reply.text

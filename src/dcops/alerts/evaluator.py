@@ -75,6 +75,9 @@ class GroupEvaluator:
     """Alerts that changed between firing and not within the flap window, by rule."""
     evaluations: int = 0
     """Evaluations so far: the clock of flap detection."""
+    changes: list[tuple[Alert, str]] = field(default_factory=list)
+    """Alerts that changed at the last evaluation, with the event (pending, firing, nodata,
+    resolved, cleared, flapping, steady), for the journal."""
     _templates: dict[tuple[str, str, str], Template] = field(default_factory=dict)
     _written: dict[str, set[Labels]] = field(default_factory=dict)
 
@@ -89,6 +92,7 @@ class GroupEvaluator:
     def evaluate(self, at_ms: int) -> list[Alert]:
         """Run every rule at `at_ms`, in order; the alerts now pending, firing or resolved."""
         self.evaluations += 1
+        self.changes = []
         out = self._evaluate(at_ms)
         self.restore = False
         return out
@@ -170,8 +174,12 @@ class GroupEvaluator:
                 known.keep_firing_since_ms = None
                 if known.state is AlertState.NODATA:  # its series is back, still over
                     known.state = AlertState.FIRING
+                    self.changes.append((known, "firing"))
                 continue
+            if known is not None:
+                alert.flapping = known.flapping
             active[labels] = alert
+            self.changes.append((alert, "pending"))
         out = []
         flaps = self.flaps.setdefault(key, {}) if rule.flapping is not None else None
         for labels, alert in list(active.items()):
@@ -179,7 +187,9 @@ class GroupEvaluator:
                 if present is not None and alert.state in (AlertState.FIRING,
                                                            AlertState.NODATA) \
                         and labels not in present:
-                    alert.state = AlertState.NODATA
+                    if alert.state is not AlertState.NODATA:
+                        alert.state = AlertState.NODATA
+                        self.changes.append((alert, "nodata"))
                     out.append(alert)
                     continue
                 if alert.state is AlertState.PENDING or (
@@ -191,10 +201,12 @@ class GroupEvaluator:
                     out.append(alert)
                     continue
                 if alert.state is not AlertState.INACTIVE:
-                    if alert.state is not AlertState.PENDING and flaps is not None:
+                    was_pending = alert.state is AlertState.PENDING
+                    if not was_pending and flaps is not None:
                         flaps.setdefault(labels, FlapTrack()).changed(self.evaluations)
                     alert.state = AlertState.INACTIVE
                     alert.resolved_at_ms = at_ms
+                    self.changes.append((alert, "cleared" if was_pending else "resolved"))
                 if labels in active:
                     out.append(alert)
                 continue
@@ -202,6 +214,7 @@ class GroupEvaluator:
                     rule.for_s * 1000:
                 alert.state = AlertState.FIRING
                 alert.fired_at_ms = at_ms
+                self.changes.append((alert, "firing"))
                 if flaps is not None:
                     flaps.setdefault(labels, FlapTrack()).changed(self.evaluations)
             out.append(alert)
@@ -216,8 +229,9 @@ class GroupEvaluator:
         for labels, track in list(flaps.items()):
             track.update(self.evaluations, thresholds)
             alert = active.get(labels)
-            if alert is not None:
+            if alert is not None and alert.flapping != track.flapping:
                 alert.flapping = track.flapping
+                self.changes.append((alert, "flapping" if track.flapping else "steady"))
             if track.settled:
                 del flaps[labels]
 

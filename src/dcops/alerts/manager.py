@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dcops.alerts.evaluator import GroupEvaluator
+from dcops.alerts.journal import AlertEvent, AlertJournal, StoredAlert
 from dcops.alerts.model import Alert, AlertingRule, AlertState, RuleGroup
 from dcops.query.querier import Querier
 from dcops.telemetry.model import Batch
@@ -36,7 +37,10 @@ class RuleManager:
 
     querier: Querier
     write: Callable[[Batch], object] | None = None
+    journal: AlertJournal | None = None
+    """Where alert changes are recorded, and alerts are found again after a restart."""
     runs: dict[tuple[str, str], GroupRun] = field(default_factory=dict)
+    _kept: dict[str, list[StoredAlert]] | None = None
 
     def load(self, groups: list[RuleGroup]) -> None:
         """Use `groups` from now on; alerts of unchanged alerting rules carry over."""
@@ -46,7 +50,9 @@ class RuleManager:
             old = self.runs.get(key)
             # a group new to this process takes pending alerts' start from ALERTS_FOR_STATE
             evaluator = GroupEvaluator(group, self.querier, self.write, restore=old is None)
-            if old is not None:
+            if old is None:
+                self._seed(evaluator, key)
+            else:
                 kept = {r.name: r for r in old.evaluator.group.rules
                         if isinstance(r, AlertingRule)}
                 for rule in group.rules:
@@ -61,21 +67,54 @@ class RuleManager:
     def tick(self, now_ms: int) -> list[Alert]:
         """Evaluate the groups that are due at `now_ms`; their alerts."""
         out: list[Alert] = []
-        for run in self.runs.values():
+        for key, run in self.runs.items():
             step = round(run.evaluator.group.interval_s * 1000)
             due = now_ms - now_ms % step
             if run.last_eval_ms is not None and run.last_eval_ms >= due:
                 continue
             started = time.perf_counter()
             out += run.evaluator.evaluate(due)
+            self._journal(key, run.evaluator, due)
             run.duration_s = time.perf_counter() - started
             run.last_eval_ms = due
         return out
+
+    def _seed(self, evaluator: GroupEvaluator, key: tuple[str, str]) -> None:
+        """Give a group new to this process the alerts the journal kept for it."""
+        if self.journal is None:
+            return
+        if self._kept is None:
+            self._kept = {}
+            for stored in self.journal.live():
+                self._kept.setdefault(stored.group, []).append(stored)
+        names = {r.name for r in evaluator.group.rules if isinstance(r, AlertingRule)}
+        for stored in self._kept.pop(_group_key(key), []):
+            if stored.rule in names:
+                evaluator.alerts.setdefault(stored.rule, {})[stored.alert.labels] = stored.alert
+
+    def _journal(self, key: tuple[str, str], evaluator: GroupEvaluator, at_ms: int) -> None:
+        if self.journal is None or not evaluator.changes:
+            return
+        group = _group_key(key)
+        actor = f"rules/{evaluator.group.name}"
+        events, live, gone = [], [], []
+        for alert, event in evaluator.changes:
+            events.append(AlertEvent(at_ms, alert.rule, dict(alert.labels), event, actor,
+                                     alert.value))
+            if alert.state is AlertState.INACTIVE:
+                gone.append((group, alert.rule, alert.labels))
+            else:
+                live.append(StoredAlert(group, alert.rule, alert))
+        self.journal.record(events, live, gone)
 
     def alerts(self) -> list[Alert]:
         """Pending and firing alerts of every rule (not the resolved ones)."""
         return [a for run in self.runs.values() for by_rule in run.evaluator.alerts.values()
                 for a in by_rule.values() if a.state is not AlertState.INACTIVE]
+
+
+def _group_key(key: tuple[str, str]) -> str:
+    return f"{key[0]}:{key[1]}"
 
 
 def _file(group: RuleGroup) -> str:

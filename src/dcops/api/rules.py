@@ -21,7 +21,7 @@ from dcops.wiring import Services
 router = APIRouter(tags=["alerts"])
 
 
-def _time(ms: int | None) -> str:
+def rfc3339(ms: int | None) -> str:
     """RFC 3339 in UTC, as Prometheus writes times; the zero time when never."""
     if ms is None:
         return "0001-01-01T00:00:00Z"
@@ -44,7 +44,7 @@ def _num(value: float) -> float | int:
 
 def alert_json(alert: Alert) -> dict[str, Any]:
     return {"labels": dict(alert.labels), "annotations": alert.annotations,
-            "state": alert.state.value, "activeAt": _time(alert.active_at_ms),
+            "state": alert.state.value, "activeAt": rfc3339(alert.active_at_ms),
             "value": _value(alert.value)}
 
 
@@ -58,7 +58,7 @@ def _rule_json(services: Services, group_key: tuple[str, str],
         "name": name, "query": rule.expr,
         "health": "unknown" if health is None else ("err" if health.error else "ok"),
         "evaluationTime": _num(run.duration_s),
-        "lastEvaluation": _time(health.last_eval_ms if health else None)}
+        "lastEvaluation": rfc3339(health.last_eval_ms if health else None)}
     if health is not None and health.error:  # Prometheus leaves out an empty lastError
         common["lastError"] = health.error
     if isinstance(rule, RecordingRule):
@@ -89,7 +89,7 @@ async def rules(request: Request, type: str | None = None) -> dict[str, Any]:
                        "rules": [_rule_json(services, key, r) for r in chosen],
                        "interval": _num(group.interval_s), "limit": 0,
                        "evaluationTime": _num(run.duration_s),
-                       "lastEvaluation": _time(run.last_eval_ms)})
+                       "lastEvaluation": rfc3339(run.last_eval_ms)})
     return {"status": "success", "data": {"groups": groups}}
 
 

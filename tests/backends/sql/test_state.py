@@ -23,7 +23,9 @@ from dcops.core.errors import Invalid, Unavailable
 from dcops.fleet.model import Node, Site
 from tests.fixtures.engines import free_port
 
-TABLES = {"sites", "rooms", "racks", "nodes", "gpus", "tokens", "audit", "meta"}
+TABLES = {"sites", "rooms", "racks", "nodes", "gpus", "tokens", "audit", "meta",
+          "alert_events", "alert_states"}
+HEAD = "0002"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.engines)])
@@ -45,11 +47,11 @@ def tables(engine: Engine) -> set[str]:
 def test_upgrade_downgrade_upgrade(engine: Engine) -> None:
     assert current_revision(engine) is None and tables(engine) == set()
     upgrade(engine)
-    assert current_revision(engine) == "0001" and tables(engine) == TABLES
+    assert current_revision(engine) == HEAD and tables(engine) == TABLES
     downgrade(engine, "base")
     assert current_revision(engine) is None and tables(engine) == set()
     upgrade(engine)
-    assert current_revision(engine) == "0001" and tables(engine) == TABLES
+    assert current_revision(engine) == HEAD and tables(engine) == TABLES
 
 
 def test_migrations_match_schema_module(engine: Engine) -> None:

@@ -1,4 +1,5 @@
-"""The tables of dcops's state store: inventory, API tokens, audit log and a key/value meta table.
+"""The tables of dcops's state store: inventory, API tokens, audit log, a key/value meta table,
+and the alert journal (history and live alerts).
 
 These SQLAlchemy Core tables are what the code reads and writes; the Alembic
 migrations in `migrations/versions` create them, and a test checks the two agree.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Double,
@@ -102,4 +104,34 @@ meta = Table(
     "meta", metadata,
     Column("key", String(NAME), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+alert_events = Table(
+    "alert_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("fingerprint", String(16), nullable=False),
+    Column("alertname", Text, nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("event", String(20), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("value", Double, nullable=True),
+    Column("details", JSON, nullable=False),
+    Index("ix_alert_events_fingerprint", "fingerprint"),
+    Index("ix_alert_events_alertname", "alertname"),
+    Index("ix_alert_events_at_ms", "at_ms"),
+)
+
+alert_states = Table(
+    "alert_states", metadata,
+    Column("group_key", Text, primary_key=True),
+    Column("rule", Text, primary_key=True),
+    Column("fingerprint", String(16), primary_key=True),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("value", Double, nullable=True),
+    Column("active_at_ms", BigInteger, nullable=False),
+    Column("fired_at_ms", BigInteger, nullable=True),
+    Column("flapping", Boolean, nullable=False, default=False),
 )

@@ -1,4 +1,5 @@
-"""The state store: where dcops keeps its inventory, API tokens, audit log and notes.
+"""The state store: where dcops keeps its inventory, API tokens, audit log, notes and the
+alert journal.
 
 `open_state(url)` opens SQLite (the default, one file in the data directory) or
 PostgreSQL (`postgresql+psycopg://user@host/db`, for a control plane shared by several
@@ -23,7 +24,9 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from dcops.access.store import AuditLog, MemoryAuditLog, MemoryTokenStore, TokenStore
+from dcops.alerts.journal import AlertJournal, MemoryAlertJournal
 from dcops.backends.sql.access import SqlAuditLog, SqlTokenStore
+from dcops.backends.sql.alerts import SqlAlertJournal
 from dcops.backends.sql.inventory import SqlInventory
 from dcops.backends.sql.meta import MemoryMeta, MetaStore, SqlMeta
 from dcops.core.errors import Invalid, Unavailable
@@ -46,6 +49,7 @@ class StateStore:
     tokens: TokenStore
     audit: AuditLog
     meta: MetaStore
+    alerts: AlertJournal
     url: str = "memory://"
     """Where the state lives, with any password hidden."""
     engine: Engine | None = field(default=None, repr=False)
@@ -66,7 +70,8 @@ class StateStore:
 
 def memory_state() -> StateStore:
     """A state store in process memory that vanishes when the process ends."""
-    return StateStore(MemoryInventory(), MemoryTokenStore(), MemoryAuditLog(), MemoryMeta())
+    return StateStore(MemoryInventory(), MemoryTokenStore(), MemoryAuditLog(), MemoryMeta(),
+                      MemoryAlertJournal())
 
 
 def open_state(url: str) -> StateStore:
@@ -84,7 +89,8 @@ def open_state(url: str) -> StateStore:
         raise
     log.info("state store open at %s", _safe(engine.url))
     return StateStore(SqlInventory(engine), SqlTokenStore(engine), SqlAuditLog(engine),
-                      SqlMeta(engine), _safe(engine.url), engine, engine.dispose)
+                      SqlMeta(engine), SqlAlertJournal(engine), _safe(engine.url), engine,
+                      engine.dispose)
 
 
 def make_engine(url: str) -> Engine:
