@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dcops.alerts.flapping import FlapTrack
 from dcops.alerts.manager import RuleManager
 from dcops.alerts.rulefile import load_rule_text
 from dcops.alerts.service import Rules
@@ -83,3 +84,28 @@ def test_a_restarted_manager_keeps_the_for_progress_of_pending_alerts() -> None:
     second.load(rules)
     second.tick(120_000)
     assert [(a.state.value, a.active_at_ms) for a in second.alerts()] == [("firing", 0)]
+
+
+def test_a_reload_that_drops_a_rule_resolves_its_alerts_once() -> None:
+    manager = RuleManager(Engine(_hot_store()))
+    manager.load(load_rule_text(RULES, "r.yml"))
+    manager.tick(0)
+    manager.tick(60_000)
+    assert [(a.state.value, e) for a, e in manager.changes] == [("firing", "firing")]
+    manager.load(load_rule_text(RULES.replace("> 85", "> 80"), "r.yml"))
+    manager.tick(61_000)  # not due: only the ended alert is reported
+    ((alert, event),) = manager.changes
+    assert (event, alert.state.value, alert.resolved_at_ms) == ("resolved", "inactive", 61_000)
+    manager.tick(90_000)
+    assert [e for _, e in manager.changes] == ["pending"]  # the new rule's own alert
+
+
+def test_a_reload_keeps_flap_history() -> None:
+    manager = RuleManager(Engine(_hot_store()))
+    manager.load(load_rule_text(RULES, "r.yml"))
+    manager.tick(0)
+    (run,) = manager.runs.values()
+    run.evaluator.flaps["Hot"] = {(): FlapTrack([1], flapping=True)}
+    manager.load(load_rule_text(RULES, "r.yml"))
+    (after,) = manager.runs.values()
+    assert after.evaluator.flaps["Hot"][()].flapping and after.evaluator.evaluations == 1

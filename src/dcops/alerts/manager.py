@@ -40,7 +40,12 @@ class RuleManager:
     journal: AlertJournal | None = None
     """Where alert changes are recorded, and alerts are found again after a restart."""
     runs: dict[tuple[str, str], GroupRun] = field(default_factory=dict)
+    changes: list[tuple[Alert, str]] = field(default_factory=list)
+    """The alert changes of the last `tick`, as the evaluators report them, and besides:
+    ``restored`` for alerts taken from the journal, and ``resolved`` for alerts of rules
+    that a reload removed or changed."""
     _kept: dict[str, list[StoredAlert]] | None = None
+    _carried: list[tuple[tuple[str, str], Alert, str]] = field(default_factory=list)
 
     def load(self, groups: list[RuleGroup]) -> None:
         """Use `groups` from now on; alerts of unchanged alerting rules carry over."""
@@ -53,20 +58,21 @@ class RuleManager:
             if old is None:
                 self._seed(evaluator, key)
             else:
-                kept = {r.name: r for r in old.evaluator.group.rules
-                        if isinstance(r, AlertingRule)}
-                for rule in group.rules:
-                    if not isinstance(rule, AlertingRule):
-                        continue
-                    before = kept.get(rule.name)
-                    if before is not None and before.expr == rule.expr:
-                        evaluator.alerts[rule.name] = old.evaluator.alerts.get(rule.name, {})
+                _carry(old.evaluator, evaluator)
             runs[key] = GroupRun(evaluator, old.last_eval_ms if old else None)
+        for key, run in self.runs.items():  # alerts of rules gone or changed end now
+            carried = runs[key].evaluator.alerts if key in runs else {}
+            for name, alerts in run.evaluator.alerts.items():
+                if carried.get(name) is not alerts:
+                    self._carried += [(key, a, "resolved") for a in alerts.values()
+                                      if a.state is not AlertState.INACTIVE]
         self.runs = runs
 
     def tick(self, now_ms: int) -> list[Alert]:
         """Evaluate the groups that are due at `now_ms`; their alerts."""
         out: list[Alert] = []
+        self.changes = []
+        self._take_carried(now_ms)
         for key, run in self.runs.items():
             step = round(run.evaluator.group.interval_s * 1000)
             due = now_ms - now_ms % step
@@ -74,7 +80,8 @@ class RuleManager:
                 continue
             started = time.perf_counter()
             out += run.evaluator.evaluate(due)
-            self._journal(key, run.evaluator, due)
+            self.changes += run.evaluator.changes
+            self._journal(key, run.evaluator.changes, due, run.evaluator.group.name)
             run.duration_s = time.perf_counter() - started
             run.last_eval_ms = due
         return out
@@ -91,14 +98,25 @@ class RuleManager:
         for stored in self._kept.pop(_group_key(key), []):
             if stored.rule in names:
                 evaluator.alerts.setdefault(stored.rule, {})[stored.alert.labels] = stored.alert
+                self._carried.append((key, stored.alert, "restored"))
 
-    def _journal(self, key: tuple[str, str], evaluator: GroupEvaluator, at_ms: int) -> None:
-        if self.journal is None or not evaluator.changes:
+    def _take_carried(self, now_ms: int) -> None:
+        """Report alerts restored or ended by the last `load`, at the first tick after it."""
+        for key, alert, event in self._carried:
+            if event == "resolved":
+                alert.state, alert.resolved_at_ms = AlertState.INACTIVE, now_ms
+                self._journal(key, [(alert, event)], now_ms, f"{key[1]} (reload)")
+            self.changes.append((alert, event))
+        self._carried = []
+
+    def _journal(self, key: tuple[str, str], changes: list[tuple[Alert, str]], at_ms: int,
+                 group_name: str) -> None:
+        if self.journal is None or not changes:
             return
         group = _group_key(key)
-        actor = f"rules/{evaluator.group.name}"
+        actor = f"rules/{group_name}"
         events, live, gone = [], [], []
-        for alert, event in evaluator.changes:
+        for alert, event in changes:
             events.append(AlertEvent(at_ms, alert.rule, dict(alert.labels), event, actor,
                                      alert.value))
             if alert.state is AlertState.INACTIVE:
@@ -111,6 +129,19 @@ class RuleManager:
         """Pending and firing alerts of every rule (not the resolved ones)."""
         return [a for run in self.runs.values() for by_rule in run.evaluator.alerts.values()
                 for a in by_rule.values() if a.state is not AlertState.INACTIVE]
+
+
+def _carry(old: GroupEvaluator, new: GroupEvaluator) -> None:
+    """Alerts and flap history of alerting rules that keep their name and expression."""
+    kept = {r.name: r for r in old.group.rules if isinstance(r, AlertingRule)}
+    new.evaluations = old.evaluations
+    for rule in new.group.rules:
+        if not isinstance(rule, AlertingRule):
+            continue
+        before = kept.get(rule.name)
+        if before is not None and before.expr == rule.expr:
+            new.alerts[rule.name] = old.alerts.get(rule.name, {})
+            new.flaps[rule.name] = old.flaps.get(rule.name, {})
 
 
 def _group_key(key: tuple[str, str]) -> str:
