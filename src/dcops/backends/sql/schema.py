@@ -135,3 +135,38 @@ alert_states = Table(
     Column("fired_at_ms", BigInteger, nullable=True),
     Column("flapping", Boolean, nullable=False, default=False),
 )
+
+silences = Table(
+    "silences", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("matchers", JSON, nullable=False),
+    Column("starts_at", Double, nullable=False),
+    Column("ends_at", Double, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index("ix_silences_ends_at", "ends_at"),
+)
+
+notification_log = Table(
+    "notification_log", metadata,
+    Column("receiver", String(NAME), primary_key=True),
+    Column("group_key", Text, primary_key=True),
+    Column("firing", JSON, nullable=False),
+    Column("resolved", JSON, nullable=False),
+    Column("sent_at", Double, nullable=False),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("notification_id", String(64), primary_key=True),
+    Column("notifier", String(NAME), primary_key=True),
+    Column("notification", Text, nullable=False),
+    Column("enqueued_at", Double, nullable=False),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("done_at", Double, nullable=True),
+    Index("ix_outbox_state", "state"),
+)

@@ -1,5 +1,5 @@
-"""The state store: where dcops keeps its inventory, API tokens, audit log, notes and the
-alert journal.
+"""The state store: where dcops keeps its inventory, API tokens, audit log, notes, the
+alert journal, silences and the notification log.
 
 `open_state(url)` opens SQLite (the default, one file in the data directory) or
 PostgreSQL (`postgresql+psycopg://user@host/db`, for a control plane shared by several
@@ -25,10 +25,13 @@ from sqlalchemy.pool import StaticPool
 
 from dcops.access.store import AuditLog, MemoryAuditLog, MemoryTokenStore, TokenStore
 from dcops.alerts.journal import AlertJournal, MemoryAlertJournal
+from dcops.alerts.notifylog import MemoryNotificationLog, NotificationLog
+from dcops.alerts.silences import MemorySilenceStore, SilenceStore
 from dcops.backends.sql.access import SqlAuditLog, SqlTokenStore
 from dcops.backends.sql.alerts import SqlAlertJournal
 from dcops.backends.sql.inventory import SqlInventory
 from dcops.backends.sql.meta import MemoryMeta, MetaStore, SqlMeta
+from dcops.backends.sql.notify import SqlNotificationLog, SqlSilenceStore
 from dcops.core.errors import Invalid, Unavailable
 from dcops.fleet.inventory import Inventory
 from dcops.fleet.memory import MemoryInventory
@@ -50,6 +53,8 @@ class StateStore:
     audit: AuditLog
     meta: MetaStore
     alerts: AlertJournal
+    silences: SilenceStore
+    notification_log: NotificationLog
     url: str = "memory://"
     """Where the state lives, with any password hidden."""
     engine: Engine | None = field(default=None, repr=False)
@@ -71,7 +76,7 @@ class StateStore:
 def memory_state() -> StateStore:
     """A state store in process memory that vanishes when the process ends."""
     return StateStore(MemoryInventory(), MemoryTokenStore(), MemoryAuditLog(), MemoryMeta(),
-                      MemoryAlertJournal())
+                      MemoryAlertJournal(), MemorySilenceStore(), MemoryNotificationLog())
 
 
 def open_state(url: str) -> StateStore:
@@ -89,8 +94,8 @@ def open_state(url: str) -> StateStore:
         raise
     log.info("state store open at %s", _safe(engine.url))
     return StateStore(SqlInventory(engine), SqlTokenStore(engine), SqlAuditLog(engine),
-                      SqlMeta(engine), SqlAlertJournal(engine), _safe(engine.url), engine,
-                      engine.dispose)
+                      SqlMeta(engine), SqlAlertJournal(engine), SqlSilenceStore(engine),
+                      SqlNotificationLog(engine), _safe(engine.url), engine, engine.dispose)
 
 
 def make_engine(url: str) -> Engine:
