@@ -7,10 +7,10 @@ from datetime import datetime
 
 import pytest
 
+from dcops.alerts.amcompat import am_fingerprint
 from dcops.alerts.notifications import AlertStatus
 from dcops.alerts.receivers import AlertmanagerConfig
 from dcops.backends.alertmanager import AlertmanagerForwarder
-from dcops.backends.notify_http import am_fingerprint
 from dcops.core.clock import FakeClock
 from dcops.core.errors import Invalid
 from tests.alerts.samples import T0, gpu_alert, notification

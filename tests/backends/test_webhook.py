@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dcops.alerts.amcompat import am_fingerprint, rfc3339
 from dcops.alerts.notifications import AlertStatus
 from dcops.alerts.receivers import WebhookConfig
-from dcops.backends.notify_http import am_fingerprint, rfc3339
 from dcops.backends.webhook import WebhookNotifier
 from dcops.core.errors import Invalid, Unavailable
 from dcops.core.secret import Secret

@@ -17,9 +17,10 @@ from typing import Any
 
 import httpx
 
+from dcops.alerts.amcompat import am_annotations, rfc3339
 from dcops.alerts.notifications import AlertStatus, Notification, NotifiedAlert
 from dcops.alerts.receivers import AlertmanagerConfig
-from dcops.backends.notify_http import am_annotations, bearer, post_json, rfc3339
+from dcops.backends.notify_http import bearer, post_json
 from dcops.backends.webhook import selected
 from dcops.core.clock import Clock, SystemClock
 

@@ -24,16 +24,10 @@ from typing import Any
 
 import httpx
 
+from dcops.alerts.amcompat import am_annotations, am_fingerprint, am_status, rfc3339
 from dcops.alerts.notifications import AlertStatus, Notification, NotifiedAlert
 from dcops.alerts.receivers import WebhookConfig
-from dcops.backends.notify_http import (
-    am_annotations,
-    am_fingerprint,
-    am_status,
-    bearer,
-    post_json,
-    rfc3339,
-)
+from dcops.backends.notify_http import bearer, post_json
 
 log = logging.getLogger(__name__)
 
