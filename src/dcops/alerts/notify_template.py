@@ -31,7 +31,7 @@ _WORD = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`|[()|]|[^\s()|]+')
 
 
 class KV(dict[str, str]):
-    """Alertmanager's ``template.KV``: a label or annotation map with its methods."""
+    """Alertmanager's ``template.KV``: a label or annotation map; methods keep Go's names."""
 
     def SortedPairs(self) -> list[Pair]:
         return Pairs(Pair(k, self[k]) for k in sorted(self))

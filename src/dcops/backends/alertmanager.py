@@ -68,7 +68,7 @@ class AlertmanagerForwarder:
             return
         body = [posted_alert(a, self._ends_at(a)) for a in alerts]
         post_json(self.http, self.url, body, name=self.name,
-                  where=self.config.where or self.name, headers=self._headers)
+                  where=self.config.where or None, headers=self._headers)
         log.info("%s: forwarded %d alerts of %s", self.name, len(body), notification.id)
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ def bearer(token: Secret | None) -> dict[str, str]:
     return {} if token is None else {"Authorization": f"Bearer {token.reveal()}"}
 
 
-def post_json(http: httpx.Client, url: str, body: Any, *, name: str, where: str,
+def post_json(http: httpx.Client, url: str, body: Any, *, name: str, where: str | None,
               headers: dict[str, str] | None = None, shown_url: str | None = None) -> None:
     """POST `body` as JSON; returns on 2xx, raises `Unavailable` or `Invalid` otherwise.
     `shown_url` replaces the URL in messages when the URL itself is a secret."""

@@ -89,7 +89,7 @@ class SlackNotifier:
         if message is None:
             return
         post_json(self.http, self.config.api_url.reveal(), message, name=self.name,
-                  where=self.config.where or self.name, shown_url="the Slack webhook URL")
+                  where=self.config.where or None, shown_url="the Slack webhook URL")
         log.info("%s: sent %s", self.name, notification.id)
 
     def close(self) -> None:

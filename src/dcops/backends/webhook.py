@@ -98,7 +98,7 @@ class WebhookNotifier:
         truncated = max(0, len(alerts) - limit) if limit > 0 else 0
         body = webhook_body(notification, alerts[:limit] if limit > 0 else alerts, truncated)
         post_json(self.http, self.config.url, body, name=self.name,
-                  where=self.config.where or self.name, headers=self._headers)
+                  where=self.config.where or None, headers=self._headers)
         log.info("%s: sent %s (%d alerts)", self.name, notification.id, len(body["alerts"]))
 
     def close(self) -> None:
