@@ -55,3 +55,8 @@ def am_annotations(alert: NotifiedAlert) -> dict[str, str]:
     if alert.status in (AlertStatus.FIRING, AlertStatus.RESOLVED):
         return dict(alert.annotations)
     return {**alert.annotations, STATUS_ANNOTATION: str(alert.status)}
+
+
+def selected(alerts: tuple[NotifiedAlert, ...], send_resolved: bool) -> list[NotifiedAlert]:
+    """The alerts an integration sends: resolved ones only when it wants them."""
+    return [a for a in alerts if send_resolved or a.status is not AlertStatus.RESOLVED]

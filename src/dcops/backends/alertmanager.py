@@ -17,11 +17,10 @@ from typing import Any
 
 import httpx
 
-from dcops.alerts.amcompat import am_annotations, rfc3339
+from dcops.alerts.amcompat import am_annotations, rfc3339, selected
 from dcops.alerts.notifications import AlertStatus, Notification, NotifiedAlert
 from dcops.alerts.receivers import AlertmanagerConfig
 from dcops.backends.notify_http import bearer, post_json
-from dcops.backends.webhook import selected
 from dcops.core.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)

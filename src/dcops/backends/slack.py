@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
+from dcops.alerts.amcompat import selected
 from dcops.alerts.notifications import AlertStatus, Notification
 from dcops.alerts.notify_template import Data, NotifyTemplate, subject, template_data
 from dcops.alerts.receivers import SlackConfig
 from dcops.backends.notify_http import post_json
-from dcops.backends.webhook import selected
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from dcops.alerts.amcompat import selected
 from dcops.alerts.notifications import Notification
 from dcops.alerts.notify_template import Alert, Data, NotifyTemplate, subject, template_data
 from dcops.alerts.receivers import EmailConfig
-from dcops.backends.webhook import selected
 from dcops.core.clock import Clock, SystemClock
 from dcops.core.errors import Invalid, Unavailable
 

@@ -24,17 +24,12 @@ from typing import Any
 
 import httpx
 
-from dcops.alerts.amcompat import am_annotations, am_fingerprint, am_status, rfc3339
+from dcops.alerts.amcompat import am_annotations, am_fingerprint, am_status, rfc3339, selected
 from dcops.alerts.notifications import AlertStatus, Notification, NotifiedAlert
 from dcops.alerts.receivers import WebhookConfig
 from dcops.backends.notify_http import bearer, post_json
 
 log = logging.getLogger(__name__)
-
-
-def selected(alerts: tuple[NotifiedAlert, ...], send_resolved: bool) -> list[NotifiedAlert]:
-    """The alerts an integration sends: resolved ones only when it wants them."""
-    return [a for a in alerts if send_resolved or a.status is not AlertStatus.RESOLVED]
 
 
 def _common(maps: list[dict[str, str]]) -> dict[str, str]:
