@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.engines",
     "tests.fixtures.postgres",
     "tests.fixtures.prometheus",
+    "tests.fixtures.alertmanager",
     "tests.fixtures.node_exporter",
     "tests.fixtures.browser",
 ]

@@ -9,9 +9,12 @@ Alertmanager), and the delivery outbox retries it with backoff until it is deliv
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+
+from dcops.core.errors import Invalid
 
 
 class AlertStatus(StrEnum):
@@ -103,3 +106,48 @@ class Notifier(Protocol):
     """``receiver/integration[index]``, for logs and the outbox."""
 
     def send(self, notification: Notification) -> None: ...
+
+
+def to_json(notification: Notification) -> str:
+    """The notification as one JSON object (what an SQL outbox stores)."""
+    return json.dumps(_notification_dict(notification), sort_keys=True, separators=(",", ":"))
+
+
+def from_json(text: str) -> Notification:
+    """The notification `to_json` wrote; `Invalid` when the text is not one."""
+    try:
+        data = json.loads(text)
+        return Notification(
+            receiver=str(data["receiver"]), group_key=str(data["group_key"]),
+            group_labels=_strings(data["group_labels"]),
+            alerts=tuple(_alert(a) for a in data["alerts"]),
+            external_url=str(data["external_url"]), created_at=float(data["created_at"]),
+            truncated_alerts=int(data["truncated_alerts"]), id=str(data["id"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise Invalid(f"not a stored notification: {exc!r}", where="outbox",
+                      hint="the row was not written by dcops.alerts.notifications.to_json"
+                      ) from None
+
+
+def _notification_dict(n: Notification) -> dict[str, Any]:
+    return {
+        "receiver": n.receiver, "group_key": n.group_key, "group_labels": n.group_labels,
+        "external_url": n.external_url, "created_at": n.created_at,
+        "truncated_alerts": n.truncated_alerts, "id": n.id,
+        "alerts": [{"labels": a.labels, "annotations": a.annotations, "status": str(a.status),
+                    "starts_at": a.starts_at, "ends_at": a.ends_at,
+                    "generator_url": a.generator_url} for a in n.alerts],
+    }
+
+
+def _alert(data: dict[str, Any]) -> NotifiedAlert:
+    ends_at = data["ends_at"]
+    return NotifiedAlert(
+        labels=_strings(data["labels"]), annotations=_strings(data["annotations"]),
+        status=AlertStatus(data["status"]), starts_at=float(data["starts_at"]),
+        ends_at=None if ends_at is None else float(ends_at),
+        generator_url=str(data["generator_url"]))
+
+
+def _strings(data: dict[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in data.items()}
