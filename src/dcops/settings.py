@@ -128,6 +128,28 @@ class RuleSettings(_Strict):
     """Also load dcops's GPU-datacenter rules (``dcops rules pack`` prints where they are)."""
 
 
+class RetrySettings(_Strict):
+    """How a notification that could not be delivered is tried again."""
+
+    initial_s: float = Field(1.0, gt=0)
+    """Wait after the first failed attempt; each later wait doubles, with jitter."""
+    max_s: float = Field(300.0, gt=0)
+    """The longest wait between two attempts."""
+    max_age_s: float = Field(86_400.0, gt=0)
+    """Give up on a notification this long after it was made (and say so in the log)."""
+
+
+class NotificationSettings(_Strict):
+    """Where alerts go: routing, receivers and inhibition in Alertmanager's file format."""
+
+    config_file: Path | None = None
+    """An Alertmanager-format file (route, receivers, inhibit_rules), reloaded when it
+    changes; without one, alerts are kept and shown but sent nowhere."""
+    external_url: str = ""
+    """The URL receivers are given to link back to dcops (default: the server's address)."""
+    retry: RetrySettings = RetrySettings()
+
+
 class DemoSettings(_Strict):
     racks: int = Field(8, ge=1, le=1000)
     nodes_per_rack: int = Field(8, ge=1, le=100)
@@ -150,6 +172,7 @@ class Settings(_Strict):
     storage: StorageSettings = StorageSettings()
     query: QuerySettings = QuerySettings()
     rules: RuleSettings = RuleSettings()
+    notifications: NotificationSettings = NotificationSettings()
     scrape: list[ScrapeTarget] = Field(default_factory=list)
     agent: AgentSettings = AgentSettings()
     demo: DemoSettings = DemoSettings()

@@ -1,14 +1,18 @@
-"""One contract for every SilenceStore and NotificationLog: memory, SQLite and PostgreSQL."""
+"""One contract for every SilenceStore, NotificationLog and Outbox: memory, SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
 
 from dcops.alerts.matchers import parse_matchers
+from dcops.alerts.notifications import AlertStatus
 from dcops.alerts.notifylog import LogEntry
+from dcops.alerts.outbox import OutboxItem
 from dcops.alerts.silences import Silence, SilenceState
 from dcops.backends.sql.state import StateStore
 from dcops.core.errors import NotFound
+from tests.alerts.samples import T0, gpu_alert, notification
 
 MATCHERS = tuple(parse_matchers('{alertname="GpuTooHot", node=~"n[0-9]+\\\\.dc", '
                                 'rack!="r \\"x\\""}', "test"))
@@ -56,3 +60,31 @@ def test_the_notification_log_keeps_one_entry_per_receiver_and_group(
     log.put(LogEntry("pager", "{}:{}", frozenset({"a/firing"}), frozenset(), 30.0))
     assert log.get("ops", "{}:{}") == later
     assert log.get("pager", "{}:{}") is not None and log.get("ops", "other") is None
+
+
+def _item(note_id: str, at: float, notifier: str = "oncall/webhook[0]") -> OutboxItem:
+    note = notification(gpu_alert("0"), gpu_alert("1", AlertStatus.RESOLVED, ends_at=T0),
+                        id=note_id)
+    return OutboxItem(note, notifier, at, at)
+
+
+def test_the_outbox_keeps_each_delivery_once_until_it_is_done(state_store: StateStore) -> None:
+    box = state_store.outbox
+    assert box.put(_item("n1", 10.0)) and not box.put(_item("n1", 11.0))
+    assert box.put(_item("n1", 12.0, "oncall/email[0]")) and box.put(_item("n2", 5.0))
+    assert box.pending_count() == 3 and box.next_due() == 5.0
+    assert [i.key for i in box.due(10.0, 10)] == [("n2", "oncall/webhook[0]"),
+                                                  ("n1", "oncall/webhook[0]")]
+    (first,) = box.due(10.0, 1)
+    assert first.notification == _item("n2", 5.0).notification  # JSON round trip
+    box.failed(("n2", "oncall/webhook[0]"), 10.0, "503 from receiver", 12.0)
+    assert [i.key[0] for i in box.due(11.0, 10)] == ["n1"]
+    (retried,) = [i for i in box.due(12.0, 10) if i.key[0] == "n2"]
+    assert (retried.attempts, retried.last_error) == (1, "503 from receiver")
+    box.delivered(("n2", "oncall/webhook[0]"), 12.0)
+    box.gave_up(("n1", "oncall/email[0]"), 13.0, "550 no such user")
+    assert box.pending_count() == 1 and box.next_due() == 10.0
+    assert box.prune(before=12.5) == 1 and box.prune(before=100.0) == 1
+    assert box.pending_count() == 1
+    with pytest.raises(NotFound):
+        box.delivered(("nope", "x"), 1.0)

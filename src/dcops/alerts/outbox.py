@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
@@ -77,46 +78,77 @@ class Outbox(Protocol):
 
     def pending_count(self) -> int: ...
 
+    def next_due(self) -> float | None:
+        """When the earliest pending item is due; None when none is pending."""
+        ...
+
+    def prune(self, before: float) -> int:
+        """Forget delivered and given-up items finished before `before`; how many."""
+        ...
+
 
 class MemoryOutbox:
     """An `Outbox` in a dict; finished items stay readable through `get`."""
 
     def __init__(self) -> None:
         self._items: dict[Key, OutboxItem] = {}
+        self._lock = threading.Lock()  # the dispatcher puts while the delivery thread sends
 
     def get(self, key: Key) -> OutboxItem:
-        if key not in self._items:
-            raise NotFound("outbox item", key)
-        return self._items[key]
+        with self._lock:
+            if key not in self._items:
+                raise NotFound("outbox item", key)
+            return self._items[key]
 
     def put(self, item: OutboxItem) -> bool:
-        if item.key in self._items:
-            return False
-        self._items[item.key] = item
-        return True
+        with self._lock:
+            if item.key in self._items:
+                return False
+            self._items[item.key] = item
+            return True
 
     def due(self, now: float, limit: int) -> list[OutboxItem]:
-        ready = [i for i in self._items.values()
-                 if i.state is ItemState.PENDING and i.next_attempt_at <= now]
+        with self._lock:
+            ready = [i for i in self._items.values()
+                     if i.state is ItemState.PENDING and i.next_attempt_at <= now]
         return sorted(ready, key=lambda i: (i.next_attempt_at, i.enqueued_at))[:limit]
 
     def delivered(self, key: Key, now: float) -> None:
-        item = self.get(key)
-        self._items[key] = replace(item, attempts=item.attempts + 1,
-                                   state=ItemState.DELIVERED, done_at=now)
+        self._change(key, lambda item: replace(item, attempts=item.attempts + 1,
+                                               state=ItemState.DELIVERED, done_at=now))
 
     def failed(self, key: Key, now: float, error: str, next_attempt_at: float) -> None:
-        item = self.get(key)
-        self._items[key] = replace(item, attempts=item.attempts + 1, last_error=error,
-                                   next_attempt_at=next_attempt_at)
+        self._change(key, lambda item: replace(item, attempts=item.attempts + 1,
+                                               last_error=error,
+                                               next_attempt_at=next_attempt_at))
 
     def gave_up(self, key: Key, now: float, error: str) -> None:
-        item = self.get(key)
-        self._items[key] = replace(item, attempts=item.attempts + 1, last_error=error,
-                                   state=ItemState.GAVE_UP, done_at=now)
+        self._change(key, lambda item: replace(item, attempts=item.attempts + 1,
+                                               last_error=error, state=ItemState.GAVE_UP,
+                                               done_at=now))
+
+    def _change(self, key: Key, change: Callable[[OutboxItem], OutboxItem]) -> None:
+        with self._lock:
+            if key not in self._items:
+                raise NotFound("outbox item", key)
+            self._items[key] = change(self._items[key])
 
     def pending_count(self) -> int:
-        return sum(1 for i in self._items.values() if i.state is ItemState.PENDING)
+        with self._lock:
+            return sum(1 for i in self._items.values() if i.state is ItemState.PENDING)
+
+    def next_due(self) -> float | None:
+        with self._lock:
+            return min((i.next_attempt_at for i in self._items.values()
+                        if i.state is ItemState.PENDING), default=None)
+
+    def prune(self, before: float) -> int:
+        with self._lock:
+            old = [k for k, i in self._items.items()
+                   if i.done_at is not None and i.done_at < before]
+            for key in old:
+                del self._items[key]
+        return len(old)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """The state store: where dcops keeps its inventory, API tokens, audit log, notes, the
-alert journal, silences and the notification log.
+alert journal, silences, the notification log and the delivery outbox.
 
 `open_state(url)` opens SQLite (the default, one file in the data directory) or
 PostgreSQL (`postgresql+psycopg://user@host/db`, for a control plane shared by several
@@ -26,12 +26,13 @@ from sqlalchemy.pool import StaticPool
 from dcops.access.store import AuditLog, MemoryAuditLog, MemoryTokenStore, TokenStore
 from dcops.alerts.journal import AlertJournal, MemoryAlertJournal
 from dcops.alerts.notifylog import MemoryNotificationLog, NotificationLog
+from dcops.alerts.outbox import MemoryOutbox, Outbox
 from dcops.alerts.silences import MemorySilenceStore, SilenceStore
 from dcops.backends.sql.access import SqlAuditLog, SqlTokenStore
 from dcops.backends.sql.alerts import SqlAlertJournal
 from dcops.backends.sql.inventory import SqlInventory
 from dcops.backends.sql.meta import MemoryMeta, MetaStore, SqlMeta
-from dcops.backends.sql.notify import SqlNotificationLog, SqlSilenceStore
+from dcops.backends.sql.notify import SqlNotificationLog, SqlOutbox, SqlSilenceStore
 from dcops.core.errors import Invalid, Unavailable
 from dcops.fleet.inventory import Inventory
 from dcops.fleet.memory import MemoryInventory
@@ -55,6 +56,7 @@ class StateStore:
     alerts: AlertJournal
     silences: SilenceStore
     notification_log: NotificationLog
+    outbox: Outbox
     url: str = "memory://"
     """Where the state lives, with any password hidden."""
     engine: Engine | None = field(default=None, repr=False)
@@ -76,7 +78,8 @@ class StateStore:
 def memory_state() -> StateStore:
     """A state store in process memory that vanishes when the process ends."""
     return StateStore(MemoryInventory(), MemoryTokenStore(), MemoryAuditLog(), MemoryMeta(),
-                      MemoryAlertJournal(), MemorySilenceStore(), MemoryNotificationLog())
+                      MemoryAlertJournal(), MemorySilenceStore(), MemoryNotificationLog(),
+                      MemoryOutbox())
 
 
 def open_state(url: str) -> StateStore:
@@ -95,7 +98,8 @@ def open_state(url: str) -> StateStore:
     log.info("state store open at %s", _safe(engine.url))
     return StateStore(SqlInventory(engine), SqlTokenStore(engine), SqlAuditLog(engine),
                       SqlMeta(engine), SqlAlertJournal(engine), SqlSilenceStore(engine),
-                      SqlNotificationLog(engine), _safe(engine.url), engine, engine.dispose)
+                      SqlNotificationLog(engine), SqlOutbox(engine), _safe(engine.url), engine,
+                      engine.dispose)
 
 
 def make_engine(url: str) -> Engine:
