@@ -3,6 +3,8 @@ while they change too often, then settled."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from dcops.alerts.evaluator import GroupEvaluator
@@ -44,7 +46,7 @@ def test_flapping_starts_above_high_and_stops_only_below_low() -> None:
     assert track.settled
 
 
-def _store(values: list[float]) -> MemoryMetricsStore:
+def _store(values: Sequence[float]) -> MemoryMetricsStore:
     store = MemoryMetricsStore()
     batch = Batch()
     for k, value in enumerate(values):

@@ -19,6 +19,7 @@ class Scripted:
     def __init__(self, name: str, clock: FakeClock, failures: list[Exception] | None = None,
                  ) -> None:
         self.name = name
+        self.send_resolved = True
         self.clock = clock
         self.failures = list(failures or [])
         self.attempts: list[float] = []

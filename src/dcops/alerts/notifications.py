@@ -105,6 +105,11 @@ class Notifier(Protocol):
     name: str
     """``receiver/integration[index]``, for logs and the outbox."""
 
+    @property
+    def send_resolved(self) -> bool:
+        """Whether it tells of resolved alerts (it leaves them out of its messages if not)."""
+        ...
+
     def send(self, notification: Notification) -> None: ...
 
 

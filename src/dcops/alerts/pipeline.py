@@ -140,11 +140,11 @@ class Pipeline:
             delivery = self.delivery
         at = self.clock.now() if now is None else now
         items = {item.key: item for item in self.outbox.due(at, 100)}
-        outcomes = delivery.run_due(at)
-        self._record(items, outcomes, at)
+        outcomes: list[tuple[tuple[str, str], str]] = delivery.run_due(at)
+        self._record(delivery, items, outcomes, at)
         return outcomes
 
-    def _record(self, items: Mapping[tuple[str, str], OutboxItem],
+    def _record(self, delivery: Delivery, items: Mapping[tuple[str, str], OutboxItem],
                 outcomes: list[tuple[tuple[str, str], str]], at: float) -> None:
         if self.journal is None:
             return
@@ -155,9 +155,10 @@ class Pipeline:
                 continue
             note = item.notification
             event = "notified" if outcome == "sent" else "notify_failed"
+            sender = delivery.by_name.get(item.notifier)
             for alert in note.alerts:
-                if alert.status is AlertStatus.RESOLVED and not _sends_resolved(
-                        self.config, note.receiver, item.notifier):
+                if alert.status is AlertStatus.RESOLVED and sender is not None \
+                        and not sender.send_resolved:
                     continue
                 events.append(AlertEvent(round(at * 1000), alert.labels.get("alertname", ""),
                                          dict(alert.labels), event,
@@ -167,15 +168,3 @@ class Pipeline:
                                           "notification": note.id}))
         if events:
             self.journal.record(events, [], [])
-
-
-def _sends_resolved(config: NotifyConfig, receiver: str, notifier: str) -> bool:
-    """Whether the integration named `notifier` (``receiver/kind[index]``) sends resolved
-    alerts; True when it cannot be told."""
-    found = config.receivers.get(receiver)
-    if found is None:
-        return True
-    for index, integration in enumerate(found.integrations):
-        if notifier.endswith(f"[{index}]") or len(found.integrations) == 1:
-            return integration.send_resolved
-    return True

@@ -61,6 +61,10 @@ class AlertmanagerForwarder:
             return alert.ends_at if alert.ends_at is not None else self.clock.now()
         return None if self.firing_ttl_s is None else self.clock.now() + self.firing_ttl_s
 
+    @property
+    def send_resolved(self) -> bool:
+        return self.config.send_resolved
+
     def send(self, notification: Notification) -> None:
         alerts = selected(notification.alerts, self.config.send_resolved)
         if not alerts:

@@ -84,6 +84,10 @@ class SlackNotifier:
             message["channel"] = self.config.channel
         return message
 
+    @property
+    def send_resolved(self) -> bool:
+        return self.config.send_resolved
+
     def send(self, notification: Notification) -> None:
         message = self.body(notification)
         if message is None:

@@ -98,6 +98,10 @@ class EmailNotifier:
         message.set_content(text_body(data))
         return message
 
+    @property
+    def send_resolved(self) -> bool:
+        return self.config.send_resolved
+
     def send(self, notification: Notification) -> None:
         message = self.message(notification)
         if message is None:

@@ -84,6 +84,10 @@ class WebhookNotifier:
     def __repr__(self) -> str:
         return f"WebhookNotifier({self.name!r}, {self.config.url!r})"
 
+    @property
+    def send_resolved(self) -> bool:
+        return self.config.send_resolved
+
     def send(self, notification: Notification) -> None:
         alerts = selected(notification.alerts, self.config.send_resolved)
         if not alerts:
