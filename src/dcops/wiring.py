@@ -21,7 +21,10 @@ from dcops.telemetry.ingest import Ingestor
 from dcops.telemetry.store import MetricsStore, Retention
 
 if TYPE_CHECKING:  # the PromQL engine loads only where a server is built
+    from dcops.alerts.pipeline import Pipeline
     from dcops.alerts.service import Rules
+    from dcops.alerts.silences import Silences
+    from dcops.backends.sql.state import StateStore
     from dcops.query import Querier
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,9 @@ class Services:
     """Alerting and recording rules from the configured files, evaluated by the server."""
     alert_journal: AlertJournal
     """Alert history, and the alerts kept across restarts."""
+    silences: Silences
+    pipeline: Pipeline
+    """Rules, then routing, grouping, silences, inhibition and delivery to receivers."""
     _closers: list[object] = field(default_factory=list)
 
     @property
@@ -110,16 +116,13 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                    flush_interval_s=settings.storage.flush_interval_s,
                                    clock=clock)
         metrics = (store, engine_of(settings, store))
-    return _assemble(settings, clock, metrics, state.inventory, state.tokens, state.audit,
-                     state.alerts, [state])
+    return _assemble(settings, clock, metrics, state, [state])
 
 
 def build_memory_services(settings: Settings, clock: Clock | None = None) -> Services:
     """State in process memory, metrics too unless settings select the prometheus backend:
     for tests."""
-    from dcops.access.store import MemoryAuditLog, MemoryTokenStore
-    from dcops.alerts.journal import MemoryAlertJournal
-    from dcops.fleet.memory import MemoryInventory
+    from dcops.backends.sql.state import memory_state
     from dcops.telemetry.store import MemoryMetricsStore
 
     clock = clock or SystemClock()
@@ -127,19 +130,40 @@ def build_memory_services(settings: Settings, clock: Clock | None = None) -> Ser
     if metrics is None:
         store = MemoryMetricsStore(retention_of(settings))
         metrics = (store, engine_of(settings, store))
-    return _assemble(settings, clock, metrics, MemoryInventory(), MemoryTokenStore(),
-                     MemoryAuditLog(), MemoryAlertJournal(), [])
+    return _assemble(settings, clock, metrics, memory_state(), [])
 
 
 def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Querier],
-              inventory: Inventory, tokens: TokenStore, audit: AuditLog,
-              journal: AlertJournal, closers: list[object]) -> Services:
+              state: StateStore, closers: list[object]) -> Services:
+    from dcops.alerts.silences import Silences
+
     store, querier = metrics
     registry = CollectorRegistry()
-    registrar = Registrar(inventory, audit, clock)
+    registrar = Registrar(state.inventory, state.audit, clock)
     ingestor = Ingestor(store, registry, on_node_seen=registrar.seen)
-    return Services(settings, clock, store, querier, inventory, tokens, audit, registry,
-                    ingestor, rules_of(settings, querier, ingestor, journal), journal, closers)
+    rules = rules_of(settings, querier, ingestor, state.alerts)
+    silences = Silences(state.silences, state.audit)
+    return Services(settings, clock, store, querier, state.inventory, state.tokens,
+                    state.audit, registry, ingestor, rules, state.alerts, silences,
+                    pipeline_of(settings, clock, rules, silences, state), closers)
+
+
+def pipeline_of(settings: Settings, clock: Clock, rules: Rules, silences: Silences,
+                state: StateStore) -> Pipeline:
+    """The alerting pipeline over the state store, sending through the real receivers."""
+    from dcops.alerts.outbox import RetryPolicy
+    from dcops.alerts.pipeline import Pipeline
+    from dcops.backends.notifiers import build_notifiers
+
+    cfg = settings.notifications
+    server = settings.server
+    external = cfg.external_url or f"http://{server.host}:{server.port}"
+    retry = cfg.retry
+    return Pipeline(rules, silences, state.notification_log, state.outbox, build_notifiers,
+                    clock, journal=state.alerts,
+                    config_file=cfg.config_file.expanduser() if cfg.config_file else None,
+                    external_url=external,
+                    policy=RetryPolicy(retry.initial_s, retry.max_s, retry.max_age_s))
 
 
 def rules_of(settings: Settings, querier: Querier, ingestor: Ingestor,

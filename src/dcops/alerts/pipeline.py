@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dcops.alerts.amconfig import NotifyConfig, default_config, load_notify_file
 from dcops.alerts.dispatch import Dispatcher
+from dcops.alerts.dispatchviews import AlertView, GroupView
 from dcops.alerts.handoff import Handoff, status_of
 from dcops.alerts.inhibit import Inhibitor
 from dcops.alerts.journal import AlertEvent, AlertJournal
@@ -124,6 +125,15 @@ class Pipeline:
         with self._lock:
             self.handoff.forward(self.rules.manager.changes, now)
             self.dispatcher.flush_due(now)
+
+    def alerts(self, now: float) -> list[AlertView]:
+        """Every alert the dispatcher holds, with its receivers and what mutes it."""
+        with self._lock:
+            return self.dispatcher.alerts(now)
+
+    def groups(self, now: float) -> list[GroupView]:
+        with self._lock:
+            return self.dispatcher.groups(now)
 
     def next_flush(self) -> float | None:
         """When the dispatcher next has a group to flush."""

@@ -167,8 +167,9 @@ class Silences:
         self._index: _ActiveIndex | None = None
 
     def add(self, matchers: tuple[Matcher, ...], starts_at: float, ends_at: float,
-            created_by: str, comment: str, now: float) -> Silence:
-        """A new silence; a start in the past becomes `now`."""
+            created_by: str, comment: str, now: float, *, actor: str | None = None) -> Silence:
+        """A new silence; a start in the past becomes `now`. `actor` (who made the change,
+        for the audit log) defaults to `created_by`."""
         silence = Silence(self._new_id(), tuple(matchers), max(starts_at, now), ends_at,
                           created_by, comment, now)
         if ends_at <= now:
@@ -176,11 +177,12 @@ class Silences:
                           hint="a silence must end after now")
         validate(silence)
         stored = self.store.add(silence)
-        self._changed(stored, created_by, "silence.create", now)
+        self._changed(stored, actor or created_by, "silence.create", now)
         return stored
 
     def update(self, silence_id: str, matchers: tuple[Matcher, ...], starts_at: float,
-               ends_at: float, created_by: str, comment: str, now: float) -> Silence:
+               ends_at: float, created_by: str, comment: str, now: float, *,
+               actor: str | None = None) -> Silence:
         """The changed silence: the same one when it can change in place, else a new one."""
         old = self.store.get(silence_id)
         new = replace(old, matchers=tuple(matchers), starts_at=starts_at, ends_at=ends_at,
@@ -188,11 +190,12 @@ class Silences:
         if _can_update(old, new, now):
             validate(new)
             stored = self.store.update(new)
-            self._changed(stored, created_by, "silence.update", now)
+            self._changed(stored, actor or created_by, "silence.update", now)
             return stored
         if old.state(now) is not SilenceState.EXPIRED:
-            self.expire(silence_id, created_by, now)
-        return self.add(tuple(matchers), starts_at, ends_at, created_by, comment, now)
+            self.expire(silence_id, actor or created_by, now)
+        return self.add(tuple(matchers), starts_at, ends_at, created_by, comment, now,
+                        actor=actor)
 
     def expire(self, silence_id: str, actor: str, now: float) -> Silence:
         """End a pending or active silence now."""

@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 COMPACT_EVERY_S = 600.0
 RULES_EVERY_S = 1.0
-"""How often the rule manager looks for due groups and changed rule files."""
+"""How often the rule manager looks for due groups and changed rule files (the dispatcher
+is woken sooner when a group is due to be flushed)."""
+OUTBOX_KEEP_S = 86_400.0
+"""How long finished deliveries stay in the outbox (for inspection) before they go."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,44 @@ async def _every(interval_s: float, stop: asyncio.Event, work: Callable[[], None
             log.exception("%s failed; will retry in %.0fs", what, interval_s)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
+
+
+async def _alerting(services: Services, stop: asyncio.Event) -> None:
+    """Evaluate rules every second, and flush alert groups the moment they are due."""
+    pipeline = services.pipeline
+    while not stop.is_set():
+        try:
+            await run_in_threadpool(pipeline.tick, services.clock.now())
+        except Exception:
+            log.exception("rule evaluation failed; will retry")
+        now = services.clock.now()
+        wait = RULES_EVERY_S - now % RULES_EVERY_S
+        due = pipeline.next_flush()
+        if due is not None:
+            wait = min(wait, max(due - now, 0.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+
+
+def _delivery_thread(services: Services, stop: threading.Event) -> threading.Thread:
+    """Send notifications from the outbox as soon as they are there, retries when due."""
+    pipeline = services.pipeline
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                pipeline.deliver()
+                due = pipeline.outbox.next_due()
+            except Exception:
+                log.exception("notification delivery failed; will retry")
+                due = None
+            wait = 1.0 if due is None else min(max(due - services.clock.now(), 0.0), 1.0)
+            if pipeline.wake.wait(wait):
+                pipeline.wake.clear()
+
+    thread = threading.Thread(target=run, name="delivery", daemon=True)
+    thread.start()
+    return thread
 
 
 def _demo_loop(services: Services, stop: asyncio.Event) -> asyncio.Task[None]:
@@ -83,6 +124,7 @@ async def serve(services: Services, options: RunOptions,
     """Serve until interrupted; background loops run beside the server."""
     cfg = services.settings.server
     services.rules.reload()  # a rule file that does not load stops the start, as in Prometheus
+    services.pipeline.load()  # and so does a notification file (Alertmanager does the same)
     app = create_app(services)
     server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port,
                                            log_level="warning", access_log=False,
@@ -90,17 +132,15 @@ async def serve(services: Services, options: RunOptions,
     stop = asyncio.Event()
     agent_stop = threading.Event()
     tasks: list[asyncio.Task[None]] = []
+    threads: list[threading.Thread] = []
 
     def compact() -> None:
         services.store.compact(int(services.clock.now() * 1000))
+        services.pipeline.outbox.prune(services.clock.now() - OUTBOX_KEEP_S)
 
     tasks.append(asyncio.create_task(_every(COMPACT_EVERY_S, stop, compact, "compaction")))
-
-    def evaluate_rules() -> None:
-        services.rules.tick(int(services.clock.now() * 1000))
-
-    tasks.append(asyncio.create_task(_every(RULES_EVERY_S, stop, evaluate_rules,
-                                            "rule evaluation")))
+    tasks.append(asyncio.create_task(_alerting(services, stop)))
+    threads.append(_delivery_thread(services, agent_stop))
     if services.settings.scrape:
         from dcops.backends.scraper import Scraper
 
@@ -122,7 +162,6 @@ async def serve(services: Services, options: RunOptions,
         if on_ready is not None:
             on_ready(base_url)
 
-    threads: list[threading.Thread] = []
     ready = asyncio.create_task(when_ready())
     try:
         await server.serve()
