@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.alertmanager",
     "tests.fixtures.node_exporter",
     "tests.fixtures.browser",
+    "tests.fixtures.recorder",
 ]

@@ -7,7 +7,7 @@ from dcops.alerts.receivers import WebhookConfig
 from dcops.backends.webhook import WebhookNotifier
 from dcops.core.clock import FakeClock
 from tests.alerts.samples import T0, gpu_alert, notification
-from tests.backends.recorder import Recorder
+from tests.fixtures.recorder import Recorder
 
 
 def test_a_receiver_that_comes_up_late_gets_the_notification_once() -> None:

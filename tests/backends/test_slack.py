@@ -11,7 +11,7 @@ from dcops.backends.slack import SlackNotifier
 from dcops.core.errors import Invalid
 from dcops.core.secret import Secret
 from tests.alerts.samples import T0, gpu_alert, notification
-from tests.backends.recorder import Recorder
+from tests.fixtures.recorder import Recorder
 
 
 def slack(url: str, **kwargs: object) -> SlackNotifier:

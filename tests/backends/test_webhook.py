@@ -11,8 +11,8 @@ from dcops.backends.webhook import WebhookNotifier
 from dcops.core.errors import Invalid, Unavailable
 from dcops.core.secret import Secret
 from tests.alerts.samples import T0, gpu_alert, notification
-from tests.backends.recorder import Recorder
 from tests.fixtures.engines import free_port
+from tests.fixtures.recorder import Recorder
 
 
 def notifier(url: str, **kwargs: object) -> WebhookNotifier:

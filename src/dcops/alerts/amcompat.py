@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dcops.alerts.notifications import AlertStatus, NotifiedAlert
+from dcops.alerts.notifications import AlertStatus, NotifiedAlert, fingerprint
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 """Go's zero time, which Alertmanager sends as the endsAt of a firing alert."""
 STATUS_ANNOTATION = "dcops_status"
 """Added to a flapping or nodata alert's annotations; its Alertmanager status is firing."""
 
-_FNV_OFFSET = 14695981039346656037
-_FNV_PRIME = 1099511628211
 
 
 def rfc3339(t: float | None) -> str:
@@ -34,14 +32,8 @@ def rfc3339(t: float | None) -> str:
 
 
 def am_fingerprint(labels: dict[str, str]) -> str:
-    """Alertmanager's fingerprint of a label set (FNV-1a over sorted names and values), so a
-    receiver deduplicating on it sees the same id whichever of the two sent the alert."""
-    h = _FNV_OFFSET
-    for name in sorted(labels):
-        for part in (name, labels[name]):
-            for byte in part.encode() + b"\xff":
-                h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
+    """Alertmanager's fingerprint of a label set: dcops uses the same one everywhere."""
+    return fingerprint(labels)
 
 
 def am_status(status: AlertStatus) -> str:
