@@ -84,3 +84,34 @@ def test_config_check(tmp_path: Path) -> None:
     bad.write_text("server: {port: http}\n")
     result = runner.invoke(app, ["config", "check", str(bad)])
     assert result.exit_code == 1 and "server.port" in result.output
+
+
+def test_silences_add_list_expire(server: DcopsProcess) -> None:
+    code, output = _run(server, "silence", "add", "alertname=GpuTooHot", 'node=~"n1.*"',
+                        "-c", "swapping the PSU", "-d", "2h", "-a", "alice")
+    assert code == 0, output
+    silence_id = output.strip()
+    code, output = _run(server, "silence", "list")
+    assert code == 0 and silence_id in output and "swapping the PSU" in output
+    assert 'alertname="GpuTooHot", node=~"n1.*"' in output and "active" in output
+    assert _run(server, "silence", "expire", silence_id)[0] == 0
+    assert silence_id not in _run(server, "silence", "list")[1]
+    assert silence_id in _run(server, "silence", "list", "--expired")[1]
+    code, output = _run(server, "silence", "expire", silence_id)
+    assert code == 1 and "already expired" in output
+
+
+def test_bad_silences_are_one_clear_line(server: DcopsProcess) -> None:
+    code, output = _run(server, "silence", "add", "node=~(", "-c", "x")
+    assert code == 1 and "bad regex" in output and "Traceback" not in output
+    code, output = _run(server, "silence", "add", 'node=~".*"', "-c", "x")
+    assert code == 1 and "must not match the empty string" in output
+    code, output = _run(server, "silence", "add", "node=n1", "-c", "x", "-d", "soon")
+    assert code == 1 and "not a duration" in output
+
+
+def test_alerts_list_and_history_render(server: DcopsProcess) -> None:
+    code, output = _run(server, "alerts", "list")
+    assert code == 0 and "alerts" in output
+    code, output = _run(server, "alerts", "history", "--since", "1h")
+    assert code == 0 and "alert history" in output
