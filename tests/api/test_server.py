@@ -14,8 +14,10 @@ from dcops.telemetry.model import Batch, make_labels
 from dcops.telemetry.push import make_push
 from dcops.telemetry.remote_write import encode_write_request
 from tests.api.process import DcopsProcess
+from tests.fixtures.alertmanager import AlertmanagerServer
 from tests.fixtures.engines import wait_for
 from tests.fixtures.prometheus import PrometheusServer
+from tests.fixtures.recorder import Recorder
 
 pytestmark = pytest.mark.slow
 
@@ -184,5 +186,49 @@ def test_metrics_in_prometheus_by_config(tmp_path: Path,
             assert node["gpu_temperature_max_celsius"] == 61.0
             assert [g["uuid"] for g in node["gpus"]] == ["GPU-e2e-0", "GPU-e2e-1"]
             assert overview["totals"]["nodes_reporting"] == 1
+    finally:
+        server.stop()
+
+
+@pytest.mark.engines
+def test_an_alert_reaches_a_webhook_and_a_real_alertmanager_once(
+        tmp_path: Path, recorder: Recorder, alertmanager_server: AlertmanagerServer) -> None:
+    (tmp_path / "rules.yml").write_text(
+        "groups:\n  - name: fast\n    interval: 1s\n    rules:\n"
+        "      - alert: E2eHot\n        expr: e2e_temperature_celsius > 85\n")
+    (tmp_path / "notify.yml").write_text(
+        "route: {receiver: ops, group_by: [alertname], group_wait: 1s}\n"
+        "receivers:\n  - name: ops\n"
+        f"    webhook_configs: [{{url: '{recorder.url}/hook'}}]\n"
+        f"    alertmanager_configs: [{{url: '{alertmanager_server.url}'}}]\n")
+    config = tmp_path / "dcops.yaml"
+    config.write_text(f"rules: {{paths: ['{tmp_path / 'rules.yml'}'], default_pack: false}}\n"
+                      f"notifications: {{config_file: '{tmp_path / 'notify.yml'}'}}\n")
+    args = ["--config", str(config)]
+    server = DcopsProcess(tmp_path / "data", args=args).start()
+    try:
+        with server.client() as client:
+            batch = Batch()
+            batch.add(make_labels("e2e_temperature_celsius", {"node": "n7"}),
+                      int(time.time() * 1000), 91.0)
+            assert client.post("/api/v1/write", content=encode_write_request(batch),
+                               headers={"Content-Encoding": "snappy"}).status_code == 204
+            wait_for(lambda: len(recorder.received) == 1, 30, "the webhook notification")
+            (alert,) = recorder.received[0].body["alerts"]
+            assert alert["labels"] == {"alertname": "E2eHot", "node": "n7"}
+            wait_for(lambda: len(alertmanager_server.alerts(filter='alertname="E2eHot"')) == 1,
+                     30, "the alert in Alertmanager")
+            (forwarded,) = alertmanager_server.alerts(filter='alertname="E2eHot"')
+            assert forwarded["fingerprint"] == alert["fingerprint"]
+        server.kill()  # kill -9: the firing alert and what was sent are in the state store
+        server = DcopsProcess(tmp_path / "data", args=args).start()
+        with server.client() as client:
+            wait_for(lambda: any(e["event"] == "notified" and e["actor"] == "receiver/ops"
+                                 for e in client.get("/api/v1/alerts/history").json()
+                                 ["data"]["events"]), 10, "the history")
+            time.sleep(3)  # several evaluations and a group flush after the restart
+            assert len(recorder.received) == 1
+            states = [a["state"] for a in client.get("/api/v1/alerts").json()["data"]["alerts"]]
+            assert states == ["firing"]
     finally:
         server.stop()

@@ -116,7 +116,38 @@ class Pipeline:
                 for alerts in run.evaluator.alerts.values() for a in alerts.values()
                 if a.state is not AlertState.INACTIVE and status_of(a) is not None]
 
-    # -- the loop's two steps --------------------------------------------------------------
+    # -- the two loops the server runs, each in a thread of its own -------------------------
+
+    def run(self, stop: threading.Event, every_s: float = 1.0) -> None:
+        """Until `stop`: `tick` on each whole `every_s` of the clock, and whenever a group
+        is due to be flushed in between."""
+        while not stop.is_set():
+            try:
+                self.tick(self.clock.now())
+            except Exception:
+                log.exception("rule evaluation failed; will retry")
+            now = self.clock.now()
+            wait = every_s - now % every_s
+            due = self.next_flush()
+            if due is not None:
+                wait = min(wait, max(due - now, 0.0))
+            stop.wait(wait)
+
+    def run_delivery(self, stop: threading.Event, poll_s: float = 1.0) -> None:
+        """Until `stop`: send from the outbox as soon as something is put there, and each
+        retry when it is due."""
+        while not stop.is_set():
+            try:
+                self.deliver()
+                due = self.outbox.next_due()
+            except Exception:
+                log.exception("notification delivery failed; will retry")
+                due = None
+            wait = poll_s if due is None else min(max(due - self.clock.now(), 0.0), poll_s)
+            if self.wake.wait(wait):
+                self.wake.clear()
+
+    # -- the loops' steps --------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
         """Evaluate due rules, hand over their news, flush due groups into the outbox."""

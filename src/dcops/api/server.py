@@ -50,42 +50,17 @@ async def _every(interval_s: float, stop: asyncio.Event, work: Callable[[], None
             await asyncio.wait_for(stop.wait(), interval_s)
 
 
-async def _alerting(services: Services, stop: asyncio.Event) -> None:
-    """Evaluate rules every second, and flush alert groups the moment they are due."""
+def _pipeline_threads(services: Services, stop: threading.Event) -> list[threading.Thread]:
+    """Rules and dispatch in one thread, delivery in another (a slow receiver never holds
+    up rule evaluation)."""
     pipeline = services.pipeline
-    while not stop.is_set():
-        try:
-            await run_in_threadpool(pipeline.tick, services.clock.now())
-        except Exception:
-            log.exception("rule evaluation failed; will retry")
-        now = services.clock.now()
-        wait = RULES_EVERY_S - now % RULES_EVERY_S
-        due = pipeline.next_flush()
-        if due is not None:
-            wait = min(wait, max(due - now, 0.0))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), wait)
-
-
-def _delivery_thread(services: Services, stop: threading.Event) -> threading.Thread:
-    """Send notifications from the outbox as soon as they are there, retries when due."""
-    pipeline = services.pipeline
-
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                pipeline.deliver()
-                due = pipeline.outbox.next_due()
-            except Exception:
-                log.exception("notification delivery failed; will retry")
-                due = None
-            wait = 1.0 if due is None else min(max(due - services.clock.now(), 0.0), 1.0)
-            if pipeline.wake.wait(wait):
-                pipeline.wake.clear()
-
-    thread = threading.Thread(target=run, name="delivery", daemon=True)
-    thread.start()
-    return thread
+    threads = [threading.Thread(target=pipeline.run, args=(stop, RULES_EVERY_S),
+                                name="alerting", daemon=True),
+               threading.Thread(target=pipeline.run_delivery, args=(stop,), name="delivery",
+                                daemon=True)]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 def _demo_loop(services: Services, stop: asyncio.Event) -> asyncio.Task[None]:
@@ -130,7 +105,7 @@ async def serve(services: Services, options: RunOptions,
                                            log_level="warning", access_log=False,
                                            timeout_graceful_shutdown=5))
     stop = asyncio.Event()
-    agent_stop = threading.Event()
+    thread_stop = threading.Event()
     tasks: list[asyncio.Task[None]] = []
     threads: list[threading.Thread] = []
 
@@ -139,8 +114,7 @@ async def serve(services: Services, options: RunOptions,
         services.pipeline.outbox.prune(services.clock.now() - OUTBOX_KEEP_S)
 
     tasks.append(asyncio.create_task(_every(COMPACT_EVERY_S, stop, compact, "compaction")))
-    tasks.append(asyncio.create_task(_alerting(services, stop)))
-    threads.append(_delivery_thread(services, agent_stop))
+    threads += _pipeline_threads(services, thread_stop)
     if services.settings.scrape:
         from dcops.backends.scraper import Scraper
 
@@ -158,7 +132,7 @@ async def serve(services: Services, options: RunOptions,
                 port = sock.getsockname()[1]
         base_url = f"http://{cfg.host}:{port}"
         if options.local_agent:
-            threads.append(_agent_thread(services, base_url, agent_stop))
+            threads.append(_agent_thread(services, base_url, thread_stop))
         if on_ready is not None:
             on_ready(base_url)
 
@@ -168,7 +142,7 @@ async def serve(services: Services, options: RunOptions,
     finally:
         ready.cancel()
         stop.set()
-        agent_stop.set()
+        thread_stop.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, ready, return_exceptions=True)
