@@ -6,14 +6,19 @@ The simulated fleet, scaled up (56 racks x 16 nodes x 8 GPUs: ~101,000 series), 
 30 minutes of history at 15 s loaded into dcops's DuckDB store and, by remote_write, into
 a Prometheus started with the same rule files (10 groups of 100 rules, half alerting rules
 with thresholds per rack and metric, half recording rules of rates, sums and averages);
-then both get a new fleet sample every 15 s while they evaluate. A dcops cycle is the
-time `RuleManager.tick` takes to evaluate all groups once (in-process, through the PromQL
-engine and the store); Prometheus's is the sum over groups of its own
-``prometheus_rule_group_last_duration_seconds``, read after each of its cycles.
+then both get a new fleet sample every 15 s while they evaluate. A dcops cycle is the sum
+of its 10 groups' evaluation times (through the PromQL engine and the store, writing
+recorded series, ALERTS and the alert journal); Prometheus's is the sum over groups of its
+own ``prometheus_rule_group_last_duration_seconds``, read after each of its cycles.
+
+The rules run in the alerting pipeline as the server runs it (rules and dispatch in one
+thread, delivery in another, state in SQLite), with a probe rule (``for: 0``, in a 1 s group)
+routed to a webhook on loopback with ``group_wait: 1s``: after each cycle's samples, the
+probe's threshold is crossed at a varied moment and the time until the webhook arrives is
+``notify_latency`` (the worst of the probes; the target is ``for`` + ``group_wait`` + 1 s).
 
 Run from the repository root: ``python benchmarks/rules.py [--cycles N]``. The last line
-printed is one JSON object. Notification latency needs the notification pipeline, which
-dcops does not have yet: ``notify_latency_s`` is null until it does.
+printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +41,16 @@ import httpx
 import numpy as np
 
 from dcops.alerts.manager import RuleManager
-from dcops.alerts.rulefile import load_rule_files
+from dcops.alerts.pipeline import Pipeline
+from dcops.alerts.service import Rules
+from dcops.alerts.silences import Silences
 from dcops.backends.duckdb_store import DuckDBMetricsStore
+from dcops.backends.notifiers import build_notifiers
+from dcops.backends.sql.state import open_state
 from dcops.core.clock import SystemClock
 from dcops.query import Engine
 from dcops.simulation.fleet import SimulatedFleet
-from dcops.telemetry.model import Matcher, MatchOp
+from dcops.telemetry.model import Batch, Matcher, MatchOp, make_labels
 from dcops.telemetry.remote_write import encode_write_request
 from dcops.telemetry.store import Retention
 
@@ -126,6 +137,77 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
+PROBE_RULES = """groups:
+  - name: probe
+    interval: 1s
+    rules:
+      - alert: BenchProbe
+        expr: bench_probe > 0
+"""
+GROUP_WAIT_S = 1.0
+PROBE_OFFSETS_S = (2.3, 5.7, 9.1, 12.4, 0.6, 7.8, 3.9, 11.2, 6.5, 1.4)
+"""When, after a cycle's samples arrive, the probe's threshold is crossed (varied, so that
+some crossings land while the 1,000 rules are being evaluated)."""
+
+
+def notify_file(url: str) -> str:
+    """The probe's alert goes to a webhook; the 1,000 rules' alerts to a receiver that
+    sends nothing (they are routed, grouped and deduplicated all the same)."""
+    return f"""route:
+  receiver: fleet
+  group_by: [alertname]
+  routes:
+    - matchers: ['alertname="BenchProbe"']
+      receiver: probe
+      group_wait: {GROUP_WAIT_S:g}s
+      group_interval: 1s
+receivers:
+  - name: fleet
+  - name: probe
+    webhook_configs: [{{url: "{url}/hook", send_resolved: false}}]
+"""
+
+
+class Arrivals:
+    """A webhook receiver on loopback that notes when each notification arrives."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.ready = threading.Event()
+        arrivals = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                arrivals.times.append(time.time())
+                arrivals.ready.set()
+                self.send_response(200)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def probe(store: DuckDBMetricsStore, arrivals: Arrivals) -> float | None:
+    """Cross the probe's threshold now; seconds until its webhook arrives (None: 10 s)."""
+    arrivals.ready.clear()
+    crossed = time.time()
+    batch = Batch()
+    batch.add(make_labels("bench_probe", {}), round(crossed * 1000), 1.0)
+    store.append(batch)
+    arrived = arrivals.ready.wait(10.0)
+    latency = arrivals.times[-1] - crossed if arrived else None
+    time.sleep(1.0)  # let it be evaluated firing once more, then cross back under
+    batch = Batch()
+    batch.add(make_labels("bench_probe", {}), round(time.time() * 1000), 0.0)
+    store.append(batch)
+    return latency
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=8, help="evaluation cycles measured")
@@ -136,12 +218,17 @@ def main() -> None:
     err = sys.stderr
     work = Path(tempfile.mkdtemp(prefix="dcops-rules-bench-"))
     rules = work / "rules.yml"
+    (work / "probe.yml").write_text(PROBE_RULES)
+    arrivals = Arrivals()
+    (work / "notify.yml").write_text(notify_file(arrivals.url))
     fleet = SimulatedFleet(racks=args.racks, nodes_per_rack=16, gpus_per_node=8)
     rules.write_text(rule_file(fleet.rack_names))
     store = DuckDBMetricsStore(work / "dcops", Retention(), clock=SystemClock())
+    state = open_state(f"sqlite:///{work / 'state.db'}")
     proc, url = start_prometheus(work, rules)
     figures: dict[str, Any] = {"bench": "rules", "rules": GROUPS * RULES_PER_GROUP,
                                "groups": GROUPS, "peer": "prometheus"}
+    stop = threading.Event()
     try:
         now = time.time()
         start = int(now // STEP_S * STEP_S) - 30 * 60
@@ -160,19 +247,39 @@ def main() -> None:
                 series = feed(ts)
             figures["series"] = series
             print(f"{series} series, 30 minutes loaded", file=err)
-            manager = RuleManager(Engine(store), store.append)
-            manager.load(load_rule_files([rules]))
+            clock = SystemClock()
+            manager = RuleManager(Engine(store), store.append, state.alerts)
+            pipeline = Pipeline(Rules([work / "probe.yml", rules], manager),
+                                Silences(state.silences, state.audit), state.notification_log,
+                                state.outbox, build_notifiers, clock, journal=state.alerts,
+                                config_file=work / "notify.yml")
+            pipeline.rules.reload()
+            pipeline.load()
+            bench = [run for key, run in manager.runs.items() if key[1].startswith("bench")]
+            threads = [threading.Thread(target=pipeline.run, args=(stop,), daemon=True),
+                       threading.Thread(target=pipeline.run_delivery, args=(stop,),
+                                        daemon=True)]
+            for thread in threads:
+                thread.start()
             cycles: list[float] = []
+            latencies: list[float | None] = []
             prom_cycles: list[float] = []
             seen_evals: set[float] = set()
-            manager.tick(int(time.time() // STEP_S * STEP_S) * 1000 - STEP_S * 1000)  # warm-up
+            warm = True
             while len(cycles) < args.cycles or len(prom_cycles) < args.cycles + 1:
-                tick_s = int(time.time() // STEP_S * STEP_S)
-                feed(tick_s)
-                started = time.perf_counter()
-                manager.tick(tick_s * 1000 + 1)
-                cycle = time.perf_counter() - started
-                cycles.append(cycle)
+                tick_s = int(time.time() // STEP_S * STEP_S) + STEP_S
+                time.sleep(max(0.0, tick_s - 0.5 - time.time()))
+                feed(tick_s)  # just before the groups are due at tick_s
+                offset = PROBE_OFFSETS_S[len(latencies) % len(PROBE_OFFSETS_S)]
+                time.sleep(max(0.0, tick_s + offset - time.time()))
+                latency = probe(store, arrivals) if not warm else None
+                while any(run.last_eval_ms != tick_s * 1000 for run in bench):
+                    time.sleep(0.05)
+                cycle = sum(run.duration_s for run in bench)
+                if not warm:  # the first cycle (every alert new) warms up
+                    cycles.append(cycle)
+                    latencies.append(latency)
+                warm = False
                 durations = group_durations(url)
                 if len(durations) == GROUPS:
                     key = max(ts for _, ts in durations.values())
@@ -180,10 +287,12 @@ def main() -> None:
                         seen_evals.add(key)
                         prom_cycles.append(sum(d for d, _ in durations.values()))
                 print(f"cycle {len(cycles)}: dcops {cycle:.3f} s, prometheus "
-                      f"{prom_cycles[-1] if prom_cycles else float('nan'):.3f} s", file=err)
-                time.sleep(max(0.0, tick_s + STEP_S - time.time()))
+                      f"{prom_cycles[-1] if prom_cycles else float('nan'):.3f} s, "
+                      f"notify latency {latency if latency is not None else float('nan'):.2f} s",
+                      file=err)
         alerts = len(manager.alerts())
         recorded = len(store.series([Matcher("__name__", MatchOp.RE, "bench:.*")], 0, 2**62))
+        arrived = [x for x in latencies if x is not None]
         figures.update(
             cycles=len(cycles), cycle_p50_s=round(percentile(cycles, 50), 3),
             cycle_p99_s=round(percentile(cycles, 99), 3),
@@ -191,14 +300,23 @@ def main() -> None:
             prometheus_cycle_p99_s=round(percentile(prom_cycles[1:], 99), 3),
             ratio_vs_prometheus=round(float(np.median(cycles))
                                       / float(np.median(prom_cycles[1:])), 2),
-            alerts_active=alerts, recorded_series=recorded, notify_latency_s=None,
-            note="dcops cycle: RuleManager.tick in-process over DuckDB; prometheus: sum of "
-                 "prometheus_rule_group_last_duration_seconds over its groups; both write "
-                 "recorded series and ALERTS/ALERTS_FOR_STATE")
+            alerts_active=alerts, recorded_series=recorded,
+            notify_latency_s=round(max(arrived), 2) if len(arrived) == len(latencies)
+            else None,
+            notify_latency_p50_s=round(percentile(arrived, 50), 2) if arrived else None,
+            notify_budget_s=GROUP_WAIT_S + 1.0, notify_probes=len(latencies),
+            note="dcops cycle: the 10 groups' evaluation times in the running pipeline "
+                 "(DuckDB, SQLite state, alerts routed and deduplicated); prometheus: sum of "
+                 "prometheus_rule_group_last_duration_seconds; both write recorded series "
+                 "and ALERTS/ALERTS_FOR_STATE. notify latency: threshold crossing to webhook "
+                 "arrival for a rule with for: 0 and group_wait: 1s (worst of the probes)")
     finally:
+        stop.set()
         proc.terminate()
         proc.wait(timeout=30)
         store.close()
+        state.close()
+        arrivals.server.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(figures))
 

@@ -1,4 +1,5 @@
-"""The alert journal: history of every change, and alerts that survive a restart."""
+"""The alert journal: history of every change from firing on, and firing alerts that
+survive a restart (pending ones come back from ALERTS_FOR_STATE)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ def _store(values: list[float]) -> MemoryMetricsStore:
     return store
 
 
-def _manager(store: MemoryMetricsStore, journal: AlertJournal) -> RuleManager:
-    manager = RuleManager(Engine(store), journal=journal)  # no ALERTS_FOR_STATE written
+def _manager(store: MemoryMetricsStore, journal: AlertJournal, *, write: bool = False
+             ) -> RuleManager:
+    manager = RuleManager(Engine(store), store.append if write else None, journal)
     manager.load(load_rule_text(RULES, "r.yml"))
     return manager
 
@@ -43,14 +45,22 @@ def test_every_change_is_in_the_history_with_who_and_when() -> None:
     for k in range(4):
         manager.tick(k * 30_000)
     events = [(e.at_ms, e.event, e.actor) for e in reversed(journal.history())]
-    assert events == [(0, "pending", "rules/gpu"), (60_000, "firing", "rules/gpu"),
-                      (90_000, "resolved", "rules/gpu")]
+    assert events == [(60_000, "firing", "rules/gpu"), (90_000, "resolved", "rules/gpu")]
     labels = {"alertname": "Hot", "gpu": "0"}
     assert [e.event for e in journal.history(fingerprint=fingerprint(labels), limit=1)] == [
         "resolved"]
     assert journal.history(alertname="Other") == []
-    assert [e.event for e in journal.history(since_ms=60_000)] == ["resolved", "firing"]
+    assert [e.event for e in journal.history(since_ms=61_000)] == ["resolved"]
     assert journal.live() == []
+
+
+def test_alerts_that_are_only_pending_are_not_journaled() -> None:
+    journal = MemoryAlertJournal()
+    manager = _manager(_store([90, 80, 90, 80]), journal)
+    for k in range(4):
+        manager.tick(k * 30_000)
+    assert [e for _, e in manager.changes] == ["cleared"]
+    assert journal.history() == [] and journal.live() == []
 
 
 def test_a_restart_keeps_a_firing_alert_firing_from_when_it_fired() -> None:
@@ -64,12 +74,13 @@ def test_a_restart_keeps_a_firing_alert_firing_from_when_it_fired() -> None:
     (alert,) = second.tick(3 * 30_000)
     assert (alert.state, alert.active_at_ms, alert.fired_at_ms) == (AlertState.FIRING, 0,
                                                                     60_000)
-    assert [e.event for e in journal.history()] == ["firing", "pending"]  # nothing new
+    assert [e for _, e in second.changes] == ["restored"]
+    assert [e.event for e in journal.history()] == ["firing"]  # nothing new
 
 
 def test_a_restart_does_not_start_for_again() -> None:
     store, journal = _store([90] * 6), MemoryAlertJournal()
-    _manager(store, journal).tick(0)
-    second = _manager(store, journal)
+    _manager(store, journal, write=True).tick(0)  # its start is in ALERTS_FOR_STATE
+    second = _manager(store, journal, write=True)
     assert second.tick(30_000)[0].state is AlertState.PENDING
     assert second.tick(60_000)[0].state is AlertState.FIRING  # for: 1m from 0, not 30 s

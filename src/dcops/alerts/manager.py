@@ -38,7 +38,8 @@ class RuleManager:
     querier: Querier
     write: Callable[[Batch], object] | None = None
     journal: AlertJournal | None = None
-    """Where alert changes are recorded, and alerts are found again after a restart."""
+    """Where alert changes are recorded (from firing on), and firing alerts are found again
+    after a restart."""
     runs: dict[tuple[str, str], GroupRun] = field(default_factory=dict)
     changes: list[tuple[Alert, str]] = field(default_factory=list)
     """The alert changes of the last `tick`, as the evaluators report them, and besides:
@@ -117,18 +118,26 @@ class RuleManager:
         actor = f"rules/{group_name}"
         events, live, gone = [], [], []
         for alert, event in changes:
+            if event in _UNJOURNALED or (alert.fired_at_ms is None and not alert.flapping):
+                continue  # pending alerts come back from ALERTS_FOR_STATE
             events.append(AlertEvent(at_ms, alert.rule, dict(alert.labels), event, actor,
                                      alert.value))
-            if alert.state is AlertState.INACTIVE:
-                gone.append((group, alert.rule, alert.labels))
-            else:
+            if alert.state in (AlertState.FIRING, AlertState.NODATA):
                 live.append(StoredAlert(group, alert.rule, alert))
-        self.journal.record(events, live, gone)
+            else:
+                gone.append((group, alert.rule, alert.labels))
+        if events:
+            self.journal.record(events, live, gone)
 
     def alerts(self) -> list[Alert]:
         """Pending and firing alerts of every rule (not the resolved ones)."""
         return [a for run in self.runs.values() for by_rule in run.evaluator.alerts.values()
                 for a in by_rule.values() if a.state is not AlertState.INACTIVE]
+
+
+_UNJOURNALED = frozenset({"pending", "cleared"})
+"""Changes the journal does not keep: an alert that is only pending (its start is in
+ALERTS_FOR_STATE, as in Prometheus); they come and go by the thousand on a busy fleet."""
 
 
 def _carry(old: GroupEvaluator, new: GroupEvaluator) -> None:

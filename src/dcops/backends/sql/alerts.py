@@ -8,13 +8,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, delete, insert, select
+from sqlalchemy import Engine, Row, and_, bindparam, delete, insert, select
 
 from dcops.alerts.journal import AlertEvent, StoredAlert
 from dcops.alerts.model import Alert, AlertState
 from dcops.alerts.notifications import fingerprint
 from dcops.backends.sql.schema import alert_events, alert_states
 from dcops.telemetry.model import Labels
+
+_DELETE_ONE = delete(alert_states).where(and_(
+    alert_states.c.group_key == bindparam("g"), alert_states.c.rule == bindparam("r"),
+    alert_states.c.fingerprint == bindparam("f")))
 
 
 class SqlAlertJournal:
@@ -25,16 +29,16 @@ class SqlAlertJournal:
 
     def record(self, events: list[AlertEvent], live: list[StoredAlert],
                gone: list[tuple[str, str, Labels]]) -> None:
-        keys = [(s.group, s.rule, fingerprint(dict(s.alert.labels))) for s in live]
-        keys += [(group, rule, fingerprint(dict(labels))) for group, rule, labels in gone]
+        rows = {(s.group, s.rule, s.alert.labels): _state_row(s) for s in live}
+        keys = [{"g": r["group_key"], "r": r["rule"], "f": r["fingerprint"]}
+                for r in rows.values()]
+        keys += [{"g": group, "r": rule, "f": fingerprint(dict(labels))}
+                 for group, rule, labels in gone]
         with self._engine.begin() as conn:
             if events:
                 conn.execute(insert(alert_events), [_event_row(e) for e in events])
-            for group, rule, print_ in dict.fromkeys(keys):
-                conn.execute(delete(alert_states).where(and_(
-                    alert_states.c.group_key == group, alert_states.c.rule == rule,
-                    alert_states.c.fingerprint == print_)))
-            rows = {(s.group, s.rule, s.alert.labels): _state_row(s) for s in live}
+            if keys:  # one executemany, not a statement per alert
+                conn.execute(_DELETE_ONE, keys)
             if rows:
                 conn.execute(insert(alert_states), list(rows.values()))
 
