@@ -56,3 +56,19 @@ def test_test_passes_and_fails_like_promtool(tmp_path: Path) -> None:
     failed = runner.invoke(app, ["rules", "test", str(tmp_path / "fail.yml")])
     assert failed.exit_code == 1
     assert "FAILED" in failed.output and "time: 2m" in failed.output
+
+
+def test_notify_check_says_success_or_where_it_is_wrong(tmp_path: Path) -> None:
+    good = tmp_path / "notify.yml"
+    good.write_text("route:\n  receiver: ops\n  routes:\n    - matchers: ['severity=\"page\"']\n"
+                    "      receiver: pager\nreceivers:\n  - name: ops\n"
+                    "  - name: pager\n    webhook_configs: [{url: 'http://127.0.0.1:9/x'}]\n")
+    result = runner.invoke(app, ["notify", "check", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "SUCCESS: 2 routes, 2 receivers (1 integrations), 0 inhibit rules" in result.output
+    bad = tmp_path / "bad.yml"
+    bad.write_text("route:\n  receiver: ops\n  routes:\n    - receiver: nobody\n"
+                   "receivers:\n  - name: ops\n")
+    result = runner.invoke(app, ["notify", "check", str(bad)])
+    assert result.exit_code == 1 and f"{bad}:4" in result.output
+    assert "unknown receiver 'nobody'" in result.output
