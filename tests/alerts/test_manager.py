@@ -109,3 +109,22 @@ def test_a_reload_keeps_flap_history() -> None:
     manager.load(load_rule_text(RULES, "r.yml"))
     (after,) = manager.runs.values()
     assert after.evaluator.flaps["Hot"][()].flapping and after.evaluator.evaluations == 1
+
+
+def test_step_runs_the_most_overdue_group_first_then_the_fastest() -> None:
+    text = RULES + """  - name: fast
+    interval: 1s
+    rules:
+      - record: fast:temp
+        expr: dcops_gpu_temperature_celsius
+"""
+    manager = RuleManager(Engine(_hot_store()))
+    manager.load(load_rule_text(text, "r.yml"))
+    order = []
+    while manager.step(60_000):
+        order.append([k[1] for k, r in manager.runs.items() if r.last_eval_ms == 60_000])
+    assert order == [["fast"], ["gpu", "fast"]]
+    manager.runs[("r.yml", "fast")].last_eval_ms = 59_000  # fell behind by one second
+    manager.runs[("r.yml", "gpu")].last_eval_ms = 30_000
+    assert manager.step(61_000)
+    assert manager.runs[("r.yml", "gpu")].last_eval_ms == 60_000  # due longer ago

@@ -74,17 +74,44 @@ class RuleManager:
         out: list[Alert] = []
         self.changes = []
         self._take_carried(now_ms)
+        for key, due in self._due(now_ms):
+            out += self._run(key, due)
+        return out
+
+    def step(self, now_ms: int) -> bool:
+        """Evaluate the one group most overdue at `now_ms` (the one with the shortest
+        interval among equals); `changes` are then its changes. False if none is due.
+
+        A caller that interleaves other work between steps (the pipeline flushes alert
+        groups) keeps a fast group prompt while slow groups are due at the same moment."""
+        self.changes = []
+        self._take_carried(now_ms)
+        due = self._due(now_ms)
+        if not due:
+            return bool(self.changes)
+        key, at = min(due, key=lambda item: (item[1], self.runs[item[0]].evaluator.group
+                                             .interval_s))
+        self._run(key, at)
+        return True
+
+    def _due(self, now_ms: int) -> list[tuple[tuple[str, str], int]]:
+        """Groups due at `now_ms`, each with the evaluation time it is due for."""
+        out = []
         for key, run in self.runs.items():
             step = round(run.evaluator.group.interval_s * 1000)
             due = now_ms - now_ms % step
-            if run.last_eval_ms is not None and run.last_eval_ms >= due:
-                continue
-            started = time.perf_counter()
-            out += run.evaluator.evaluate(due)
-            self.changes += run.evaluator.changes
-            self._journal(key, run.evaluator.changes, due, run.evaluator.group.name)
-            run.duration_s = time.perf_counter() - started
-            run.last_eval_ms = due
+            if run.last_eval_ms is None or run.last_eval_ms < due:
+                out.append((key, due))
+        return out
+
+    def _run(self, key: tuple[str, str], due: int) -> list[Alert]:
+        run = self.runs[key]
+        started = time.perf_counter()
+        out = run.evaluator.evaluate(due)
+        self.changes += run.evaluator.changes
+        self._journal(key, run.evaluator.changes, due, run.evaluator.group.name)
+        run.duration_s = time.perf_counter() - started
+        run.last_eval_ms = due
         return out
 
     def _seed(self, evaluator: GroupEvaluator, key: tuple[str, str]) -> None:

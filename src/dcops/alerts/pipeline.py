@@ -150,12 +150,19 @@ class Pipeline:
     # -- the loops' steps --------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Evaluate due rules, hand over their news, flush due groups into the outbox."""
+        """Evaluate the due rule groups one at a time, and after each hand over its news and
+        flush the alert groups due by then (so a slow rule group never delays a due flush
+        or a fast rule group by more than its own evaluation)."""
         self.reload_if_changed()
-        self.rules.tick(round(now * 1000))
+        self.rules.reload_if_changed()
+        at = now
+        while self.rules.step(round(at * 1000)):
+            with self._lock:
+                self.handoff.forward(self.rules.manager.changes, at)
+                self.dispatcher.flush_due(at)
+            at = max(now, self.clock.now())
         with self._lock:
-            self.handoff.forward(self.rules.manager.changes, now)
-            self.dispatcher.flush_due(now)
+            self.dispatcher.flush_due(at)
 
     def alerts(self, now: float) -> list[AlertView]:
         """Every alert the dispatcher holds, with its receivers and what mutes it."""

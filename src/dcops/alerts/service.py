@@ -67,3 +67,7 @@ class Rules:
         """Pick up changed files, then evaluate the groups that are due."""
         self.reload_if_changed()
         self.manager.tick(now_ms)
+
+    def step(self, now_ms: int) -> bool:
+        """Evaluate the most overdue group (see `RuleManager.step`); False if none is due."""
+        return self.manager.step(now_ms)
