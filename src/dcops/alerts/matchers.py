@@ -13,22 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from dcops.core.errors import Invalid
+from dcops.telemetry.model import LABEL_NAME_RE, MatchOp
 
-LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+__all__ = ["LABEL_NAME_RE", "MatchOp", "Matcher", "format_matchers", "matches_all",
+           "parse_matcher", "parse_matchers", "quote"]
+
 _NAME_CHARS = re.compile(r"[a-zA-Z0-9_]*")
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
-
-
-class MatchOp(StrEnum):
-    """How a matcher compares a label's value."""
-
-    EQ = "="
-    NE = "!="
-    RE = "=~"
-    NRE = "!~"
 
 
 @dataclass(frozen=True, slots=True)
