@@ -274,10 +274,11 @@ def main() -> None:
                 offset = PROBE_OFFSETS_S[len(latencies) % len(PROBE_OFFSETS_S)]
                 time.sleep(max(0.0, tick_s + offset - time.time()))
                 latency = probe(store, arrivals) if not warm else None
-                while any(run.last_eval_ms != tick_s * 1000 for run in bench):
+                while any((run.last_eval_ms or 0) < tick_s * 1000 for run in bench):
                     time.sleep(0.05)
                 cycle = sum(run.duration_s for run in bench)
-                if not warm:  # the first cycle (every alert new) warms up
+                whole = all(run.last_eval_ms == tick_s * 1000 for run in bench)
+                if not warm and whole:  # the first cycle (every alert new) warms up
                     cycles.append(cycle)
                     latencies.append(latency)
                 warm = False
