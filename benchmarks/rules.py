@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from dcops.alerts.journal import BufferedJournal
 from dcops.alerts.manager import RuleManager
 from dcops.alerts.pipeline import Pipeline
 from dcops.alerts.service import Rules
@@ -226,6 +227,7 @@ def main() -> None:
     rules.write_text(rule_file(fleet.rack_names))
     store = DuckDBMetricsStore(work / "dcops", Retention(), clock=SystemClock())
     state = open_state(f"sqlite:///{work / 'state.db'}")
+    journal = BufferedJournal(state.alerts)  # as the server writes it
     proc, url = start_prometheus(work, rules)
     figures: dict[str, Any] = {"bench": "rules", "rules": GROUPS * RULES_PER_GROUP,
                                "groups": GROUPS, "peer": "prometheus"}
@@ -249,10 +251,10 @@ def main() -> None:
             figures["series"] = series
             print(f"{series} series, 30 minutes loaded", file=err)
             clock = SystemClock()
-            manager = RuleManager(Engine(store), store.append, state.alerts)
+            manager = RuleManager(Engine(store), store.append, journal)
             pipeline = Pipeline(Rules([work / "probe.yml", rules], manager),
                                 Silences(state.silences, state.audit), state.notification_log,
-                                state.outbox, build_notifiers, clock, journal=state.alerts,
+                                state.outbox, build_notifiers, clock, journal=journal,
                                 config_file=work / "notify.yml")
             pipeline.rules.reload()
             pipeline.load()
@@ -317,6 +319,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
         store.close()
+        journal.close()
         state.close()
         arrivals.server.shutdown()
         shutil.rmtree(work, ignore_errors=True)

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from dcops.access.model import Role
 from dcops.access.store import AuditLog, TokenStore
-from dcops.alerts.journal import AlertJournal
+from dcops.alerts.journal import AlertJournal, BufferedJournal
 from dcops.core.clock import Clock, SystemClock
 from dcops.fleet.inventory import Inventory
 from dcops.fleet.registration import Registrar
@@ -116,7 +116,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                    flush_interval_s=settings.storage.flush_interval_s,
                                    clock=clock)
         metrics = (store, engine_of(settings, store))
-    return _assemble(settings, clock, metrics, state, [state])
+    # journal writes leave the rule thread; closed (drained) before the database is
+    journal = BufferedJournal(state.alerts)
+    return _assemble(settings, clock, metrics, state, journal, [journal, state])
 
 
 def build_memory_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -130,26 +132,27 @@ def build_memory_services(settings: Settings, clock: Clock | None = None) -> Ser
     if metrics is None:
         store = MemoryMetricsStore(retention_of(settings))
         metrics = (store, engine_of(settings, store))
-    return _assemble(settings, clock, metrics, memory_state(), [])
+    state = memory_state()
+    return _assemble(settings, clock, metrics, state, state.alerts, [])
 
 
 def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Querier],
-              state: StateStore, closers: list[object]) -> Services:
+              state: StateStore, journal: AlertJournal, closers: list[object]) -> Services:
     from dcops.alerts.silences import Silences
 
     store, querier = metrics
     registry = CollectorRegistry()
     registrar = Registrar(state.inventory, state.audit, clock)
     ingestor = Ingestor(store, registry, on_node_seen=registrar.seen)
-    rules = rules_of(settings, querier, ingestor, state.alerts)
+    rules = rules_of(settings, querier, ingestor, journal)
     silences = Silences(state.silences, state.audit)
     return Services(settings, clock, store, querier, state.inventory, state.tokens,
-                    state.audit, registry, ingestor, rules, state.alerts, silences,
-                    pipeline_of(settings, clock, rules, silences, state), closers)
+                    state.audit, registry, ingestor, rules, journal, silences,
+                    pipeline_of(settings, clock, rules, silences, state, journal), closers)
 
 
 def pipeline_of(settings: Settings, clock: Clock, rules: Rules, silences: Silences,
-                state: StateStore) -> Pipeline:
+                state: StateStore, journal: AlertJournal) -> Pipeline:
     """The alerting pipeline over the state store, sending through the real receivers."""
     from dcops.alerts.outbox import RetryPolicy
     from dcops.alerts.pipeline import Pipeline
@@ -160,7 +163,7 @@ def pipeline_of(settings: Settings, clock: Clock, rules: Rules, silences: Silenc
     external = cfg.external_url or f"http://{server.host}:{server.port}"
     retry = cfg.retry
     return Pipeline(rules, silences, state.notification_log, state.outbox, build_notifiers,
-                    clock, journal=state.alerts,
+                    clock, journal=journal,
                     config_file=cfg.config_file.expanduser() if cfg.config_file else None,
                     external_url=external,
                     policy=RetryPolicy(retry.initial_s, retry.max_s, retry.max_age_s))

@@ -3,9 +3,15 @@ survive a restart (pending ones come back from ALERTS_FOR_STATE)."""
 
 from __future__ import annotations
 
-from dcops.alerts.journal import AlertJournal, MemoryAlertJournal
+from dcops.alerts.journal import (
+    AlertEvent,
+    AlertJournal,
+    BufferedJournal,
+    MemoryAlertJournal,
+    StoredAlert,
+)
 from dcops.alerts.manager import RuleManager
-from dcops.alerts.model import AlertState
+from dcops.alerts.model import Alert, AlertState
 from dcops.alerts.notifications import fingerprint
 from dcops.alerts.rulefile import load_rule_text
 from dcops.query import Engine
@@ -84,3 +90,22 @@ def test_a_restart_does_not_start_for_again() -> None:
     second = _manager(store, journal, write=True)
     assert second.tick(30_000)[0].state is AlertState.PENDING
     assert second.tick(60_000)[0].state is AlertState.FIRING  # for: 1m from 0, not 30 s
+
+
+def test_a_buffered_journal_writes_in_order_and_reads_what_was_written() -> None:
+    inner = MemoryAlertJournal()
+    journal = BufferedJournal(inner)
+    labels = (("alertname", "Hot"), ("gpu", "0"))
+    alert = Alert("Hot", labels, {}, AlertState.FIRING, 90.0, 0, 60_000)
+    for k in range(50):
+        journal.record([AlertEvent(k, "Hot", dict(labels), "firing", "rules/g")],
+                       [StoredAlert("r.yml:g", "Hot", alert)], [])
+        journal.record([AlertEvent(k, "Hot", dict(labels), "resolved", "rules/g")], [],
+                       [("r.yml:g", "Hot", labels)])
+    alert.state = AlertState.NODATA  # after recording: the journal kept a snapshot
+    journal.record([], [StoredAlert("r.yml:g", "Hot", alert)], [])
+    assert [s.alert.state for s in journal.live()] == [AlertState.NODATA]
+    assert len(journal.history(limit=1000)) == 100
+    assert journal.history(limit=1)[0].event == "resolved"
+    journal.close()
+    assert [s.alert.state for s in inner.live()] == [AlertState.NODATA]

@@ -16,7 +16,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from dcops.alerts.model import Alert, AlertState
-from dcops.alerts.notifications import AlertStatus, NotifiedAlert, fingerprint
+from dcops.alerts.notifications import AlertStatus, NotifiedAlert
 from dcops.telemetry.model import Labels
 
 
@@ -76,6 +76,6 @@ class Handoff:
         url = ""
         if self.external_url:
             url = f"{self.external_url}/api/v1/alerts/history?fingerprint=" \
-                  f"{quote(fingerprint(labels))}"
+                  f"{quote(alert.fingerprint)}"
         return NotifiedAlert(labels, dict(alert.annotations), status,
-                             alert.active_at_ms / 1000, ends, url)
+                             alert.active_at_ms / 1000, ends, url, alert.fingerprint)

@@ -10,6 +10,7 @@ firing, so it is not announced again.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,6 +18,8 @@ from typing import Any, Protocol
 from dcops.alerts.model import Alert
 from dcops.alerts.notifications import fingerprint
 from dcops.telemetry.model import Labels
+
+log = logging.getLogger(__name__)
 
 EVENTS = ("pending", "firing", "nodata", "resolved", "cleared", "flapping", "steady",
           "notified", "notify_failed")
@@ -38,10 +41,12 @@ class AlertEvent:
     value: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+    fingerprint: str = field(default="", compare=False)
+    """Alertmanager's fingerprint of `labels` (worked out when left empty)."""
 
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.labels)
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", fingerprint(self.labels))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +116,8 @@ def matches(event: AlertEvent, alertname: str | None, fingerprint: str | None,
 
 def _numbered(event: AlertEvent, event_id: int) -> AlertEvent:
     return AlertEvent(event.at_ms, event.alertname, dict(event.labels), event.event,
-                      event.actor, event.value, dict(event.details), event_id)
+                      event.actor, event.value, dict(event.details), event_id,
+                      event.fingerprint)
 
 
 def _copy(stored: StoredAlert) -> StoredAlert:
@@ -119,3 +125,74 @@ def _copy(stored: StoredAlert) -> StoredAlert:
     alert = Alert(a.rule, a.labels, dict(a.annotations), a.state, a.value, a.active_at_ms,
                   a.fired_at_ms, a.resolved_at_ms, a.keep_firing_since_ms, a.flapping)
     return StoredAlert(stored.group, stored.rule, alert)
+
+
+class BufferedJournal:
+    """An AlertJournal whose writes happen in a thread of their own, so rule evaluation
+    never waits on the state database (a cycle in which 30,000 alerts fire writes 30,000
+    rows). Reads (`live`, `history`) and `close` first wait for what is buffered. A crash
+    loses at most the changes of the last moments; what receivers were told is in the
+    notification log, written at once, so that still does not re-notify."""
+
+    def __init__(self, inner: AlertJournal) -> None:
+        self.inner = inner
+        self._pending: list[tuple[list[AlertEvent], list[StoredAlert],
+                                  list[tuple[str, str, Labels]]]] = []
+        self._lock = threading.Condition()
+        self._busy = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="alert-journal", daemon=True)
+        self._thread.start()
+
+    def record(self, events: list[AlertEvent], live: list[StoredAlert],
+               gone: list[tuple[str, str, Labels]]) -> None:
+        # a snapshot: the live Alert objects go on changing after this call
+        copied = [_copy(s) for s in live]
+        with self._lock:
+            self._pending.append((list(events), copied, list(gone)))
+            self._lock.notify_all()
+
+    def flush(self) -> None:
+        """Wait until everything recorded so far is written."""
+        with self._lock:
+            self._lock.wait_for(lambda: not self._pending and not self._busy)
+
+    def live(self) -> list[StoredAlert]:
+        self.flush()
+        return self.inner.live()
+
+    def history(self, *, alertname: str | None = None, fingerprint: str | None = None,
+                since_ms: int | None = None, limit: int = 100) -> list[AlertEvent]:
+        self.flush()
+        return self.inner.history(alertname=alertname, fingerprint=fingerprint,
+                                  since_ms=since_ms, limit=limit)
+
+    def close(self) -> None:
+        """Write what is buffered and stop the writer."""
+        self.flush()
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._pending or self._closed)
+                if not self._pending:
+                    return
+                batch, self._pending, self._busy = self._pending, [], True
+            try:
+                events = [e for item in batch for e in item[0]]
+                final: dict[tuple[str, str, Labels], StoredAlert | None] = {}
+                for _, item_live, item_gone in batch:  # the last word on each alert wins
+                    final.update(((s.group, s.rule, s.alert.labels), s) for s in item_live)
+                    final.update((key, None) for key in item_gone)
+                self.inner.record(events, [s for s in final.values() if s is not None],
+                                  [k for k, s in final.items() if s is None])
+            except Exception:
+                log.exception("alert journal: %d changes not written", len(batch))
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._lock.notify_all()

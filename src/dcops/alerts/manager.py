@@ -148,7 +148,7 @@ class RuleManager:
             if event in _UNJOURNALED or (alert.fired_at_ms is None and not alert.flapping):
                 continue  # pending alerts come back from ALERTS_FOR_STATE
             events.append(AlertEvent(at_ms, alert.rule, dict(alert.labels), event, actor,
-                                     alert.value))
+                                     alert.value, fingerprint=alert.fingerprint))
             if alert.state in (AlertState.FIRING, AlertState.NODATA):
                 live.append(StoredAlert(group, alert.rule, alert))
             else:

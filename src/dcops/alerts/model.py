@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from dcops.alerts.notifications import fingerprint
 from dcops.telemetry.model import Labels
 
 
@@ -91,5 +92,13 @@ class Alert:
     """First evaluation, since it last fired, whose answer lacked this alert's series."""
     flapping: bool = False
     """It changes between firing and not too often (see `FlapThresholds`)."""
+    _fingerprint: str = field(default="", repr=False, compare=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """Alertmanager's fingerprint of its labels, worked out once."""
+        if not self._fingerprint:
+            self._fingerprint = fingerprint(dict(self.labels))
+        return self._fingerprint
     series: dict[str, Labels] = field(default_factory=dict, repr=False, compare=False)
     """Label sets of its ALERTS / ALERTS_FOR_STATE series, by state (built once)."""

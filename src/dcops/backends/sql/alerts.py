@@ -73,7 +73,7 @@ def _event_row(event: AlertEvent) -> dict[str, Any]:
 def _state_row(stored: StoredAlert) -> dict[str, Any]:
     alert = stored.alert
     return {"group_key": stored.group, "rule": stored.rule,
-            "fingerprint": fingerprint(dict(alert.labels)), "labels": dict(alert.labels),
+            "fingerprint": alert.fingerprint, "labels": dict(alert.labels),
             "annotations": dict(alert.annotations), "state": alert.state.value,
             "value": _finite(alert.value), "active_at_ms": alert.active_at_ms,
             "fired_at_ms": alert.fired_at_ms, "flapping": alert.flapping}
@@ -81,7 +81,7 @@ def _state_row(stored: StoredAlert) -> dict[str, Any]:
 
 def _to_event(row: Row[Any]) -> AlertEvent:
     return AlertEvent(row.at_ms, row.alertname, dict(row.labels), row.event, row.actor,
-                      row.value, dict(row.details), row.id)
+                      row.value, dict(row.details), row.id, row.fingerprint)
 
 
 def _to_stored(row: Row[Any]) -> StoredAlert:
