@@ -56,6 +56,8 @@ RECENT_HORIZON_MS = 15 * 60_000
 """How far back the rings are filled from DuckDB when the store opens."""
 _MAX_SERIES = 2**24
 """Series one query may read before its sort key falls back to two columns."""
+_MATCH_CACHE = 10_000
+"""Selector matches kept between queries (rules ask the same ones every evaluation)."""
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
 _ROLLUP_AGGS = {"avg": "sum / count", "min": "min", "max": "max", "last": "last",
@@ -90,6 +92,14 @@ def decode_record(payload: bytes) -> tuple[list[tuple[int, Labels]], I64, I64, F
     return series, sids, ts, values
 
 
+def _metric_name(matchers: Sequence[Matcher]) -> str | None:
+    """The metric name `matchers` require exactly, if they do."""
+    for m in matchers:
+        if m.name == "__name__" and m.op is MatchOp.EQ and m.value != "":
+            return m.value
+    return None
+
+
 def _last_write_wins(sids: I64, ts: I64, values: F64) -> tuple[I64, I64, F64]:
     """Sort by (series, ts) and keep the last-written sample of each duplicate pair."""
     order = np.lexsort((ts, sids))  # stable: equal keys keep write order
@@ -105,11 +115,40 @@ class _LabelIndex:
     def __init__(self) -> None:
         self.labels: dict[int, Labels] = {}
         self.postings: dict[str, dict[str, set[int]]] = {}
+        self.added = 0
+        """Series added so far: what a cached match was computed against."""
+        self.name_added: dict[str, int] = {}
+        """Per metric name, `added` just after its newest series came."""
+        self._cache: dict[tuple[Matcher, ...], tuple[int, I64]] = {}
 
     def add(self, sid: int, labels: Labels) -> None:
         self.labels[sid] = labels
+        self.added += 1
         for name, value in labels:
             self.postings.setdefault(name, {}).setdefault(value, set()).add(sid)
+            if name == "__name__":
+                self.name_added[value] = self.added
+
+    def cached(self, matchers: Sequence[Matcher]) -> I64 | None:
+        """Ids a `remember`ed match found, if no series it could match came since.
+
+        Series are only ever added to the index (retention drops samples, not series), so
+        a match holds until a new series arrives; with ``__name__="x"`` among the matchers,
+        only new series named x end it (a rule's own output does not end its input's)."""
+        found = self._cache.get(tuple(matchers))
+        if found is None:
+            return None
+        upto, ids = found
+        name = _metric_name(matchers)
+        if (self.added if name is None else self.name_added.get(name, 0)) > upto:
+            return None
+        return ids
+
+    def remember(self, matchers: Sequence[Matcher], ids: I64) -> None:
+        if len(self._cache) >= _MATCH_CACHE:  # ad hoc queries: start again
+            self._cache.clear()
+        ids.flags.writeable = False  # shared by every reader of this match
+        self._cache[tuple(matchers)] = (self.added, ids)
 
     def match(self, matchers: Sequence[Matcher]) -> set[int]:
         result: set[int] | None = None
@@ -366,9 +405,14 @@ class DuckDBMetricsStore:
         return cols
 
     def _matching(self, matchers: Sequence[Matcher]) -> I64:
-        """Ids of the series matching `matchers`, in label order; call with the lock held."""
-        ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
-        return self._order.sort(ids, self._index.labels, self._next_id)
+        """Ids of the series matching `matchers`, in label order (read-only: the same
+        array may answer the next query too); call with the lock held."""
+        ids = self._index.cached(matchers)
+        if ids is None:
+            ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
+            ids = self._order.sort(ids, self._index.labels, self._next_id)
+            self._index.remember(matchers, ids)
+        return ids
 
     def _block(self, cols: dict[str, Any], ts_col: str) -> SeriesBlock:
         """A SeriesBlock from columns ordered by (pos, time)."""
