@@ -15,12 +15,16 @@ MIN = 60_000
 
 def _store(values: list[float | None], node: str = "n1") -> MemoryMetricsStore:
     store = MemoryMetricsStore()
+    store.append(_store_batch(node, values))
+    return store
+
+
+def _store_batch(node: str, values: list[float | None]) -> Batch:
     batch = Batch()
     for k, value in enumerate(values):
         if value is not None:
             batch.add(make_labels(TEMP, {"node": node, "gpu": "0"}), k * MIN, value)
-    store.append(batch)
-    return store
+    return batch
 
 
 def _timeline(evaluator: GroupEvaluator, minutes: int) -> list[tuple[int, str, str]]:
@@ -137,3 +141,35 @@ def test_after_a_restart_for_goes_on_from_alerts_for_state() -> None:
     assert [a.state.value for a in after.evaluate(4 * MIN)] == ["firing"]
     fresh = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(_store([90] * 6)))
     assert [a.state.value for a in fresh.evaluate(4 * MIN)] == ["pending"]
+
+
+def test_alert_labels_follow_each_evaluation_series_and_value() -> None:
+    store = _store([90, 90, 95])
+    store.append(_store_batch(node="n2", values=[None, 91, 91]))
+    by_node = AlertingRule("ByNode", f"{TEMP} > 85", labels={"where": "{{ $labels.node }}"})
+    by_value = AlertingRule("ByValue", f"{TEMP} > 85", labels={"level": "{{ $value }}"})
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (by_node, by_value)), Engine(store))
+    seen = []
+    for m in range(3):
+        evaluator.evaluate(m * MIN)
+        seen.append(sorted((a.rule, dict(a.labels).get("where") or dict(a.labels)["level"])
+                           for by_rule in evaluator.alerts.values()
+                           for a in by_rule.values() if a.state.value != "inactive"))
+    assert seen == [
+        [("ByNode", "n1"), ("ByValue", "90")],
+        [("ByNode", "n1"), ("ByNode", "n2"), ("ByValue", "90"), ("ByValue", "91")],
+        [("ByNode", "n1"), ("ByNode", "n2"), ("ByValue", "91"), ("ByValue", "95")]]
+
+
+def test_recorded_series_keep_their_labels_as_answers_come_and_go() -> None:
+    store = _store([70, 75, 90])
+    store.append(_store_batch(node="n2", values=[None, 60, None]))
+    record = RecordingRule("node:temp:max", f"max by (node) ({TEMP})", {"source": "rules"})
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (record,)), Engine(store), store.append)
+    for m in range(3):
+        evaluator.evaluate(m * MIN)
+    written = {dict(s.labels)["node"]: (s.ts_ms.tolist(), s.values.tolist())
+               for s in store.select([name_matcher("node:temp:max")], 0, 3 * MIN)}
+    assert written["n1"] == ([0, MIN, 2 * MIN], [70, 75, 90])
+    assert written["n2"][0] == [MIN, 2 * MIN]  # then its staleness marker
+    assert written["n2"][1][0] == 60

@@ -65,6 +65,11 @@ class GroupEvaluator:
     a restart), so `for` goes on from where it was."""
     _templates: dict[tuple[str, str, str], Template] = field(default_factory=dict)
     _written: dict[str, set[Labels]] = field(default_factory=dict)
+    _labelled: dict[tuple[str, str], dict[Labels, Labels]] = field(default_factory=dict)
+    """Per recording rule, and alerting rule whose label templates ignore the value: the
+    label sets it made last time from each answer's labels (rebuilt at every evaluation,
+    so it holds only current series; reusing the tuples lets the store know them by
+    identity)."""
 
     def _template(self, rule: AlertingRule, kind: str, name: str, text: str) -> Template:
         """A rule's label or annotation template, parsed once."""
@@ -136,16 +141,26 @@ class GroupEvaluator:
         key = _key(rule)
         active = self.alerts.setdefault(key, {})
         found: dict[Labels, Alert] = {}
+        by_value = any(self._template(rule, "label", name, text).uses_value
+                       for name, text in rule.labels.items())
+        before = {} if by_value else self._labelled.get(("alert", key), {})
+        made: dict[Labels, Labels] = {}
+        annotating = [(name, self._template(rule, "annotation", name, text))
+                      for name, text in rule.annotations.items()]
         for labels, value in _samples(self.querier.instant(rule.expr, at_ms)):
-            alert_labels = self._alert_labels(rule, labels, value)
+            alert_labels = before.get(labels)
+            if alert_labels is None:
+                alert_labels = self._alert_labels(rule, labels, value)
             if alert_labels in found:
                 raise QueryError("execution", "vector contains metrics with the same "
                                  "labelset after applying alert labels")
+            made[labels] = alert_labels
             data = dict(labels)
-            annotations = {name: self._template(rule, "annotation", name, text)
-                           .render(data, value) for name, text in rule.annotations.items()}
+            annotations = {name: template.render(data, value) for name, template in annotating}
             found[alert_labels] = Alert(rule.name, alert_labels, annotations,
                                         AlertState.PENDING, value, at_ms)
+        if not by_value:
+            self._labelled[("alert", key)] = made
         if self.restore and rule.for_s > 0:
             self._restore(rule, at_ms, found)
         cleared = self._cleared(rule, at_ms) if rule.clear_expr else None
@@ -216,7 +231,8 @@ class GroupEvaluator:
 def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:
     """ALERTS{alertstate} = 1 and ALERTS_FOR_STATE = start (unix seconds) of each pending or
     firing alert, as Prometheus writes them."""
-    batch = Batch()
+    labels: list[Labels] = []
+    values: list[float] = []
     for alert in alerts:
         if alert.state is AlertState.INACTIVE:
             continue
@@ -226,9 +242,10 @@ def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:
                 (*alert.labels, ("__name__", "ALERTS"), ("alertstate", alert.state.value))))
             names.setdefault("for_state", tuple(sorted(
                 (*alert.labels, ("__name__", "ALERTS_FOR_STATE")))))
-        batch.add(names[alert.state.value], at_ms, 1.0)
-        batch.add(names["for_state"], at_ms, float(alert.active_at_ms // 1000))
-    return batch
+        labels += (names[alert.state.value], names["for_state"])
+        values += (1.0, float(alert.active_at_ms // 1000))
+    # an alert's two series are its own (its labels are unique in the rule): no lookups
+    return Batch(labels, list(range(len(labels))), [at_ms] * len(labels), values)
 
 
 def _quote(text: str) -> str:
