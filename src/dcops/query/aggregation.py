@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from dcops.query.result import QueryError, format_scalar
-from dcops.query.vector import BoolArray, FloatArray, Series, Vector, merge_same_labels
+from dcops.query.vector import (
+    BoolArray,
+    FloatArray,
+    Series,
+    Vector,
+    merge_same_labels,
+    stacked,
+)
 from dcops.query.window import quantile_sorted
 from dcops.telemetry.model import LABEL_NAME_RE, Labels
 
@@ -59,7 +66,7 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool,
             raise QueryError("execution", f"Scalar value {value} overflows int64")
     if op == "quantile" and param is None:
         raise QueryError("bad_data", "quantile needs a parameter")
-    if op in REDUCEAT and vector.series:
+    if op in REDUCEAT and len(vector):
         return _reduce_groups(op, vector, names, without)
     groups: dict[Labels, list[Series]] = {}
     for s in vector.series:
@@ -79,20 +86,21 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool,
 def _reduce_groups(op: str, vector: Vector, names: list[str], without: bool) -> Vector:
     """`op` over every group at once: rows sorted by group, then one reduceat per quantity."""
     index: dict[Labels, int] = {}
-    group = np.fromiter((index.setdefault(group_key(s.labels, names, without), len(index))
-                         for s in vector.series), dtype=np.int64, count=len(vector.series))
+    labels = vector.labels
+    group = np.fromiter((index.setdefault(group_key(lab, names, without), len(index))
+                         for lab in labels), dtype=np.int64, count=len(labels))
     order = np.argsort(group, kind="stable")
     starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]])
-    rows = [vector.series[i] for i in order.tolist()]
-    present = np.stack([s.present for s in rows])
-    vals = np.where(present, np.stack([s.values for s in rows]), 0.0)
+    all_values, all_present = stacked(vector, 0)
+    present = all_present[order]
+    vals = np.where(present, all_values[order], 0.0)
     count = np.add.reduceat(present, starts, axis=0, dtype=np.float64)
     with np.errstate(all="ignore"):
         if op in ("sum", "avg", "stddev", "stdvar"):
             total = np.add.reduceat(vals, starts, axis=0)
             result = total if op == "sum" else total / count
             if op in ("stddev", "stdvar"):
-                per_row = np.repeat(result, np.diff(np.r_[starts, len(rows)]), axis=0)
+                per_row = np.repeat(result, np.diff(np.r_[starts, len(labels)]), axis=0)
                 square = np.where(present, (vals - per_row) ** 2, 0.0)
                 result = np.add.reduceat(square, starts, axis=0) / count
                 result = np.sqrt(result) if op == "stddev" else result
@@ -106,8 +114,8 @@ def _reduce_groups(op: str, vector: Vector, names: list[str], without: bool) -> 
     keys = list(index)
     ranked = sorted(range(len(keys)), key=keys.__getitem__)
     # reduceat rows follow group numbers (first appearance); answers go out in label order
-    return Vector([Series(keys[g], np.asarray(result[g], dtype=np.float64), count[g] > 0)
-                   for g in ranked])
+    return Vector.of_rows([keys[g] for g in ranked], np.asarray(result[ranked], dtype=np.float64),
+                          count[ranked] > 0)
 
 
 def _select(op: str, members: list[Series], vals: FloatArray, present: BoolArray,

@@ -26,7 +26,6 @@ from dcops.query.vector import (
     drop_name,
     is_stale,
     merge_same_labels,
-    rows,
     without_stale,
 )
 from dcops.telemetry.model import Matcher, MatchOp, SeriesBlock, SeriesData
@@ -87,8 +86,7 @@ class Engine:
         if isinstance(value, String):
             return Result("string", at_ms=at_ms, string=value.value)
         at = np.array([at_ms], dtype=np.int64)
-        series = sorted((ResultSeries(s.labels, at, s.values[:1].copy())
-                         for s in value.series if s.present[0]), key=lambda s: s.labels)
+        series = sorted(_answered(value, at), key=lambda s: s.labels)
         if isinstance(inner, pp.Call) and str(inner.func.name) in ("sort", "sort_desc"):
             series = _by_value(series, descending=str(inner.func.name) == "sort_desc")
         return Result("vector", series)
@@ -121,6 +119,20 @@ class Engine:
         out = [ResultSeries(s.labels, grid[s.present], s.values[s.present])
                for s in value.series if s.present.any()]
         return Result("matrix", sorted(out, key=lambda s: s.labels))
+
+
+def _answered(value: Vector, at: IntArray) -> list[ResultSeries]:
+    """An instant query's series that have a sample (at its one step)."""
+    found = value.matrices()
+    if found is None:
+        return [ResultSeries(s.labels, at, s.values[:1].copy())
+                for s in value.series if s.present[0]]
+    values, present = found
+    labels = value.labels
+    chosen = np.flatnonzero(present[:, 0])
+    column = values[chosen, :1]  # a copy: each answer holds a row of it
+    return [ResultSeries(labels[i], at, column[k])
+            for k, i in enumerate(chosen.tolist())]
 
 
 def _by_value(series: list[ResultSeries], *, descending: bool) -> list[ResultSeries]:
@@ -216,7 +228,7 @@ class _Evaluation:
         present = (idx >= block.offsets[:-1, None]) & (block.ts_ms[safe] >= times - lookback)
         present &= ~is_stale(values)
         self.count_samples(int(present.sum()))
-        return Vector(rows(block.labels, values, present))
+        return Vector.of_rows(block.labels, values, present)
 
     def range_data(self, matrix: Any) -> tuple[SeriesBlock, IntArray, int]:
         """Series of a range selector (without staleness markers) or subquery, times, range."""
