@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)
 
 def encode_record(new_series: list[tuple[int, Labels]], sids: I64, ts: I64, values: F64) -> bytes:
     """One WAL payload: new series definitions, then three sample columns."""
-    series_json = (json.dumps([[sid, list(labels)] for sid, labels in new_series]).encode()
+    series_json = (json.dumps(new_series).encode()  # tuples are written as JSON arrays
                    if new_series else b"[]")
     return b"".join((_RECORD.pack(len(series_json), len(sids)), series_json,
                      sids.tobytes(), ts.tobytes(), values.tobytes()))
@@ -122,12 +122,24 @@ class _LabelIndex:
         self._cache: dict[tuple[Matcher, ...], tuple[int, I64]] = {}
 
     def add(self, sid: int, labels: Labels) -> None:
-        self.labels[sid] = labels
-        self.added += 1
-        for name, value in labels:
-            self.postings.setdefault(name, {}).setdefault(value, set()).add(sid)
-            if name == "__name__":
-                self.name_added[value] = self.added
+        self.add_many([(sid, labels)])
+
+    def add_many(self, series: list[tuple[int, Labels]]) -> None:
+        postings, name_added, known = self.postings, self.name_added, self.labels
+        for sid, labels in series:
+            known[sid] = labels
+            self.added += 1
+            for name, value in labels:
+                by_value = postings.get(name)
+                if by_value is None:
+                    by_value = postings[name] = {}
+                ids = by_value.get(value)
+                if ids is None:
+                    by_value[value] = {sid}
+                else:
+                    ids.add(sid)
+                if name == "__name__":
+                    name_added[value] = self.added
 
     def cached(self, matchers: Sequence[Matcher]) -> I64 | None:
         """Ids a `remember`ed match found, if no series it could match came since.
@@ -282,8 +294,7 @@ class DuckDBMetricsStore:
             except BaseException:
                 self._forget(new)
                 raise
-            for sid, labels in new:
-                self._index.add(sid, labels)
+            self._index.add_many(new)
             # the in-memory caches see acknowledged samples at once, before DuckDB does
             ordered = _last_write_wins(sids, ts, values)
             self._newest.update(*ordered)
@@ -306,18 +317,22 @@ class DuckDBMetricsStore:
             return np.fromiter(map(_SECOND, found), dtype=np.int64, count=len(found)), []
         if len(self._by_identity) > max(100_000, 4 * len(self._ids)):
             self._by_identity.clear()  # tuples that callers have since dropped
-        ids = self._ids
+            found = [None] * len(labels)
+        ids, by_identity = self._ids, self._by_identity
         new: list[tuple[int, Labels]] = []
-        out = np.empty(len(labels), dtype=np.int64)
-        for i, one in enumerate(labels):
+        out: list[int] = []
+        for one, hit in zip(labels, found, strict=True):
+            if hit is not None and hit[0] is one:
+                out.append(hit[1])
+                continue
             sid = ids.get(one)
             if sid is None:
                 sid = ids[one] = self._next_id
                 self._next_id += 1
                 new.append((sid, one))
-            self._by_identity[id(one)] = (one, sid)  # holds `one`, so its id stays unique
-            out[i] = sid
-        return out, new
+            by_identity[id(one)] = (one, sid)  # holds `one`, so its id stays unique
+            out.append(sid)
+        return np.array(out, dtype=np.int64), new
 
     def _forget(self, new: list[tuple[int, Labels]]) -> None:
         for _, labels in new:

@@ -11,6 +11,8 @@ written out of order, or a series written faster than its ring holds, just moves
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -35,14 +37,14 @@ class RecentSamples:
     def _grow(self, size: int) -> None:
         if size <= len(self.written):
             return
-        more = max(size, 2 * len(self.written)) - len(self.written)
-        self.ts = np.concatenate([self.ts, np.zeros((more, self.capacity), dtype=np.int64)])
-        self.values = np.concatenate([self.values, np.zeros((more, self.capacity))])
-        self.written = np.concatenate([self.written, np.zeros(more, dtype=np.int64)])
-        self.newest = np.concatenate([self.newest, np.full(more, np.iinfo(np.int64).min)])
+        held = len(self.written)
+        rows = max(size, 2 * held)
+        self.ts = _grown(self.ts, rows)
+        self.values = _grown(self.values, rows)
+        self.written = _grown(self.written, rows)
+        self.newest = _grown(self.newest, rows, np.iinfo(np.int64).min)
         # a series first seen now has no earlier samples: complete from the beginning
-        self.complete_from = np.concatenate([self.complete_from,
-                                             np.full(more, np.iinfo(np.int64).min)])
+        self.complete_from = _grown(self.complete_from, rows, np.iinfo(np.int64).min)
 
     def start(self, series: int, since_ms: int, sids: I64, ts: I64, values: F64) -> None:
         """Begin from stored samples: `series` ids exist, and (sids, ts, values), sorted by
@@ -109,3 +111,13 @@ class RecentSamples:
         wanted = (np.arange(self.capacity)[None, :] < held[:, None]) & (ts >= start_ms) \
             & (ts <= end_ms)
         return wanted.sum(axis=1), ts[wanted], values[wanted]
+
+
+def _grown(array: npt.NDArray[np.generic], rows: int, fill: int = 0) -> npt.NDArray[Any]:
+    """`array` with `rows` rows, the new ones `fill`: zeroed pages come from the system
+    untouched (calloc), so only the rows already held are copied."""
+    out = np.zeros((rows, *array.shape[1:]), dtype=array.dtype)
+    out[:len(array)] = array
+    if fill:
+        out[len(array):] = fill
+    return out
