@@ -56,8 +56,14 @@ REDUCEAT = {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar"}
 """Aggregations computed for all groups at once with ``ufunc.reduceat``."""
 
 
+GroupKeys = dict[tuple[tuple[str, ...], bool], dict[Labels, Labels]]
+"""Group keys already worked out, by grouping and series labels (see `Engine`)."""
+GROUP_KEYS_HELD = 500_000
+"""How many remembered group keys a `GroupKeys` holds before it starts again."""
+
+
 def aggregate(op: str, vector: Vector, names: list[str], without: bool,
-              param: FloatArray | None, steps: int) -> Vector:
+              param: FloatArray | None, steps: int, memo: GroupKeys | None = None) -> Vector:
     """Evaluate aggregation `op` grouping by (or without) `names`."""
     if op in SELECTING and param is not None:
         bad = np.isnan(param) | (param >= 2.0**63) | (param < -(2.0**63))
@@ -67,7 +73,7 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool,
     if op == "quantile" and param is None:
         raise QueryError("bad_data", "quantile needs a parameter")
     if op in REDUCEAT and len(vector):
-        return _reduce_groups(op, vector, names, without)
+        return _reduce_groups(op, vector, names, without, memo)
     groups: dict[Labels, list[Series]] = {}
     for s in vector.series:
         groups.setdefault(group_key(s.labels, names, without), []).append(s)
@@ -83,12 +89,30 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool,
     return Vector(merge_same_labels(out) if op in SELECTING else out)
 
 
-def _reduce_groups(op: str, vector: Vector, names: list[str], without: bool) -> Vector:
+def _group_keys(labels: list[Labels], names: list[str], without: bool,
+                memo: GroupKeys | None) -> list[Labels]:
+    """`group_key` of each series; with `memo`, each label set's key is worked out once
+    (rules aggregate the same series every evaluation)."""
+    if memo is None:
+        return [group_key(lab, names, without) for lab in labels]
+    if sum(map(len, memo.values())) > GROUP_KEYS_HELD:
+        memo.clear()
+    known = memo.setdefault((tuple(names), without), {})
+    out = list(map(known.get, labels))
+    for i, key in enumerate(out):
+        if key is None:
+            out[i] = known[labels[i]] = group_key(labels[i], names, without)
+    return out  # type: ignore[return-value]  # no None is left
+
+
+def _reduce_groups(op: str, vector: Vector, names: list[str], without: bool,
+                   memo: GroupKeys | None = None) -> Vector:
     """`op` over every group at once: rows sorted by group, then one reduceat per quantity."""
     index: dict[Labels, int] = {}
     labels = vector.labels
-    group = np.fromiter((index.setdefault(group_key(lab, names, without), len(index))
-                         for lab in labels), dtype=np.int64, count=len(labels))
+    group = np.fromiter((index.setdefault(key, len(index))
+                         for key in _group_keys(labels, names, without, memo)),
+                        dtype=np.int64, count=len(labels))
     order = np.argsort(group, kind="stable")
     starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]])
     all_values, all_present = stacked(vector, 0)

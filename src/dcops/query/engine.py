@@ -71,6 +71,8 @@ class Engine:
         self.store = store
         self.lookback_delta_ms = lookback_delta_ms
         self.max_samples = max_samples
+        self.group_keys: aggregation.GroupKeys = {}
+        """Group keys of series aggregated before: the same rules ask again and again."""
 
     def instant(self, query: str, at_ms: int) -> Result:
         """Evaluate `query` at one moment; a range selector at top level gives a matrix."""
@@ -344,7 +346,8 @@ class _Evaluation:
         if expr.modifier is not None:
             names = list(expr.modifier.labels)
             without = expr.modifier.type == pp.AggModifierType.Without
-        return aggregation.aggregate(op, vector, names, without, param, self.steps)
+        return aggregation.aggregate(op, vector, names, without, param, self.steps,
+                                     self.engine.group_keys)
 
     def binary(self, expr: Any) -> Value:
         op = str(expr.op)
