@@ -18,6 +18,7 @@ import operator
 import re
 import struct
 import threading
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,9 @@ class _LabelIndex:
 
     def __init__(self) -> None:
         self.labels: dict[int, Labels] = {}
-        self.postings: dict[str, dict[str, set[int]]] = {}
+        self.postings: dict[str, dict[str, array[int]]] = {}
+        """Series ids by label name and value: arrays, which the garbage collector need
+        not walk (sets of ~100k series' ids made every full collection ~60 ms longer)."""
         self.added = 0
         """Series added so far: what a cached match was computed against."""
         self.name_added: dict[str, int] = {}
@@ -135,9 +138,9 @@ class _LabelIndex:
                     by_value = postings[name] = {}
                 ids = by_value.get(value)
                 if ids is None:
-                    by_value[value] = {sid}
+                    by_value[value] = array("q", (sid,))
                 else:
-                    ids.add(sid)
+                    ids.append(sid)
                 if name == "__name__":
                     name_added[value] = self.added
 
@@ -162,19 +165,23 @@ class _LabelIndex:
         ids.flags.writeable = False  # shared by every reader of this match
         self._cache[tuple(matchers)] = (self.added, ids)
 
-    def match(self, matchers: Sequence[Matcher]) -> set[int]:
-        result: set[int] | None = None
+    def match(self, matchers: Sequence[Matcher]) -> I64:
+        """Ids of the series matching every one of `matchers`, ascending."""
+        result: I64 | None = None
         for m in sorted(matchers, key=lambda m: m.op is not MatchOp.EQ):
             ids = self._match_one(m, result)
-            result = ids if result is None else result & ids
-            if not result:
-                return set()
-        return set(self.labels) if result is None else result
+            result = ids if result is None else np.intersect1d(result, ids, assume_unique=True)
+            if not len(result):
+                return result
+        return self._all() if result is None else result
 
-    def _match_one(self, m: Matcher, within: set[int] | None) -> set[int]:
+    def _all(self) -> I64:
+        return np.sort(np.fromiter(self.labels, dtype=np.int64, count=len(self.labels)))
+
+    def _match_one(self, m: Matcher, within: I64 | None) -> I64:
         values = self.postings.get(m.name, {})
         if m.op is MatchOp.EQ and m.value != "":
-            return set(values.get(m.value, ()))
+            return _ids_of(values.get(m.value))
         try:
             pattern = re.compile(m.value) if m.op in (MatchOp.RE, MatchOp.NRE) else None
         except re.error as exc:
@@ -186,12 +193,29 @@ class _LabelIndex:
                 return (v == m.value) is (m.op is MatchOp.EQ)
             return (pattern.fullmatch(v) is not None) is (m.op is MatchOp.RE)
 
-        chosen = [ids for v, ids in values.items() if hit(v)]
-        out: set[int] = set().union(*chosen)
+        out = _union([ids for v, ids in values.items() if hit(v)])
         if hit(""):  # series without this label carry "" for it
-            having: set[int] = set().union(*values.values())
-            out |= (within if within is not None else set(self.labels)) - having
+            having = _union(list(values.values()))
+            lacking = np.setdiff1d(within if within is not None else self._all(), having,
+                                   assume_unique=True)
+            out = np.union1d(out, lacking)
         return out
+
+
+def _ids_of(posting: array[int] | None) -> I64:
+    """A posting list as a numpy array of its own (the list may grow afterwards)."""
+    if posting is None or not len(posting):
+        return np.zeros(0, dtype=np.int64)
+    return np.frombuffer(posting, dtype=np.int64).copy()
+
+
+def _union(postings: list[array[int]]) -> I64:
+    """The ids in any of `postings`, ascending."""
+    if not postings:
+        return np.zeros(0, dtype=np.int64)
+    if len(postings) == 1:
+        return np.unique(_ids_of(postings[0]))
+    return np.unique(np.concatenate([_ids_of(p) for p in postings]))
 
 
 class DuckDBMetricsStore:
@@ -424,8 +448,8 @@ class DuckDBMetricsStore:
         array may answer the next query too); call with the lock held."""
         ids = self._index.cached(matchers)
         if ids is None:
-            ids = np.fromiter(self._index.match(matchers), dtype=np.int64)
-            ids = self._order.sort(ids, self._index.labels, self._next_id)
+            ids = self._order.sort(self._index.match(matchers), self._index.labels,
+                                   self._next_id)
             self._index.remember(matchers, ids)
         return ids
 
@@ -542,7 +566,7 @@ class DuckDBMetricsStore:
     def label_values(self, name: str) -> list[str]:
         with self._lock:
             values = self._index.postings.get(name, {})
-            return sorted(v for v, ids in values.items() if not ids.isdisjoint(self._live))
+            return sorted(v for v, ids in values.items() if not self._live.isdisjoint(ids))
 
     # ---- upkeep --------------------------------------------------------------------
 
