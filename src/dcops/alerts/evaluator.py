@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from dcops.alerts.model import Alert, AlertingRule, AlertState, RecordingRule, RuleGroup
 from dcops.alerts.template import Template
@@ -242,8 +244,10 @@ def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:
                 (*alert.labels, ("__name__", "ALERTS"), ("alertstate", alert.state.value))))
             names.setdefault("for_state", tuple(sorted(
                 (*alert.labels, ("__name__", "ALERTS_FOR_STATE")))))
-        labels += (names[alert.state.value], names["for_state"])
-        values += (1.0, float(alert.active_at_ms // 1000))
+        labels.append(names[alert.state.value])
+        labels.append(names["for_state"])
+        values.append(1.0)
+        values.append(float(alert.active_at_ms // 1000))
     # an alert's two series are its own (its labels are unique in the rule): no lookups
     return Batch(labels, list(range(len(labels))), [at_ms] * len(labels), values)
 
@@ -256,11 +260,16 @@ def _key(rule: AlertingRule | RecordingRule) -> str:
     return rule.record if isinstance(rule, RecordingRule) else rule.name
 
 
-def _samples(result: Result) -> list[tuple[Labels, float]]:
-    """An instant answer as (labels, value) pairs; a scalar is one sample without labels."""
+def _samples(result: Result) -> Iterable[tuple[Labels, float]]:
+    """An instant answer as (labels, value) pairs; a scalar is one sample without labels.
+
+    (A zip: a loop that unpacks its pairs at once makes no tuple per sample.)"""
     if result.result_type == "scalar":
         return [((), result.scalar)]
     if result.result_type != "vector":
         raise QueryError("execution", f"rule result is a {result.result_type}, not an "
                          "instant vector or scalar")
-    return [(s.labels, float(s.values[0])) for s in result.series]
+    series = result.series
+    values: list[float] = np.concatenate([s.values[:1] for s in series]).tolist() \
+        if series else []
+    return zip([s.labels for s in series], values, strict=True)

@@ -139,7 +139,7 @@ def _reduce_groups(op: str, vector: Vector, names: list[str], without: bool,
     ranked = sorted(range(len(keys)), key=keys.__getitem__)
     # reduceat rows follow group numbers (first appearance); answers go out in label order
     return Vector.of_rows([keys[g] for g in ranked], np.asarray(result[ranked], dtype=np.float64),
-                          count[ranked] > 0)
+                          count[ranked] > 0, unique=True)
 
 
 def _select(op: str, members: list[Series], vals: FloatArray, present: BoolArray,

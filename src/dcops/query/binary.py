@@ -80,9 +80,10 @@ def vector_scalar(op: str, vec: Vector, scalar: Scalar, *, scalar_left: bool,
         present = present & (result == 1.0)
         result = values
     labels = vec.labels
-    if op in NAME_DROPPING or return_bool:
+    renamed = op in NAME_DROPPING or return_bool
+    if renamed:
         labels = [drop_name(lab) for lab in labels]
-    return merged_vector(labels, result, present)
+    return merged_vector(labels, result, present, unique=vec.unique and not renamed)
 
 
 def signature(labels: Labels, m: Matching) -> Labels:

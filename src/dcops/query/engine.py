@@ -230,7 +230,7 @@ class _Evaluation:
         present = (idx >= block.offsets[:-1, None]) & (block.ts_ms[safe] >= times - lookback)
         present &= ~is_stale(values)
         self.count_samples(int(present.sum()))
-        return Vector.of_rows(block.labels, values, present)
+        return Vector.of_rows(block.labels, values, present, unique=True)  # one per series
 
     def range_data(self, matrix: Any) -> tuple[SeriesBlock, IntArray, int]:
         """Series of a range selector (without staleness markers) or subquery, times, range."""

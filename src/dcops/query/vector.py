@@ -40,20 +40,24 @@ class Vector:
     matrices whose rows are the series, made into `Series` only when asked for (most
     operators work on the matrices, and a selector's hundreds of rows need no objects)."""
 
-    __slots__ = ("_labels", "_present", "_series", "_values")
+    __slots__ = ("_labels", "_present", "_series", "_values", "unique")
 
     def __init__(self, series: list[Series]) -> None:
         self._series: list[Series] | None = series
         self._labels: list[Labels] | None = None
         self._values: FloatArray | None = None
         self._present: BoolArray | None = None
+        self.unique = False
+        """Whether its series' labels are known to differ (a selector's, a grouping's)."""
 
     @classmethod
-    def of_rows(cls, labels: list[Labels], values: FloatArray, present: BoolArray) -> Vector:
+    def of_rows(cls, labels: list[Labels], values: FloatArray, present: BoolArray, *,
+                unique: bool = False) -> Vector:
         """The vector whose series are the rows of `values` and `present`."""
         vector = cls.__new__(cls)
         vector._series = None
         vector._labels, vector._values, vector._present = labels, values, present
+        vector.unique = unique
         return vector
 
     @property
@@ -114,15 +118,17 @@ def merged_rows(labels: list[Labels], values: npt.NDArray[np.float64],
 
 
 def merged_vector(labels: list[Labels], values: npt.NDArray[np.float64],
-                  present: npt.NDArray[np.bool_]) -> Vector:
-    """`merged_rows` as a vector, kept as matrices where labels are unique."""
-    if len(set(labels)) < len(labels):
+                  present: npt.NDArray[np.bool_], *, unique: bool = False) -> Vector:
+    """`merged_rows` as a vector, kept as matrices where labels are unique (known to be,
+    with `unique`, or checked)."""
+    if not unique and len(set(labels)) < len(labels):
         return Vector(merge_same_labels(rows(labels, values, present)))
     keep = present.any(axis=1)
     if keep.all():
-        return Vector.of_rows(labels, values, present)
+        return Vector.of_rows(labels, values, present, unique=True)
     chosen = np.flatnonzero(keep)
-    return Vector.of_rows([labels[i] for i in chosen.tolist()], values[chosen], present[chosen])
+    return Vector.of_rows([labels[i] for i in chosen.tolist()], values[chosen], present[chosen],
+                          unique=True)
 
 
 def stacked(vector: Vector, steps: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
