@@ -3,8 +3,8 @@ alerts; hysteresis and keep_firing_for; recording rules; a failing rule stops no
 
 from __future__ import annotations
 
-from dcops.alerts.evaluator import GroupEvaluator
-from dcops.alerts.model import AlertingRule, RecordingRule, RuleGroup
+from dcops.alerts.evaluator import GroupEvaluator, _alert_series
+from dcops.alerts.model import Alert, AlertingRule, AlertState, RecordingRule, RuleGroup
 from dcops.query import Engine
 from dcops.telemetry.model import Batch, make_labels, name_matcher
 from dcops.telemetry.store import MemoryMetricsStore
@@ -173,3 +173,14 @@ def test_recorded_series_keep_their_labels_as_answers_come_and_go() -> None:
     assert written["n1"] == ([0, MIN, 2 * MIN], [70, 75, 90])
     assert written["n2"][0] == [MIN, 2 * MIN]  # then its staleness marker
     assert written["n2"][1][0] == 60
+
+
+def test_alerts_series_labels_are_the_same_whichever_state_came_first() -> None:
+    for extra in ({}, {"alertstate": "firing", "zone": "b"}):  # an alert over ALERTS too
+        labels = tuple(sorted({"alertname": "Hot", "node": "n1", **extra}.items()))
+        alert = Alert("Hot", labels, {}, AlertState.PENDING, 1.0, 0)
+        _alert_series([alert], 0)
+        alert.state = AlertState.FIRING
+        firing = _alert_series([alert], 0).labels[0]
+        assert firing == tuple(sorted((*labels, ("__name__", "ALERTS"),
+                                       ("alertstate", "firing"))))

@@ -240,8 +240,7 @@ def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:
             continue
         names = alert.series
         if alert.state.value not in names:  # label sets built once per alert and state
-            names[alert.state.value] = tuple(sorted(
-                (*alert.labels, ("__name__", "ALERTS"), ("alertstate", alert.state.value))))
+            names[alert.state.value] = _with_state(names, alert)
             names.setdefault("for_state", tuple(sorted(
                 (*alert.labels, ("__name__", "ALERTS_FOR_STATE")))))
         labels.append(names[alert.state.value])
@@ -250,6 +249,17 @@ def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:
         values.append(float(alert.active_at_ms // 1000))
     # an alert's two series are its own (its labels are unique in the rule): no lookups
     return Batch(labels, list(range(len(labels))), [at_ms] * len(labels), values)
+
+
+def _with_state(names: dict[str, Labels], alert: Alert) -> Labels:
+    """The labels of an alert's ALERTS series in its present state: from those of another
+    state where it has them (the same pairs but one, in the same place), else sorted."""
+    state = ("alertstate", alert.state.value)
+    for key, before in names.items():
+        places = [i for i, (name, _) in enumerate(before) if name == "alertstate"]
+        if key != "for_state" and len(places) == 1:  # (an alert of ALERTS has two)
+            return (*before[:places[0]], state, *before[places[0] + 1:])
+    return tuple(sorted((*alert.labels, ("__name__", "ALERTS"), state)))
 
 
 def _quote(text: str) -> str:
