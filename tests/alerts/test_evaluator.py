@@ -3,6 +3,8 @@ alerts; hysteresis and keep_firing_for; recording rules; a failing rule stops no
 
 from __future__ import annotations
 
+import math
+
 from dcops.alerts.evaluator import GroupEvaluator, _alert_series
 from dcops.alerts.model import Alert, AlertingRule, AlertState, RecordingRule, RuleGroup
 from dcops.query import Engine
@@ -184,3 +186,25 @@ def test_alerts_series_labels_are_the_same_whichever_state_came_first() -> None:
         firing = _alert_series([alert], 0).labels[0]
         assert firing == tuple(sorted((*labels, ("__name__", "ALERTS"),
                                        ("alertstate", "firing"))))
+
+
+def test_staleness_markers_go_by_labels_not_by_which_tuple_holds_them() -> None:
+    written: list[Batch] = []
+    evaluator = GroupEvaluator(RuleGroup("g", 60, ()), Engine(MemoryMetricsStore()),
+                               written.append)
+
+    def emit(at_ms: int, *labels: tuple[tuple[str, str], ...]) -> list[tuple[str, float]]:
+        batch = Batch()
+        for one in labels:
+            batch.add(one, at_ms, 1.0)
+        evaluator._emit("r", batch, at_ms)
+        return [(dict(lab)["node"], "stale" if math.isnan(v) else v)
+                for lab, _, v in written[-1].samples()] if written else []
+
+    a = make_labels("r", {"node": "a"})
+    b = make_labels("r", {"node": "b"})
+    assert emit(0, a, b) == [("a", 1.0), ("b", 1.0)]
+    again = tuple(list(a))  # equal labels, another tuple
+    assert again is not a
+    assert emit(1, again) == [("a", 1.0), ("b", "stale")]
+    assert emit(2, b) == [("b", 1.0), ("a", "stale")]

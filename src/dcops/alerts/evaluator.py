@@ -66,7 +66,8 @@ class GroupEvaluator:
     """Take pending alerts' start times from ALERTS_FOR_STATE on the first evaluation (after
     a restart), so `for` goes on from where it was."""
     _templates: dict[tuple[str, str, str], Template] = field(default_factory=dict)
-    _written: dict[str, set[Labels]] = field(default_factory=dict)
+    _written: dict[str, dict[int, Labels]] = field(default_factory=dict)
+    """Per rule, the label sets it wrote last time, by object id (held, so ids stay theirs)."""
     _labelled: dict[tuple[str, str], dict[Labels, Labels]] = field(default_factory=dict)
     """Per recording rule, and alerting rule whose label templates ignore the value: the
     label sets it made last time from each answer's labels (rebuilt at every evaluation,
@@ -124,8 +125,12 @@ class GroupEvaluator:
     def _emit(self, key: str, batch: Batch, at_ms: int) -> None:
         """Write a rule's samples, with staleness markers for the series it wrote last time
         and not now (as Prometheus does, so they end at once instead of after 5 minutes)."""
-        now = set(batch.labels)
-        for labels in sorted(self._written.get(key, set()) - now):
+        now = {id(labels): labels for labels in batch.labels}
+        before = self._written.get(key, {})
+        gone = [labels for i, labels in before.items() if i not in now]
+        if gone:  # by identity: the same tuples come back; equal new ones are not gone
+            gone = sorted(set(gone) - set(batch.labels))
+        for labels in gone:
             batch.add(labels, at_ms, STALE)
         self._written[key] = now
         if len(batch) and self.write is not None:
@@ -239,11 +244,12 @@ def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:
         if alert.state is AlertState.INACTIVE:
             continue
         names = alert.series
-        if alert.state.value not in names:  # label sets built once per alert and state
-            names[alert.state.value] = _with_state(names, alert)
+        state = alert.state.value
+        if state not in names:  # label sets built once per alert and state
+            names[state] = _with_state(names, alert)
             names.setdefault("for_state", tuple(sorted(
                 (*alert.labels, ("__name__", "ALERTS_FOR_STATE")))))
-        labels.append(names[alert.state.value])
+        labels.append(names[state])
         labels.append(names["for_state"])
         values.append(1.0)
         values.append(float(alert.active_at_ms // 1000))
