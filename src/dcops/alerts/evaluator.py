@@ -148,6 +148,7 @@ class GroupEvaluator:
         key = _key(rule)
         active = self.alerts.setdefault(key, {})
         found: dict[Labels, Alert] = {}
+        updates: list[tuple[float, dict[str, str]]] = []  # of the known alerts in found, in order
         by_value = any(self._template(rule, "label", name, text).uses_value
                        for name, text in rule.labels.items())
         before = {} if by_value else self._labelled.get(("alert", key), {})
@@ -164,18 +165,23 @@ class GroupEvaluator:
             made[labels] = alert_labels
             data = dict(labels)
             annotations = {name: template.render(data, value) for name, template in annotating}
+            known = active.get(alert_labels)
+            if known is not None and known.state is not AlertState.INACTIVE:
+                found[alert_labels] = known  # updated below, once nothing can fail
+                updates.append((value, annotations))
+                continue
             found[alert_labels] = Alert(rule.name, alert_labels, annotations,
                                         AlertState.PENDING, value, at_ms)
         if not by_value:
             self._labelled[("alert", key)] = made
         if self.restore and rule.for_s > 0:
-            self._restore(rule, at_ms, found)
+            self._restore(rule, at_ms, {k: a for k, a in found.items() if a is not active.get(k)})
         cleared = self._cleared(rule, at_ms) if rule.clear_expr else None
+        updated = iter(updates)
         for labels, alert in found.items():
-            known = active.get(labels)
-            if known is not None and known.state is not AlertState.INACTIVE:
-                known.value, known.annotations = alert.value, alert.annotations
-                known.keep_firing_since_ms = None
+            if alert is active.get(labels):  # known and not resolved: new value, annotations
+                alert.value, alert.annotations = next(updated)
+                alert.keep_firing_since_ms = None
                 continue
             active[labels] = alert
         out = []
