@@ -3,8 +3,10 @@ alerts; hysteresis and keep_firing_for; recording rules; a failing rule stops no
 
 from __future__ import annotations
 
-from dcops.alerts.evaluator import GroupEvaluator
-from dcops.alerts.model import AlertingRule, RecordingRule, RuleGroup
+import math
+
+from dcops.alerts.evaluator import GroupEvaluator, _alert_series
+from dcops.alerts.model import Alert, AlertingRule, AlertState, RecordingRule, RuleGroup
 from dcops.query import Engine
 from dcops.telemetry.model import Batch, make_labels, name_matcher
 from dcops.telemetry.store import MemoryMetricsStore
@@ -15,12 +17,16 @@ MIN = 60_000
 
 def _store(values: list[float | None], node: str = "n1") -> MemoryMetricsStore:
     store = MemoryMetricsStore()
+    store.append(_store_batch(node, values))
+    return store
+
+
+def _store_batch(node: str, values: list[float | None]) -> Batch:
     batch = Batch()
     for k, value in enumerate(values):
         if value is not None:
             batch.add(make_labels(TEMP, {"node": node, "gpu": "0"}), k * MIN, value)
-    store.append(batch)
-    return store
+    return batch
 
 
 def _timeline(evaluator: GroupEvaluator, minutes: int) -> list[tuple[int, str, str]]:
@@ -167,3 +173,68 @@ def test_nodata_alerts_are_written_to_alerts_with_their_state() -> None:
     _timeline(evaluator, 8)
     result = Engine(store).instant('ALERTS{alertstate="nodata"}', 7 * MIN)
     assert [dict(s.labels)["alertname"] for s in result.series] == ["Hot"]
+
+
+def test_alert_labels_follow_each_evaluation_series_and_value() -> None:
+    store = _store([90, 90, 95])
+    store.append(_store_batch(node="n2", values=[None, 91, 91]))
+    by_node = AlertingRule("ByNode", f"{TEMP} > 85", labels={"where": "{{ $labels.node }}"})
+    by_value = AlertingRule("ByValue", f"{TEMP} > 85", labels={"level": "{{ $value }}"})
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (by_node, by_value)), Engine(store))
+    seen = []
+    for m in range(3):
+        evaluator.evaluate(m * MIN)
+        seen.append(sorted((a.rule, dict(a.labels).get("where") or dict(a.labels)["level"])
+                           for by_rule in evaluator.alerts.values()
+                           for a in by_rule.values() if a.state.value != "inactive"))
+    assert seen == [
+        [("ByNode", "n1"), ("ByValue", "90")],
+        [("ByNode", "n1"), ("ByNode", "n2"), ("ByValue", "90"), ("ByValue", "91")],
+        [("ByNode", "n1"), ("ByNode", "n2"), ("ByValue", "91"), ("ByValue", "95")]]
+
+
+def test_recorded_series_keep_their_labels_as_answers_come_and_go() -> None:
+    store = _store([70, 75, 90])
+    store.append(_store_batch(node="n2", values=[None, 60, None]))
+    record = RecordingRule("node:temp:max", f"max by (node) ({TEMP})", {"source": "rules"})
+    evaluator = GroupEvaluator(RuleGroup("g", 60, (record,)), Engine(store), store.append)
+    for m in range(3):
+        evaluator.evaluate(m * MIN)
+    written = {dict(s.labels)["node"]: (s.ts_ms.tolist(), s.values.tolist())
+               for s in store.select([name_matcher("node:temp:max")], 0, 3 * MIN)}
+    assert written["n1"] == ([0, MIN, 2 * MIN], [70, 75, 90])
+    assert written["n2"][0] == [MIN, 2 * MIN]  # then its staleness marker
+    assert written["n2"][1][0] == 60
+
+
+def test_alerts_series_labels_are_the_same_whichever_state_came_first() -> None:
+    for extra in ({}, {"alertstate": "firing", "zone": "b"}):  # an alert over ALERTS too
+        labels = tuple(sorted({"alertname": "Hot", "node": "n1", **extra}.items()))
+        alert = Alert("Hot", labels, {}, AlertState.PENDING, 1.0, 0)
+        _alert_series([alert], 0)
+        alert.state = AlertState.FIRING
+        firing = _alert_series([alert], 0).labels[0]
+        assert firing == tuple(sorted((*labels, ("__name__", "ALERTS"),
+                                       ("alertstate", "firing"))))
+
+
+def test_staleness_markers_go_by_labels_not_by_which_tuple_holds_them() -> None:
+    written: list[Batch] = []
+    evaluator = GroupEvaluator(RuleGroup("g", 60, ()), Engine(MemoryMetricsStore()),
+                               written.append)
+
+    def emit(at_ms: int, *labels: tuple[tuple[str, str], ...]) -> list[tuple[str, str | float]]:
+        batch = Batch()
+        for one in labels:
+            batch.add(one, at_ms, 1.0)
+        evaluator._emit("r", batch, at_ms)
+        return [(dict(lab)["node"], "stale" if math.isnan(v) else v)
+                for lab, _, v in written[-1].samples()] if written else []
+
+    a = make_labels("r", {"node": "a"})
+    b = make_labels("r", {"node": "b"})
+    assert emit(0, a, b) == [("a", 1.0), ("b", 1.0)]
+    again = tuple(list(a))  # equal labels, another tuple
+    assert again is not a
+    assert emit(1, again) == [("a", 1.0), ("b", "stale")]
+    assert emit(2, b) == [("b", 1.0), ("a", "stale")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from dcops.alerts.template import Template, TemplateError, go_float
@@ -30,3 +31,22 @@ def test_labels_values_and_functions() -> None:
 def test_what_cannot_be_rendered_is_refused_when_loaded(text: str) -> None:
     with pytest.raises(TemplateError):
         Template(text, "rules.yml:4")
+
+
+def test_the_quick_path_prints_every_value_as_the_digits_do() -> None:
+    from dcops.alerts.template import _go_float_digits
+    rng = np.random.default_rng(5)
+    edges = [1e-4, 1e6, 999999.9999999999, 0.00010000000000000002, 123456.0, 0.1 + 0.2,
+             1 / 3, 2.0**-14, 5e-324, 1.7976931348623157e308, -0.0, 0.0]
+    values = edges + [-v for v in edges] + (10.0 ** rng.uniform(-8, 10, 5000)).tolist() \
+        + rng.integers(-10**7, 10**7, 2000).astype(float).tolist()
+    for value in values:
+        assert go_float(value) == _go_float_digits(value), value
+
+
+def test_labels_only_templates_and_constant_ones_say_so() -> None:
+    assert Template("warning", "t").constant
+    labels_only = Template("{{ $labels.node }} is hot", "t")
+    assert not labels_only.constant and not labels_only.uses_value
+    assert Template("{{ .Value | humanize }}", "t").uses_value
+    assert Template('{{ printf "%.1f" $value }}', "t").uses_value

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dcops.backends.duckdb_store import DuckDBMetricsStore
-from dcops.backends.recent import RecentSamples
+from dcops.backends.recent import BLOCK_SHIFT, RecentSamples
 from dcops.core.clock import FakeClock
 from dcops.query import Engine
 from dcops.telemetry.model import Batch, make_labels, name_matcher
@@ -84,3 +84,21 @@ def test_reads_near_the_present_match_the_stored_samples(tmp_path: Path, seed: i
     assert select_block(reopened, [name_matcher(NAME)], start, now).ts_ms.tolist() == \
         select_block(memory, [name_matcher(NAME)], start, now).ts_ms.tolist()
     reopened.close()
+
+
+def test_rings_of_series_far_apart_in_id_are_read_and_wrapped_alike() -> None:
+    block = 1 << BLOCK_SHIFT
+    ids = [3, block - 1, block, 2 * block + 5]  # three blocks of rows
+    rings = RecentSamples(capacity=2)
+    rings.start(1, 100, *_arrays((0, 100, 0.0)))
+    for k in range(3):  # the third sample wraps every ring
+        rings.append(*_arrays(*((sid, 110 + k, float(sid + k)) for sid in ids)))
+    found = rings.read(np.array(ids[::-1]), 111, 200)  # any order, across blocks
+    assert found is not None
+    counts, ts, values = found
+    assert counts.tolist() == [2, 2, 2, 2]
+    assert ts.tolist() == [111, 112] * 4
+    assert values.tolist() == [v for sid in ids[::-1] for v in (sid + 1.0, sid + 2.0)]
+    assert rings.read(np.array([ids[0], ids[3]]), 110, 200) is None  # 110 was overwritten
+    one = rings.read(np.array([ids[2]]), 111, 111)
+    assert one is not None and one[2].tolist() == [block + 1.0]

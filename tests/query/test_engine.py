@@ -12,6 +12,7 @@ import pytest
 from dcops.backends.duckdb_store import DuckDBMetricsStore
 from dcops.core.clock import FakeClock
 from dcops.query import Engine, QueryError
+from dcops.telemetry.model import Batch, make_labels
 from dcops.telemetry.store import MemoryMetricsStore, MetricsStore, Retention
 from tests.fixtures.prometheus import PrometheusFactory
 from tests.query.differential import load_both, run_corpus
@@ -129,3 +130,27 @@ def test_a_staleness_marker_ends_a_series_until_it_returns() -> None:
     # range functions skip the marker itself rather than reading it as a NaN value
     counted = engine.instant("count_over_time(dc_flaky_up[1m])", marker_ms + 30_000)
     assert counted.series[0].values.tolist() == [2.0]
+
+
+def test_one_engine_groups_alike_however_often_and_however_asked() -> None:
+    store = MemoryMetricsStore()
+    batch = Batch()
+    for node, gpu, value in [("n1", "0", 1.0), ("n1", "1", 2.0), ("n2", "0", 4.0)]:
+        batch.add(make_labels("temp", {"node": node, "gpu": gpu}), 1000, value)
+    store.append(batch)
+    engine = Engine(store)
+
+    def answer(query: str) -> list[tuple[dict[str, str], float]]:
+        return [(dict(s.labels), float(s.values[0]))
+                for s in engine.instant(query, 1000).series]
+
+    for _ in range(2):  # the second time from remembered group keys
+        assert answer("sum by (node) (temp)") == [({"node": "n1"}, 3.0), ({"node": "n2"}, 4.0)]
+        assert answer("sum by (gpu) (temp)") == [({"gpu": "0"}, 5.0), ({"gpu": "1"}, 2.0)]
+        assert answer("sum without (gpu) (temp)") == [({"node": "n1"}, 3.0),
+                                                      ({"node": "n2"}, 4.0)]
+        assert answer("max without (node) (temp)") == [({"gpu": "0"}, 4.0), ({"gpu": "1"}, 2.0)]
+    batch = Batch()
+    batch.add(make_labels("temp", {"node": "n3", "gpu": "0"}), 1000, 8.0)
+    store.append(batch)
+    assert answer("sum by (gpu) (temp)") == [({"gpu": "0"}, 13.0), ({"gpu": "1"}, 2.0)]

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from dcops.alerts.flapping import FlapTrack
 from dcops.alerts.model import (
@@ -79,7 +81,13 @@ class GroupEvaluator:
     """Alerts that changed at the last evaluation, with the event (pending, firing, nodata,
     resolved, cleared, flapping, steady), for the journal."""
     _templates: dict[tuple[str, str, str], Template] = field(default_factory=dict)
-    _written: dict[str, set[Labels]] = field(default_factory=dict)
+    _written: dict[str, dict[int, Labels]] = field(default_factory=dict)
+    """Per rule, the label sets it wrote last time, by object id (held, so ids stay theirs)."""
+    _labelled: dict[tuple[str, str], dict[Labels, Labels]] = field(default_factory=dict)
+    """Per recording rule, and alerting rule whose label templates ignore the value: the
+    label sets it made last time from each answer's labels (rebuilt at every evaluation,
+    so it holds only current series; reusing the tuples lets the store know them by
+    identity)."""
 
     def _template(self, rule: AlertingRule, kind: str, name: str, text: str) -> Template:
         """A rule's label or annotation template, parsed once."""
@@ -134,8 +142,12 @@ class GroupEvaluator:
     def _emit(self, key: str, batch: Batch, at_ms: int) -> None:
         """Write a rule's samples, with staleness markers for the series it wrote last time
         and not now (as Prometheus does, so they end at once instead of after 5 minutes)."""
-        now = set(batch.labels)
-        for labels in sorted(self._written.get(key, set()) - now):
+        now = {id(labels): labels for labels in batch.labels}
+        before = self._written.get(key, {})
+        gone = [labels for i, labels in before.items() if i not in now]
+        if gone:  # by identity: the same tuples come back; equal new ones are not gone
+            gone = sorted(set(gone) - set(batch.labels))
+        for labels in gone:
             batch.add(labels, at_ms, STALE)
         self._written[key] = now
         if len(batch) and self.write is not None:
@@ -153,28 +165,45 @@ class GroupEvaluator:
         key = _key(rule)
         active = self.alerts.setdefault(key, {})
         found: dict[Labels, Alert] = {}
+        updates: list[tuple[float, dict[str, str]]] = []  # of the known alerts in found, in order
+        by_value = any(self._template(rule, "label", name, text).uses_value
+                       for name, text in rule.labels.items())
+        before = {} if by_value else self._labelled.get(("alert", key), {})
+        made: dict[Labels, Labels] = {}
+        annotating = [(name, self._template(rule, "annotation", name, text))
+                      for name, text in rule.annotations.items()]
         for labels, value in _samples(self.querier.instant(rule.expr, at_ms)):
-            alert_labels = self._alert_labels(rule, labels, value)
+            alert_labels = before.get(labels)
+            if alert_labels is None:
+                alert_labels = self._alert_labels(rule, labels, value)
             if alert_labels in found:
                 raise QueryError("execution", "vector contains metrics with the same "
                                  "labelset after applying alert labels")
+            made[labels] = alert_labels
             data = dict(labels)
-            annotations = {name: self._template(rule, "annotation", name, text)
-                           .render(data, value) for name, text in rule.annotations.items()}
+            annotations = {name: template.render(data, value) for name, template in annotating}
+            known = active.get(alert_labels)
+            if known is not None and known.state is not AlertState.INACTIVE:
+                found[alert_labels] = known  # updated below, once nothing can fail
+                updates.append((value, annotations))
+                continue
             found[alert_labels] = Alert(rule.name, alert_labels, annotations,
                                         AlertState.PENDING, value, at_ms)
+        if not by_value:
+            self._labelled[("alert", key)] = made
         if self.restore and rule.for_s > 0:
-            self._restore(rule, at_ms, found)
+            self._restore(rule, at_ms, {k: a for k, a in found.items() if a is not active.get(k)})
         cleared = self._cleared(rule, at_ms) if rule.clear_expr else None
         present = self._present(rule, rule.nodata_expr, at_ms) if rule.nodata_expr else None
+        updated = iter(updates)
         for labels, alert in found.items():
             known = active.get(labels)
-            if known is not None and known.state is not AlertState.INACTIVE:
-                known.value, known.annotations = alert.value, alert.annotations
-                known.keep_firing_since_ms = None
-                if known.state is AlertState.NODATA:  # its series is back, still over
-                    known.state = AlertState.FIRING
-                    self.changes.append((known, "firing"))
+            if alert is known:  # known and not resolved: new value, annotations
+                alert.value, alert.annotations = next(updated)
+                alert.keep_firing_since_ms = None
+                if alert.state is AlertState.NODATA:  # its series is back, still over
+                    alert.state = AlertState.FIRING
+                    self.changes.append((alert, "firing"))
                 continue
             if known is not None:
                 alert.flapping = known.flapping
@@ -275,19 +304,34 @@ class GroupEvaluator:
 def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:
     """ALERTS{alertstate} = 1 and ALERTS_FOR_STATE = start (unix seconds) of each pending or
     firing alert, as Prometheus writes them."""
-    batch = Batch()
+    labels: list[Labels] = []
+    values: list[float] = []
     for alert in alerts:
         if alert.state is AlertState.INACTIVE:
             continue
         names = alert.series
-        if alert.state.value not in names:  # label sets built once per alert and state
-            names[alert.state.value] = tuple(sorted(
-                (*alert.labels, ("__name__", "ALERTS"), ("alertstate", alert.state.value))))
+        state = alert.state.value
+        if state not in names:  # label sets built once per alert and state
+            names[state] = _with_state(names, alert)
             names.setdefault("for_state", tuple(sorted(
                 (*alert.labels, ("__name__", "ALERTS_FOR_STATE")))))
-        batch.add(names[alert.state.value], at_ms, 1.0)
-        batch.add(names["for_state"], at_ms, float(alert.active_at_ms // 1000))
-    return batch
+        labels.append(names[state])
+        labels.append(names["for_state"])
+        values.append(1.0)
+        values.append(float(alert.active_at_ms // 1000))
+    # an alert's two series are its own (its labels are unique in the rule): no lookups
+    return Batch(labels, list(range(len(labels))), [at_ms] * len(labels), values)
+
+
+def _with_state(names: dict[str, Labels], alert: Alert) -> Labels:
+    """The labels of an alert's ALERTS series in its present state: from those of another
+    state where it has them (the same pairs but one, in the same place), else sorted."""
+    state = ("alertstate", alert.state.value)
+    for key, before in names.items():
+        places = [i for i, (name, _) in enumerate(before) if name == "alertstate"]
+        if key != "for_state" and len(places) == 1:  # (an alert of ALERTS has two)
+            return (*before[:places[0]], state, *before[places[0] + 1:])
+    return tuple(sorted((*alert.labels, ("__name__", "ALERTS"), state)))
 
 
 def _quote(text: str) -> str:
@@ -298,11 +342,16 @@ def _key(rule: AlertingRule | RecordingRule) -> str:
     return rule.record if isinstance(rule, RecordingRule) else rule.name
 
 
-def _samples(result: Result) -> list[tuple[Labels, float]]:
-    """An instant answer as (labels, value) pairs; a scalar is one sample without labels."""
+def _samples(result: Result) -> Iterable[tuple[Labels, float]]:
+    """An instant answer as (labels, value) pairs; a scalar is one sample without labels.
+
+    (A zip: a loop that unpacks its pairs at once makes no tuple per sample.)"""
     if result.result_type == "scalar":
         return [((), result.scalar)]
     if result.result_type != "vector":
         raise QueryError("execution", f"rule result is a {result.result_type}, not an "
                          "instant vector or scalar")
-    return [(s.labels, float(s.values[0])) for s in result.series]
+    series = result.series
+    values: list[float] = np.concatenate([s.values[:1] for s in series]).tolist() \
+        if series else []
+    return zip([s.labels for s in series], values, strict=True)

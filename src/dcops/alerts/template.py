@@ -30,6 +30,14 @@ class TemplateError(Invalid):
 def go_float(value: float) -> str:
     """Go's ``%v`` of a float64: shortest digits, exponent form below 1e-4 and for more than
     six integer digits (``1e+06``, ``123456``, ``1.234567e+06``)."""
+    if 1e-4 <= abs(value) < 1e6:  # Python's repr has the same digits and no exponent here
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    return _go_float_digits(value)
+
+
+def _go_float_digits(value: float) -> str:
+    """`go_float` worked out from the decimal digits: any value."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -107,6 +115,10 @@ _FUNCTIONS: dict[str, Callable[[float | str], str]] = {
 }
 
 
+Part = Callable[[Mapping[str, str], float], str]
+"""One piece of a parsed template, filled for an alert's labels and value."""
+
+
 class Template:
     """A parsed template; `render` fills it for one alert."""
 
@@ -123,7 +135,28 @@ class Template:
         if "{{" in rest or "}}" in rest:
             raise TemplateError("unbalanced {{ }} in template", where=where)
         self._parts.append(rest)
+        self._steps = [self._step(part) for part in self._parts if part != ""]
+        self.constant = not any(isinstance(part, list) for part in self._parts)
+        """Whether it renders the same text for every alert (no actions)."""
+        self.uses_value = any(isinstance(part, list) and any(
+            word in _VALUE for stage in part for word in stage) for part in self._parts)
+        """Whether what it renders can depend on the alert's value."""
         self.render({}, 0.0)  # every action must work on any alert
+
+    def _step(self, part: str | list[list[str]]) -> str | Part:
+        """A part as text, or as a function of (labels, value): the common one-word actions
+        (``$labels.x``, ``$value``) without going through the pipeline."""
+        if isinstance(part, str):
+            return part
+        if len(part) == 1 and len(part[0]) == 1:
+            word = part[0][0]
+            label = _LABEL.match(word)
+            if label:
+                name = label.group(1)
+                return lambda labels, value: labels.get(name, "")
+            if word in _VALUE:
+                return lambda labels, value: go_float(value)
+        return lambda labels, value: self._run(part, labels, value)
 
     def _pipeline(self, action: str) -> list[list[str]]:
         try:
@@ -136,10 +169,8 @@ class Template:
         return stages
 
     def render(self, labels: Mapping[str, str], value: float) -> str:
-        out = []
-        for part in self._parts:
-            out.append(part if isinstance(part, str) else self._run(part, labels, value))
-        return "".join(out)
+        return "".join([step if isinstance(step, str) else step(labels, value)
+                        for step in self._steps])
 
     def _operand(self, word: str, labels: Mapping[str, str], value: float) -> float | str:
         if word in _VALUE:

@@ -11,6 +11,8 @@ written out of order, or a series written faster than its ring holds, just moves
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -26,8 +28,8 @@ class RecentSamples:
 
     def __init__(self, capacity: int = 40) -> None:
         self.capacity = capacity
-        self.ts: I64 = np.zeros((0, capacity), dtype=np.int64)
-        self.values: F64 = np.zeros((0, capacity))
+        self.ts = _Rows(capacity, np.int64)
+        self.values = _Rows(capacity, np.float64)
         self.written: I64 = np.zeros(0, dtype=np.int64)  # samples ever put in each ring
         self.newest: I64 = np.zeros(0, dtype=np.int64)
         self.complete_from: I64 = np.zeros(0, dtype=np.int64)
@@ -35,14 +37,14 @@ class RecentSamples:
     def _grow(self, size: int) -> None:
         if size <= len(self.written):
             return
-        more = max(size, 2 * len(self.written)) - len(self.written)
-        self.ts = np.concatenate([self.ts, np.zeros((more, self.capacity), dtype=np.int64)])
-        self.values = np.concatenate([self.values, np.zeros((more, self.capacity))])
-        self.written = np.concatenate([self.written, np.zeros(more, dtype=np.int64)])
-        self.newest = np.concatenate([self.newest, np.full(more, np.iinfo(np.int64).min)])
+        held = len(self.written)
+        rows = max(size, 2 * held)
+        self.ts.grow(rows)
+        self.values.grow(rows)
+        self.written = _grown(self.written, rows)
+        self.newest = _grown(self.newest, rows, np.iinfo(np.int64).min)
         # a series first seen now has no earlier samples: complete from the beginning
-        self.complete_from = np.concatenate([self.complete_from,
-                                             np.full(more, np.iinfo(np.int64).min)])
+        self.complete_from = _grown(self.complete_from, rows, np.iinfo(np.int64).min)
 
     def start(self, series: int, since_ms: int, sids: I64, ts: I64, values: F64) -> None:
         """Begin from stored samples: `series` ids exist, and (sids, ts, values), sorted by
@@ -86,13 +88,13 @@ class RecentSamples:
         rank = np.arange(len(sids)) - heads[group]
         fits = rank >= (counts - self.capacity)[group]  # only a ring's worth of the newest
         slot = (self.written[sids] + rank) % self.capacity
-        self.ts[sids[fits], slot[fits]] = ts[fits]
-        self.values[sids[fits], slot[fits]] = values[fits]
+        self.ts.put(sids[fits], slot[fits], ts[fits])
+        self.values.put(sids[fits], slot[fits], values[fits])
         self.written[owners] += counts
         self.newest[owners] = ts[heads + counts - 1]
         full = owners[self.written[owners] > self.capacity]
         if len(full):  # wrapped: the oldest sample still held is where the next one goes
-            oldest = self.ts[full, self.written[full] % self.capacity]
+            oldest = self.ts.get(full, self.written[full] % self.capacity)
             self.complete_from[full] = np.maximum(self.complete_from[full], oldest)
 
     def read(self, sids: I64, start_ms: int, end_ms: int) -> tuple[I64, I64, F64] | None:
@@ -104,8 +106,77 @@ class RecentSamples:
         held = np.minimum(self.written[sids], self.capacity)
         order = (self.written[sids, None] - held[:, None]
                  + np.arange(self.capacity)[None, :]) % self.capacity
-        ts = np.take_along_axis(self.ts[sids], order, axis=1)
-        values = np.take_along_axis(self.values[sids], order, axis=1)
+        ts = np.take_along_axis(self.ts.rows(sids), order, axis=1)
+        values = np.take_along_axis(self.values.rows(sids), order, axis=1)
         wanted = (np.arange(self.capacity)[None, :] < held[:, None]) & (ts >= start_ms) \
             & (ts <= end_ms)
         return wanted.sum(axis=1), ts[wanted], values[wanted]
+
+
+def _grown(array: npt.NDArray[np.generic], rows: int, fill: int = 0) -> npt.NDArray[Any]:
+    """`array` with `rows` rows, the new ones `fill`: zeroed pages come from the system
+    untouched (calloc), so only the rows already held are copied."""
+    out = np.zeros((rows, *array.shape[1:]), dtype=array.dtype)
+    out[:len(array)] = array
+    if fill:
+        out[len(array):] = fill
+    return out
+
+
+BLOCK_SHIFT = 16
+"""Series per block of ring rows: 2**16 (21 MB per block of timestamps or values)."""
+
+
+class _Rows:
+    """A (series, capacity) matrix kept in blocks of series, so that room for more series
+    is a new block, never a copy of the hundreds of MB already held."""
+
+    def __init__(self, capacity: int, dtype: type[np.generic]) -> None:
+        self.capacity = capacity
+        self.dtype = dtype
+        self.blocks: list[npt.NDArray[Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.blocks) << BLOCK_SHIFT
+
+    def grow(self, rows: int) -> None:
+        while len(self) < rows:
+            self.blocks.append(np.zeros((1 << BLOCK_SHIFT, self.capacity), dtype=self.dtype))
+
+    def _split(self, sids: I64) -> list[tuple[npt.NDArray[Any], npt.NDArray[np.bool_] | None,
+                                              I64]]:
+        """(block, which of `sids` are in it, their rows there) for every block hit."""
+        block = sids >> BLOCK_SHIFT
+        rows = sids & ((1 << BLOCK_SHIFT) - 1)
+        first, last = (int(block.min()), int(block.max())) if len(sids) else (0, 0)
+        if first == last:
+            return [(self.blocks[first], None, rows)] if len(sids) else []
+        out = []
+        for b in np.unique(block).tolist():
+            mask = block == b
+            out.append((self.blocks[b], mask, rows[mask]))
+        return out
+
+    def put(self, sids: I64, slots: I64, values: npt.NDArray[Any]) -> None:
+        for block, mask, rows in self._split(sids):
+            if mask is None:
+                block[rows, slots] = values
+            else:
+                block[rows, slots[mask]] = values[mask]
+
+    def get(self, sids: I64, slots: I64) -> npt.NDArray[Any]:
+        out = np.empty(len(sids), dtype=self.dtype)
+        for block, mask, rows in self._split(sids):
+            if mask is None:
+                return np.asarray(block[rows, slots])
+            out[mask] = block[rows, slots[mask]]
+        return out
+
+    def rows(self, sids: I64) -> npt.NDArray[Any]:
+        """The rings of `sids`, in that order (a copy)."""
+        out = np.empty((len(sids), self.capacity), dtype=self.dtype)
+        for block, mask, rows in self._split(sids):
+            if mask is None:
+                return np.asarray(block[rows])
+            out[mask] = block[rows]
+        return out

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from dcops.query.result import QueryError, format_scalar
-from dcops.query.vector import BoolArray, FloatArray, Series, Vector, merge_same_labels
+from dcops.query.vector import (
+    BoolArray,
+    FloatArray,
+    Series,
+    Vector,
+    merge_same_labels,
+    stacked,
+)
 from dcops.query.window import quantile_sorted
 from dcops.telemetry.model import LABEL_NAME_RE, Labels
 
@@ -49,8 +56,14 @@ REDUCEAT = {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar"}
 """Aggregations computed for all groups at once with ``ufunc.reduceat``."""
 
 
+GroupKeys = dict[tuple[tuple[str, ...], bool], dict[Labels, Labels]]
+"""Group keys already worked out, by grouping and series labels (see `Engine`)."""
+GROUP_KEYS_HELD = 500_000
+"""How many remembered group keys a `GroupKeys` holds before it starts again."""
+
+
 def aggregate(op: str, vector: Vector, names: list[str], without: bool,
-              param: FloatArray | None, steps: int) -> Vector:
+              param: FloatArray | None, steps: int, memo: GroupKeys | None = None) -> Vector:
     """Evaluate aggregation `op` grouping by (or without) `names`."""
     if op in SELECTING and param is not None:
         bad = np.isnan(param) | (param >= 2.0**63) | (param < -(2.0**63))
@@ -59,8 +72,8 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool,
             raise QueryError("execution", f"Scalar value {value} overflows int64")
     if op == "quantile" and param is None:
         raise QueryError("bad_data", "quantile needs a parameter")
-    if op in REDUCEAT and vector.series:
-        return _reduce_groups(op, vector, names, without)
+    if op in REDUCEAT and len(vector):
+        return _reduce_groups(op, vector, names, without, memo)
     groups: dict[Labels, list[Series]] = {}
     for s in vector.series:
         groups.setdefault(group_key(s.labels, names, without), []).append(s)
@@ -76,23 +89,42 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool,
     return Vector(merge_same_labels(out) if op in SELECTING else out)
 
 
-def _reduce_groups(op: str, vector: Vector, names: list[str], without: bool) -> Vector:
+def _group_keys(labels: list[Labels], names: list[str], without: bool,
+                memo: GroupKeys | None) -> list[Labels]:
+    """`group_key` of each series; with `memo`, each label set's key is worked out once
+    (rules aggregate the same series every evaluation)."""
+    if memo is None:
+        return [group_key(lab, names, without) for lab in labels]
+    if sum(map(len, memo.values())) > GROUP_KEYS_HELD:
+        memo.clear()
+    known = memo.setdefault((tuple(names), without), {})
+    out = list(map(known.get, labels))
+    for i, key in enumerate(out):
+        if key is None:
+            out[i] = known[labels[i]] = group_key(labels[i], names, without)
+    return out  # type: ignore[return-value]  # no None is left
+
+
+def _reduce_groups(op: str, vector: Vector, names: list[str], without: bool,
+                   memo: GroupKeys | None = None) -> Vector:
     """`op` over every group at once: rows sorted by group, then one reduceat per quantity."""
     index: dict[Labels, int] = {}
-    group = np.fromiter((index.setdefault(group_key(s.labels, names, without), len(index))
-                         for s in vector.series), dtype=np.int64, count=len(vector.series))
+    labels = vector.labels
+    group = np.fromiter((index.setdefault(key, len(index))
+                         for key in _group_keys(labels, names, without, memo)),
+                        dtype=np.int64, count=len(labels))
     order = np.argsort(group, kind="stable")
     starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]])
-    rows = [vector.series[i] for i in order.tolist()]
-    present = np.stack([s.present for s in rows])
-    vals = np.where(present, np.stack([s.values for s in rows]), 0.0)
+    all_values, all_present = stacked(vector, 0)
+    present = all_present[order]
+    vals = np.where(present, all_values[order], 0.0)
     count = np.add.reduceat(present, starts, axis=0, dtype=np.float64)
     with np.errstate(all="ignore"):
         if op in ("sum", "avg", "stddev", "stdvar"):
             total = np.add.reduceat(vals, starts, axis=0)
             result = total if op == "sum" else total / count
             if op in ("stddev", "stdvar"):
-                per_row = np.repeat(result, np.diff(np.r_[starts, len(rows)]), axis=0)
+                per_row = np.repeat(result, np.diff(np.r_[starts, len(labels)]), axis=0)
                 square = np.where(present, (vals - per_row) ** 2, 0.0)
                 result = np.add.reduceat(square, starts, axis=0) / count
                 result = np.sqrt(result) if op == "stddev" else result
@@ -106,8 +138,8 @@ def _reduce_groups(op: str, vector: Vector, names: list[str], without: bool) -> 
     keys = list(index)
     ranked = sorted(range(len(keys)), key=keys.__getitem__)
     # reduceat rows follow group numbers (first appearance); answers go out in label order
-    return Vector([Series(keys[g], np.asarray(result[g], dtype=np.float64), count[g] > 0)
-                   for g in ranked])
+    return Vector.of_rows([keys[g] for g in ranked], np.asarray(result[ranked], dtype=np.float64),
+                          count[ranked] > 0, unique=True)
 
 
 def _select(op: str, members: list[Series], vals: FloatArray, present: BoolArray,

@@ -15,7 +15,7 @@ from dcops.query.vector import (
     describe,
     drop_name,
     merge_same_labels,
-    merged_rows,
+    merged_vector,
     stacked,
 )
 from dcops.telemetry.model import Labels
@@ -79,10 +79,11 @@ def vector_scalar(op: str, vec: Vector, scalar: Scalar, *, scalar_left: bool,
     if op in COMPARISON and not return_bool:
         present = present & (result == 1.0)
         result = values
-    labels = [s.labels for s in vec.series]
-    if op in NAME_DROPPING or return_bool:
+    labels = vec.labels
+    renamed = op in NAME_DROPPING or return_bool
+    if renamed:
         labels = [drop_name(lab) for lab in labels]
-    return Vector(merged_rows(labels, result, present))
+    return merged_vector(labels, result, present, unique=vec.unique and not renamed)
 
 
 def signature(labels: Labels, m: Matching) -> Labels:
@@ -177,7 +178,7 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, m: Matching) -> Vector:
     labels = [_result_labels(many.series[i].labels, one.series[j].labels, op, m)
               for i, j in pairs]
     try:
-        return Vector(merged_rows(labels, result, present))
+        return merged_vector(labels, result, present)
     except QueryError:
         raise QueryError("execution", "multiple matches for labels: grouping labels must "
                          "ensure unique matches") from None

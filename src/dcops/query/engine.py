@@ -26,7 +26,6 @@ from dcops.query.vector import (
     drop_name,
     is_stale,
     merge_same_labels,
-    rows,
     without_stale,
 )
 from dcops.telemetry.model import Matcher, MatchOp, SeriesBlock, SeriesData
@@ -72,6 +71,8 @@ class Engine:
         self.store = store
         self.lookback_delta_ms = lookback_delta_ms
         self.max_samples = max_samples
+        self.group_keys: aggregation.GroupKeys = {}
+        """Group keys of series aggregated before: the same rules ask again and again."""
 
     def instant(self, query: str, at_ms: int) -> Result:
         """Evaluate `query` at one moment; a range selector at top level gives a matrix."""
@@ -87,8 +88,7 @@ class Engine:
         if isinstance(value, String):
             return Result("string", at_ms=at_ms, string=value.value)
         at = np.array([at_ms], dtype=np.int64)
-        series = sorted((ResultSeries(s.labels, at, s.values[:1].copy())
-                         for s in value.series if s.present[0]), key=lambda s: s.labels)
+        series = sorted(_answered(value, at), key=lambda s: s.labels)
         if isinstance(inner, pp.Call) and str(inner.func.name) in ("sort", "sort_desc"):
             series = _by_value(series, descending=str(inner.func.name) == "sort_desc")
         return Result("vector", series)
@@ -121,6 +121,20 @@ class Engine:
         out = [ResultSeries(s.labels, grid[s.present], s.values[s.present])
                for s in value.series if s.present.any()]
         return Result("matrix", sorted(out, key=lambda s: s.labels))
+
+
+def _answered(value: Vector, at: IntArray) -> list[ResultSeries]:
+    """An instant query's series that have a sample (at its one step)."""
+    found = value.matrices()
+    if found is None:
+        return [ResultSeries(s.labels, at, s.values[:1].copy())
+                for s in value.series if s.present[0]]
+    values, present = found
+    labels = value.labels
+    chosen = np.flatnonzero(present[:, 0])
+    column = values[chosen, :1]  # a copy: each answer holds a row of it
+    return [ResultSeries(labels[i], at, column[k])
+            for k, i in enumerate(chosen.tolist())]
 
 
 def _by_value(series: list[ResultSeries], *, descending: bool) -> list[ResultSeries]:
@@ -216,7 +230,7 @@ class _Evaluation:
         present = (idx >= block.offsets[:-1, None]) & (block.ts_ms[safe] >= times - lookback)
         present &= ~is_stale(values)
         self.count_samples(int(present.sum()))
-        return Vector(rows(block.labels, values, present))
+        return Vector.of_rows(block.labels, values, present, unique=True)  # one per series
 
     def range_data(self, matrix: Any) -> tuple[SeriesBlock, IntArray, int]:
         """Series of a range selector (without staleness markers) or subquery, times, range."""
@@ -332,7 +346,8 @@ class _Evaluation:
         if expr.modifier is not None:
             names = list(expr.modifier.labels)
             without = expr.modifier.type == pp.AggModifierType.Without
-        return aggregation.aggregate(op, vector, names, without, param, self.steps)
+        return aggregation.aggregate(op, vector, names, without, param, self.steps,
+                                     self.engine.group_keys)
 
     def binary(self, expr: Any) -> Value:
         op = str(expr.op)

@@ -19,7 +19,7 @@ from dcops.query.vector import (
     Vector,
     drop_name,
     merge_same_labels,
-    merged_rows,
+    merged_vector,
     stacked,
 )
 
@@ -121,7 +121,7 @@ def _map(vec: Vector, fn: Callable[[FloatArray], FloatArray]) -> Vector:
     result = np.asarray(fn(values), dtype=np.float64)
     if result.shape != values.shape:  # a function of the step alone, e.g. timestamp()
         result = np.broadcast_to(result, values.shape).copy()
-    return Vector(merged_rows([drop_name(s.labels) for s in vec.series], result, present))
+    return merged_vector([drop_name(lab) for lab in vec.labels], result, present)
 
 
 def _clamp(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
@@ -193,7 +193,7 @@ def _range_function(ev: _Evaluation, name: str, args: list[Any]) -> Vector:
     values = np.concatenate([p[0] for p in pieces]).reshape(n, ev.steps)
     ok = np.concatenate([p[1] for p in pieces]).reshape(n, ev.steps)
     names = block.labels if name == "last_over_time" else [drop_name(lab) for lab in block.labels]
-    return Vector(merged_rows(names, np.asarray(values, dtype=np.float64), ok))
+    return merged_vector(names, np.asarray(values, dtype=np.float64), ok)
 
 
 def _apply(name: str, w: window.Windows, q: FloatArray | None, intercept: IntArray,

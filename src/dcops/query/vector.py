@@ -35,11 +35,54 @@ class Series:
     present: BoolArray
 
 
-@dataclass(slots=True)
 class Vector:
-    """An instant vector evaluated at every step."""
+    """An instant vector evaluated at every step: a list of series, or (series, steps)
+    matrices whose rows are the series, made into `Series` only when asked for (most
+    operators work on the matrices, and a selector's hundreds of rows need no objects)."""
 
-    series: list[Series]
+    __slots__ = ("_labels", "_present", "_series", "_values", "unique")
+
+    def __init__(self, series: list[Series]) -> None:
+        self._series: list[Series] | None = series
+        self._labels: list[Labels] | None = None
+        self._values: FloatArray | None = None
+        self._present: BoolArray | None = None
+        self.unique = False
+        """Whether its series' labels are known to differ (a selector's, a grouping's)."""
+
+    @classmethod
+    def of_rows(cls, labels: list[Labels], values: FloatArray, present: BoolArray, *,
+                unique: bool = False) -> Vector:
+        """The vector whose series are the rows of `values` and `present`."""
+        vector = cls.__new__(cls)
+        vector._series = None
+        vector._labels, vector._values, vector._present = labels, values, present
+        vector.unique = unique
+        return vector
+
+    @property
+    def series(self) -> list[Series]:
+        if self._series is None:
+            assert self._labels is not None and self._values is not None \
+                and self._present is not None
+            self._series = rows(self._labels, self._values, self._present)
+        return self._series
+
+    @property
+    def labels(self) -> list[Labels]:
+        """Each series' labels, in order."""
+        if self._labels is not None:
+            return self._labels
+        return [s.labels for s in self.series]
+
+    def matrices(self) -> tuple[FloatArray, BoolArray] | None:
+        """The (series, steps) values and presence, if the vector was made of them."""
+        if self._values is None or self._present is None:
+            return None
+        return self._values, self._present
+
+    def __len__(self) -> int:
+        return len(self._labels) if self._labels is not None else len(self.series)
 
 
 @dataclass(slots=True)
@@ -74,8 +117,25 @@ def merged_rows(labels: list[Labels], values: npt.NDArray[np.float64],
     return [Series(labels[i], values[i], present[i]) for i in keep]
 
 
+def merged_vector(labels: list[Labels], values: npt.NDArray[np.float64],
+                  present: npt.NDArray[np.bool_], *, unique: bool = False) -> Vector:
+    """`merged_rows` as a vector, kept as matrices where labels are unique (known to be,
+    with `unique`, or checked)."""
+    if not unique and len(set(labels)) < len(labels):
+        return Vector(merge_same_labels(rows(labels, values, present)))
+    keep = present.any(axis=1)
+    if keep.all():
+        return Vector.of_rows(labels, values, present, unique=True)
+    chosen = np.flatnonzero(keep)
+    return Vector.of_rows([labels[i] for i in chosen.tolist()], values[chosen], present[chosen],
+                          unique=True)
+
+
 def stacked(vector: Vector, steps: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """A vector's values and presence as (series, steps) matrices."""
+    found = vector.matrices()
+    if found is not None:
+        return found
     if not vector.series:
         return np.zeros((0, steps)), np.zeros((0, steps), dtype=np.bool_)
     return (np.stack([s.values for s in vector.series]),
