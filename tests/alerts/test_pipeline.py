@@ -145,3 +145,23 @@ def test_a_notification_file_that_does_not_load_keeps_the_one_loaded(
     plant.at(5)
     assert plant.services.pipeline.config is before
     assert "unknown receiver 'nobody'" in (plant.services.pipeline.last_error or "")
+
+
+def test_a_flapping_alert_is_one_flapping_notification_until_it_settles(
+        plant: Plant, recorder: Recorder) -> None:
+    for k in range(12):  # over and under the threshold at every evaluation, 15 s apart
+        plant.temperature("n1", 90.0 if k % 2 == 0 else 70.0)
+        plant.at(5 + 15 * k)
+    statuses = [[(a["status"], a["annotations"].get("dcops_status"))
+                 for a in r.body["alerts"]] for r in recorder.received]
+    # its group waited 10 s, by when it had resolved; then it flapped: one notification,
+    # held while it flaps
+    assert statuses == [[("firing", "flapping")]]
+    for k in range(12, 40):  # then it stays cool: once steady, the resolution goes out
+        plant.temperature("n1", 70.0)
+        plant.at(5 + 15 * k)
+    assert [[a["status"] for a in r.body["alerts"]] for r in recorder.received[1:]] == [
+        ["resolved"]]
+    events = [e.event for e in reversed(plant.services.alert_journal.history(limit=200))
+              if e.event in ("flapping", "steady")]
+    assert events == ["flapping", "steady"]
