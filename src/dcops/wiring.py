@@ -117,7 +117,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                    clock=clock)
         metrics = (store, engine_of(settings, store))
     # journal writes leave the rule thread; closed (drained) before the database is
-    journal = BufferedJournal(state.alerts)
+    journal = BufferedJournal(state.alerts, on_kick=True)
     return _assemble(settings, clock, metrics, state, journal, [journal, state])
 
 

@@ -102,7 +102,7 @@ def test_a_buffered_journal_writes_in_order_and_reads_what_was_written() -> None
                        [StoredAlert("r.yml:g", "Hot", alert)], [])
         journal.record([AlertEvent(k, "Hot", dict(labels), "resolved", "rules/g")], [],
                        [("r.yml:g", "Hot", labels)])
-    alert.state = AlertState.NODATA  # after recording: the journal kept a snapshot
+    alert.state = AlertState.NODATA  # later news of the same alert wins
     journal.record([], [StoredAlert("r.yml:g", "Hot", alert)], [])
     assert [s.alert.state for s in journal.live()] == [AlertState.NODATA]
     assert len(journal.history(limit=1000)) == 100

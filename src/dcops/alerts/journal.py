@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dcops.alerts.model import Alert
+from dcops.alerts.model import Alert, AlertState
 from dcops.alerts.notifications import fingerprint
 from dcops.telemetry.model import Labels
 
@@ -59,12 +60,24 @@ class StoredAlert:
     alert: Alert
 
 
+Change = tuple[Alert, str, float]
+"""An alert, what happened to it (an `EVENTS` name) and its value then."""
+
+UNJOURNALED = frozenset({"pending", "cleared"})
+"""Changes the journal does not keep: an alert that is only pending (its start is in
+ALERTS_FOR_STATE, as in Prometheus); they come and go by the thousand on a busy fleet."""
+
+
 class AlertJournal(Protocol):
     """Where alert state and history are kept."""
 
     def record(self, events: list[AlertEvent], live: list[StoredAlert],
                gone: list[tuple[str, str, Labels]]) -> None:
         """Append `events`; keep `live` as they now are; forget `gone` (group, rule, labels)."""
+        ...
+
+    def changed(self, group: str, actor: str, at_ms: int, changes: list[Change]) -> None:
+        """Record what the evaluator of `group` reports (see `records_of`)."""
         ...
 
     def live(self) -> list[StoredAlert]:
@@ -75,6 +88,25 @@ class AlertJournal(Protocol):
                 since_ms: int | None = None, limit: int = 100) -> list[AlertEvent]:
         """Events, newest first."""
         ...
+
+
+def records_of(group: str, actor: str, at_ms: int, changes: list[Change]
+               ) -> tuple[list[AlertEvent], list[StoredAlert], list[tuple[str, str, Labels]]]:
+    """The events, live alerts and gone alerts that `changes` make, from firing on: an
+    alert firing or nodata now is kept live, any other is forgotten."""
+    events: list[AlertEvent] = []
+    live: list[StoredAlert] = []
+    gone: list[tuple[str, str, Labels]] = []
+    for alert, event, value in changes:
+        if event in UNJOURNALED or (alert.fired_at_ms is None and not alert.flapping):
+            continue
+        events.append(AlertEvent(at_ms, alert.rule, dict(alert.labels), event, actor, value,
+                                 fingerprint=alert.fingerprint))
+        if alert.state in (AlertState.FIRING, AlertState.NODATA):
+            live.append(StoredAlert(group, alert.rule, alert))
+        else:
+            gone.append((group, alert.rule, alert.labels))
+    return events, live, gone
 
 
 class MemoryAlertJournal:
@@ -94,6 +126,9 @@ class MemoryAlertJournal:
                 self._live[(stored.group, stored.rule, stored.alert.labels)] = _copy(stored)
             for key in gone:
                 self._live.pop(key, None)
+
+    def changed(self, group: str, actor: str, at_ms: int, changes: list[Change]) -> None:
+        self.record(*records_of(group, actor, at_ms, changes))
 
     def live(self) -> list[StoredAlert]:
         with self._lock:
@@ -132,12 +167,19 @@ class BufferedJournal:
     never waits on the state database (a cycle in which 30,000 alerts fire writes 30,000
     rows). Reads (`live`, `history`) and `close` first wait for what is buffered. A crash
     loses at most the changes of the last moments; what receivers were told is in the
-    notification log, written at once, so that still does not re-notify."""
+    notification log, written at once, so that still does not re-notify.
 
-    def __init__(self, inner: AlertJournal) -> None:
+    With `on_kick`, the writer waits for `kick()` (the pipeline kicks when a round of rule
+    evaluation is over), so its work does not compete with the evaluation for the
+    interpreter."""
+
+    def __init__(self, inner: AlertJournal, *, on_kick: bool = False) -> None:
         self.inner = inner
-        self._pending: list[tuple[list[AlertEvent], list[StoredAlert],
-                                  list[tuple[str, str, Labels]]]] = []
+        self._on_kick = on_kick
+        self._kicked = False
+        self._pending: list[Callable[[], tuple[list[AlertEvent], list[StoredAlert],
+                                                list[tuple[str, str, Labels]]]]] = []
+        """What to write, each made only when written (in the writer's thread)."""
         self._lock = threading.Condition()
         self._busy = False
         self._closed = False
@@ -146,14 +188,30 @@ class BufferedJournal:
 
     def record(self, events: list[AlertEvent], live: list[StoredAlert],
                gone: list[tuple[str, str, Labels]]) -> None:
-        # a snapshot: the live Alert objects go on changing after this call
-        copied = [_copy(s) for s in live]
+        # no copies: the alerts are read when written, a moment later, and a state newer
+        # than the one recorded is the truer one (a later record of the same alert wins)
+        made = (list(events), list(live), list(gone))
+        self._put(lambda: made)
+
+    def changed(self, group: str, actor: str, at_ms: int, changes: list[Change]) -> None:
+        raw = list(changes)  # turned into rows by the writer, out of the rules' way
+        self._put(lambda: records_of(group, actor, at_ms, raw))
+
+    def _put(self, item: Callable[[], tuple[list[AlertEvent], list[StoredAlert],
+                                            list[tuple[str, str, Labels]]]]) -> None:
         with self._lock:
-            self._pending.append((list(events), copied, list(gone)))
+            self._pending.append(item)
+            self._lock.notify_all()
+
+    def kick(self) -> None:
+        """Write what is buffered now (when waiting for kicks)."""
+        with self._lock:
+            self._kicked = True
             self._lock.notify_all()
 
     def flush(self) -> None:
         """Wait until everything recorded so far is written."""
+        self.kick()
         with self._lock:
             self._lock.wait_for(lambda: not self._pending and not self._busy)
 
@@ -178,14 +236,17 @@ class BufferedJournal:
     def _run(self) -> None:
         while True:
             with self._lock:
-                self._lock.wait_for(lambda: self._pending or self._closed)
+                self._lock.wait_for(lambda: self._closed or (
+                    bool(self._pending) and (self._kicked or not self._on_kick)))
                 if not self._pending:
                     return
                 batch, self._pending, self._busy = self._pending, [], True
+                self._kicked = False
             try:
-                events = [e for item in batch for e in item[0]]
+                made = [item() for item in batch]
+                events = [e for item in made for e in item[0]]
                 final: dict[tuple[str, str, Labels], StoredAlert | None] = {}
-                for _, item_live, item_gone in batch:  # the last word on each alert wins
+                for _, item_live, item_gone in made:  # the last word on each alert wins
                     final.update(((s.group, s.rule, s.alert.labels), s) for s in item_live)
                     final.update((key, None) for key in item_gone)
                 self.inner.record(events, [s for s in final.values() if s is not None],

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dcops.alerts.evaluator import GroupEvaluator
-from dcops.alerts.journal import AlertEvent, AlertJournal, StoredAlert
+from dcops.alerts.journal import AlertJournal, StoredAlert
 from dcops.alerts.model import Alert, AlertingRule, AlertState, RuleGroup
 from dcops.query.querier import Querier
 from dcops.telemetry.model import Batch
@@ -139,32 +139,14 @@ class RuleManager:
 
     def _journal(self, key: tuple[str, str], changes: list[tuple[Alert, str]], at_ms: int,
                  group_name: str) -> None:
-        if self.journal is None or not changes:
-            return
-        group = _group_key(key)
-        actor = f"rules/{group_name}"
-        events, live, gone = [], [], []
-        for alert, event in changes:
-            if event in _UNJOURNALED or (alert.fired_at_ms is None and not alert.flapping):
-                continue  # pending alerts come back from ALERTS_FOR_STATE
-            events.append(AlertEvent(at_ms, alert.rule, dict(alert.labels), event, actor,
-                                     alert.value, fingerprint=alert.fingerprint))
-            if alert.state in (AlertState.FIRING, AlertState.NODATA):
-                live.append(StoredAlert(group, alert.rule, alert))
-            else:
-                gone.append((group, alert.rule, alert.labels))
-        if events:
-            self.journal.record(events, live, gone)
+        if self.journal is not None and changes:
+            self.journal.changed(_group_key(key), f"rules/{group_name}", at_ms,
+                                 [(alert, event, alert.value) for alert, event in changes])
 
     def alerts(self) -> list[Alert]:
         """Pending and firing alerts of every rule (not the resolved ones)."""
         return [a for run in self.runs.values() for by_rule in run.evaluator.alerts.values()
                 for a in by_rule.values() if a.state is not AlertState.INACTIVE]
-
-
-_UNJOURNALED = frozenset({"pending", "cleared"})
-"""Changes the journal does not keep: an alert that is only pending (its start is in
-ALERTS_FOR_STATE, as in Prometheus); they come and go by the thousand on a busy fleet."""
 
 
 def _carry(old: GroupEvaluator, new: GroupEvaluator) -> None:

@@ -163,6 +163,9 @@ class Pipeline:
             at = max(now, self.clock.now())
         with self._lock:
             self.dispatcher.flush_due(at)
+        kick = getattr(self.journal, "kick", None)  # a BufferedJournal writes now
+        if callable(kick):
+            kick()
 
     def alerts(self, now: float) -> list[AlertView]:
         """Every alert the dispatcher holds, with its receivers and what mutes it."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, and_, bindparam, delete, insert, select
 
-from dcops.alerts.journal import AlertEvent, StoredAlert
+from dcops.alerts.journal import AlertEvent, Change, StoredAlert, records_of
 from dcops.alerts.model import Alert, AlertState
 from dcops.alerts.notifications import fingerprint
 from dcops.backends.sql.schema import alert_events, alert_states
@@ -41,6 +41,9 @@ class SqlAlertJournal:
                 conn.execute(_DELETE_ONE, keys)
             if rows:
                 conn.execute(insert(alert_states), list(rows.values()))
+
+    def changed(self, group: str, actor: str, at_ms: int, changes: list[Change]) -> None:
+        self.record(*records_of(group, actor, at_ms, changes))
 
     def live(self) -> list[StoredAlert]:
         with self._engine.connect() as conn:
