@@ -165,3 +165,23 @@ def test_a_flapping_alert_is_one_flapping_notification_until_it_settles(
     events = [e.event for e in reversed(plant.services.alert_journal.history(limit=200))
               if e.event in ("flapping", "steady")]
     assert events == ["flapping", "steady"]
+
+
+def test_a_notification_for_a_receiver_that_is_down_survives_a_restart(
+        plant: Plant, recorder: Recorder) -> None:
+    recorder.stop()  # the receiver is down when the alert fires
+    plant.temperature("n1", 90.0)
+    plant.at(5)
+    plant.at(15)  # flushed into the outbox; the attempt fails and is retried later
+    assert plant.services.pipeline.outbox.pending_count() == 1
+    plant.restart()  # the outbox is in the state store
+    recorder.start()
+    plant.clock.set(T0 + 600)  # well past the next retry
+    plant.services.pipeline.deliver()
+    (got,) = recorder.received
+    assert [a["labels"]["node"] for a in got.body["alerts"]] == ["n1"]
+    assert plant.services.pipeline.outbox.pending_count() == 0
+    plant.services.pipeline.deliver()
+    assert len(recorder.received) == 1  # delivered once
+    events = [e.event for e in plant.services.alert_journal.history()]
+    assert events[0] == "notified"
