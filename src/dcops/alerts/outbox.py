@@ -203,8 +203,13 @@ class Delivery:
 
     def run_due(self, now: float | None = None, limit: int = 100) -> list[Outcome]:
         """Attempt every due item once; what happened to each."""
+        return [(item.key, outcome) for item, outcome in self.attempt_due(now, limit)]
+
+    def attempt_due(self, now: float | None = None, limit: int = 100
+                    ) -> list[tuple[OutboxItem, str]]:
+        """`run_due`, with each item as it was before its attempt (what it carried)."""
         at = self.clock.now() if now is None else now
-        return [(item.key, self._attempt(item, at)) for item in self.outbox.due(at, limit)]
+        return [(item, self._attempt(item, at)) for item in self.outbox.due(at, limit)]
 
     def _attempt(self, item: OutboxItem, now: float) -> str:
         notifier = self.by_name.get(item.notifier)

@@ -190,19 +190,17 @@ class Pipeline:
         with self._lock:
             delivery = self.delivery
         at = self.clock.now() if now is None else now
-        items = {item.key: item for item in self.outbox.due(at, 100)}
-        outcomes: list[tuple[tuple[str, str], str]] = delivery.run_due(at)
-        self._record(delivery, items, outcomes, at)
-        return outcomes
+        attempts = delivery.attempt_due(at)
+        self._record(delivery, attempts, at)
+        return [(item.key, outcome) for item, outcome in attempts]
 
-    def _record(self, delivery: Delivery, items: Mapping[tuple[str, str], OutboxItem],
-                outcomes: list[tuple[tuple[str, str], str]], at: float) -> None:
+    def _record(self, delivery: Delivery, attempts: list[tuple[OutboxItem, str]],
+                at: float) -> None:
         if self.journal is None:
             return
         events = []
-        for key, outcome in outcomes:
-            item = items.get(key)
-            if item is None or outcome == "retried":
+        for item, outcome in attempts:
+            if outcome == "retried":
                 continue
             note = item.notification
             event = "notified" if outcome == "sent" else "notify_failed"
