@@ -32,6 +32,7 @@ from dcops.alerts.service import Rules
 from dcops.alerts.silences import Silences
 from dcops.core.clock import Clock
 from dcops.core.errors import DcopsError
+from dcops.files.signature import Signature, stat_signature
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Pipeline:
         self.wake = threading.Event()
         """Set when the outbox got something to send."""
         self._lock = threading.RLock()
-        self._signature: tuple[int, int] | None = None
+        self._signature: Signature | None = None
         self._apply(self.config)
 
     # -- settings -----------------------------------------------------------------------
@@ -87,14 +88,8 @@ class Pipeline:
             with contextlib.suppress(DcopsError):  # logged, and kept in last_error
                 self.load()
 
-    def _file_signature(self) -> tuple[int, int] | None:
-        if self.config_file is None:
-            return None
-        try:
-            stat = self.config_file.stat()
-        except OSError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size)
+    def _file_signature(self) -> Signature:
+        return stat_signature([self.config_file] if self.config_file else [])
 
     def _apply(self, config: NotifyConfig) -> None:
         """Build the dispatcher and delivery for `config`; the alerts already told are told

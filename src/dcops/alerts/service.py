@@ -14,11 +14,9 @@ from pathlib import Path
 from dcops.alerts.manager import RuleManager
 from dcops.alerts.rulefile import load_rule_files, rule_files
 from dcops.core.errors import DcopsError
+from dcops.files.signature import Signature, stat_signature
 
 log = logging.getLogger(__name__)
-
-Signature = tuple[tuple[str, int, int], ...]
-
 
 class Rules:
     """Rule files and the manager evaluating them."""
@@ -31,17 +29,9 @@ class Rules:
 
     def _current(self) -> Signature:
         try:
-            files = rule_files(self.paths)
+            return stat_signature(rule_files(self.paths))
         except DcopsError:
             return ()
-        out = []
-        for path in files:
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            out.append((str(path), stat.st_mtime_ns, stat.st_size))
-        return tuple(out)
 
     def reload(self) -> None:
         """Read every rule file again; raises (and keeps the old rules) if one is wrong."""
