@@ -258,7 +258,7 @@ def main() -> None:
             pipeline = Pipeline(Rules([work / "probe.yml", rules], manager),
                                 Silences(state.silences, state.audit), state.notification_log,
                                 state.outbox, build_notifiers, clock, journal=journal,
-                                config_file=work / "notify.yml")
+                                config_file=work / "notify.yml", after_round=journal.kick)
             pipeline.rules.reload()
             pipeline.load()
             bench = [run for key, run in manager.runs.items() if key[1].startswith("bench")]

@@ -166,7 +166,8 @@ def pipeline_of(settings: Settings, clock: Clock, rules: Rules, silences: Silenc
                     clock, journal=journal,
                     config_file=cfg.config_file.expanduser() if cfg.config_file else None,
                     external_url=external,
-                    policy=RetryPolicy(retry.initial_s, retry.max_s, retry.max_age_s))
+                    policy=RetryPolicy(retry.initial_s, retry.max_s, retry.max_age_s),
+                    after_round=journal.kick if isinstance(journal, BufferedJournal) else None)
 
 
 def rules_of(settings: Settings, querier: Querier, ingestor: Ingestor,

@@ -45,7 +45,8 @@ class Pipeline:
     def __init__(self, rules: Rules, silences: Silences, log_: NotificationLog, outbox: Outbox,
                  notifiers: NotifierFactory, clock: Clock, *, journal: AlertJournal | None = None,
                  config_file: Path | None = None, external_url: str = "",
-                 policy: RetryPolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None,
+                 after_round: Callable[[], None] | None = None) -> None:
         self.rules = rules
         self.silences = silences
         self.notification_log = log_
@@ -56,6 +57,8 @@ class Pipeline:
         self.config_file = config_file
         self.external_url = external_url
         self.policy = policy or RetryPolicy()
+        self.after_round = after_round
+        """Called when a round of rule evaluation is over (a BufferedJournal writes then)."""
         self.config: NotifyConfig = default_config()
         self.last_error: str | None = None
         self.wake = threading.Event()
@@ -158,9 +161,8 @@ class Pipeline:
             at = max(now, self.clock.now())
         with self._lock:
             self.dispatcher.flush_due(at)
-        kick = getattr(self.journal, "kick", None)  # a BufferedJournal writes now
-        if callable(kick):
-            kick()
+        if self.after_round is not None:
+            self.after_round()
 
     def alerts(self, now: float) -> list[AlertView]:
         """Every alert the dispatcher holds, with its receivers and what mutes it."""
