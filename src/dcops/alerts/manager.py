@@ -130,11 +130,14 @@ class RuleManager:
 
     def _take_carried(self, now_ms: int) -> None:
         """Report alerts restored or ended by the last `load`, at the first tick after it."""
+        ended: dict[tuple[str, str], list[tuple[Alert, str]]] = {}
         for key, alert, event in self._carried:
             if event == "resolved":
                 alert.state, alert.resolved_at_ms = AlertState.INACTIVE, now_ms
-                self._journal(key, [(alert, event)], now_ms, f"{key[1]} (reload)")
+                ended.setdefault(key, []).append((alert, event))
             self.changes.append((alert, event))
+        for key, changes in ended.items():  # one journal record per group, not per alert
+            self._journal(key, changes, now_ms, f"{key[1]} (reload)")
         self._carried = []
 
     def _journal(self, key: tuple[str, str], changes: list[tuple[Alert, str]], at_ms: int,
