@@ -62,6 +62,10 @@ class StoredAlert:
 
 Change = tuple[Alert, str, float]
 """An alert, what happened to it (an `EVENTS` name) and its value then."""
+AlertKey = tuple[str, str, Labels]
+"""(group, rule, labels): one alert among all groups."""
+Records = tuple[list[AlertEvent], list[StoredAlert], list[AlertKey]]
+"""What one `record` call writes: events, alerts now live, alerts now gone."""
 
 UNJOURNALED = frozenset({"pending", "cleared"})
 """Changes the journal does not keep: an alert that is only pending (its start is in
@@ -72,7 +76,7 @@ class AlertJournal(Protocol):
     """Where alert state and history are kept."""
 
     def record(self, events: list[AlertEvent], live: list[StoredAlert],
-               gone: list[tuple[str, str, Labels]]) -> None:
+               gone: list[AlertKey]) -> None:
         """Append `events`; keep `live` as they now are; forget `gone` (group, rule, labels)."""
         ...
 
@@ -90,13 +94,12 @@ class AlertJournal(Protocol):
         ...
 
 
-def records_of(group: str, actor: str, at_ms: int, changes: list[Change]
-               ) -> tuple[list[AlertEvent], list[StoredAlert], list[tuple[str, str, Labels]]]:
+def records_of(group: str, actor: str, at_ms: int, changes: list[Change]) -> Records:
     """The events, live alerts and gone alerts that `changes` make, from firing on: an
     alert firing or nodata now is kept live, any other is forgotten."""
     events: list[AlertEvent] = []
     live: list[StoredAlert] = []
-    gone: list[tuple[str, str, Labels]] = []
+    gone: list[AlertKey] = []
     for alert, event, value in changes:
         if event in UNJOURNALED or (alert.fired_at_ms is None and not alert.flapping):
             continue
@@ -114,11 +117,11 @@ class MemoryAlertJournal:
 
     def __init__(self) -> None:
         self._events: list[AlertEvent] = []
-        self._live: dict[tuple[str, str, Labels], StoredAlert] = {}
+        self._live: dict[AlertKey, StoredAlert] = {}
         self._lock = threading.Lock()
 
     def record(self, events: list[AlertEvent], live: list[StoredAlert],
-               gone: list[tuple[str, str, Labels]]) -> None:
+               gone: list[AlertKey]) -> None:
         with self._lock:
             for event in events:
                 self._events.append(_numbered(event, len(self._events) + 1))
@@ -177,8 +180,7 @@ class BufferedJournal:
         self.inner = inner
         self._on_kick = on_kick
         self._kicked = False
-        self._pending: list[Callable[[], tuple[list[AlertEvent], list[StoredAlert],
-                                                list[tuple[str, str, Labels]]]]] = []
+        self._pending: list[Callable[[], Records]] = []
         """What to write, each made only when written (in the writer's thread)."""
         self._lock = threading.Condition()
         self._busy = False
@@ -187,7 +189,7 @@ class BufferedJournal:
         self._thread.start()
 
     def record(self, events: list[AlertEvent], live: list[StoredAlert],
-               gone: list[tuple[str, str, Labels]]) -> None:
+               gone: list[AlertKey]) -> None:
         # no copies: the alerts are read when written, a moment later, and a state newer
         # than the one recorded is the truer one (a later record of the same alert wins)
         made = (list(events), list(live), list(gone))
@@ -197,8 +199,7 @@ class BufferedJournal:
         raw = list(changes)  # turned into rows by the writer, out of the rules' way
         self._put(lambda: records_of(group, actor, at_ms, raw))
 
-    def _put(self, item: Callable[[], tuple[list[AlertEvent], list[StoredAlert],
-                                            list[tuple[str, str, Labels]]]]) -> None:
+    def _put(self, item: Callable[[], Records]) -> None:
         with self._lock:
             self._pending.append(item)
             self._lock.notify_all()
@@ -245,7 +246,7 @@ class BufferedJournal:
             try:
                 made = [item() for item in batch]
                 events = [e for item in made for e in item[0]]
-                final: dict[tuple[str, str, Labels], StoredAlert | None] = {}
+                final: dict[AlertKey, StoredAlert | None] = {}
                 for _, item_live, item_gone in made:  # the last word on each alert wins
                     final.update(((s.group, s.rule, s.alert.labels), s) for s in item_live)
                     final.update((key, None) for key in item_gone)

@@ -10,11 +10,10 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, and_, bindparam, delete, insert, select
 
-from dcops.alerts.journal import AlertEvent, Change, StoredAlert, records_of
+from dcops.alerts.journal import AlertEvent, AlertKey, Change, StoredAlert, records_of
 from dcops.alerts.model import Alert, AlertState
 from dcops.alerts.notifications import fingerprint
 from dcops.backends.sql.schema import alert_events, alert_states
-from dcops.telemetry.model import Labels
 
 _DELETE_ONE = delete(alert_states).where(and_(
     alert_states.c.group_key == bindparam("g"), alert_states.c.rule == bindparam("r"),
@@ -28,7 +27,7 @@ class SqlAlertJournal:
         self._engine = engine
 
     def record(self, events: list[AlertEvent], live: list[StoredAlert],
-               gone: list[tuple[str, str, Labels]]) -> None:
+               gone: list[AlertKey]) -> None:
         rows = {(s.group, s.rule, s.alert.labels): _state_row(s) for s in live}
         keys = [{"g": r["group_key"], "r": r["rule"], "f": r["fingerprint"]}
                 for r in rows.values()]
