@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from dcops.alerts.matchers import Matcher, MatchOp
 from dcops.alerts.notifications import AlertStatus, NotifiedAlert, fingerprint
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -52,3 +53,20 @@ def am_annotations(alert: NotifiedAlert) -> dict[str, str]:
 def selected(alerts: tuple[NotifiedAlert, ...], send_resolved: bool) -> list[NotifiedAlert]:
     """The alerts an integration sends: resolved ones only when it wants them."""
     return [a for a in alerts if send_resolved or a.status is not AlertStatus.RESOLVED]
+
+
+def am_matcher(matcher: Matcher) -> dict[str, object]:
+    """A matcher as Alertmanager's v2 API writes it (``isRegex``, ``isEqual``)."""
+    return {"name": matcher.name, "value": matcher.value,
+            "isRegex": matcher.op in (MatchOp.RE, MatchOp.NRE),
+            "isEqual": matcher.op in (MatchOp.EQ, MatchOp.RE)}
+
+
+def from_am_matcher(name: str, value: str, is_regex: bool, is_equal: bool,
+                    where: str = "") -> Matcher:
+    """The matcher an Alertmanager v2 API matcher stands for."""
+    if is_regex:
+        op = MatchOp.RE if is_equal else MatchOp.NRE
+    else:
+        op = MatchOp.EQ if is_equal else MatchOp.NE
+    return Matcher(name, op, value, where=where)

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from dcops.access.model import Role, Token
-from dcops.alerts.amcompat import rfc3339
+from dcops.alerts.amcompat import am_matcher, from_am_matcher, rfc3339
 from dcops.alerts.dispatchviews import AlertView
-from dcops.alerts.matchers import Matcher, MatchOp, matches_all, parse_matchers
+from dcops.alerts.matchers import Matcher, matches_all, parse_matchers
 from dcops.alerts.silences import Silence
 from dcops.api.auth import require
 from dcops.wiring import Services
@@ -47,21 +47,10 @@ class SilenceIn(BaseModel):
     comment: str = Field(min_length=1, max_length=10_000)
 
 
-def _op(m: MatcherIn) -> MatchOp:
-    if m.isRegex:
-        return MatchOp.RE if m.isEqual else MatchOp.NRE
-    return MatchOp.EQ if m.isEqual else MatchOp.NE
-
-
-def _matcher_json(m: Matcher) -> dict[str, Any]:
-    return {"name": m.name, "value": m.value, "isRegex": m.op in (MatchOp.RE, MatchOp.NRE),
-            "isEqual": m.op in (MatchOp.EQ, MatchOp.RE)}
-
-
 def silence_json(silence: Silence, now: float) -> dict[str, Any]:
     return {"id": silence.id, "status": {"state": silence.state(now).value},
             "updatedAt": rfc3339(silence.updated_at),
-            "matchers": [_matcher_json(m) for m in silence.matchers],
+            "matchers": [am_matcher(m) for m in silence.matchers],
             "startsAt": rfc3339(silence.starts_at), "endsAt": rfc3339(silence.ends_at),
             "createdBy": silence.created_by, "comment": silence.comment}
 
@@ -101,7 +90,7 @@ async def list_silences(request: Request, filter: list[str] | None = Query(None)
 async def post_silence(request: Request, body: SilenceIn) -> dict[str, str]:
     """Create a silence, or change the one named by `id`; the silence's id."""
     services = _services(request)
-    matchers = tuple(Matcher(m.name, _op(m), m.value, where=f"matchers[{i}]")
+    matchers = tuple(from_am_matcher(m.name, m.value, m.isRegex, m.isEqual, f"matchers[{i}]")
                      for i, m in enumerate(body.matchers))
     now = services.clock.now()
     args = (matchers, _seconds(body.startsAt), _seconds(body.endsAt), body.createdBy,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -15,17 +16,19 @@ app = typer.Typer(help="Silences: mute matching alerts until they expire.",
 
 
 def _matchers(texts: list[str]) -> list[dict[str, object]]:
-    from dcops.alerts.matchers import MatchOp, parse_matchers
+    from dcops.alerts.amcompat import am_matcher
+    from dcops.alerts.matchers import parse_matchers
 
-    found = [m for i, text in enumerate(texts) for m in parse_matchers(text, f"matcher {i + 1}")]
-    return [{"name": m.name, "value": m.value, "isRegex": m.op in (MatchOp.RE, MatchOp.NRE),
-             "isEqual": m.op in (MatchOp.EQ, MatchOp.RE)} for m in found]
+    return [am_matcher(m) for i, text in enumerate(texts)
+            for m in parse_matchers(text, f"matcher {i + 1}")]
 
 
-def _text(matchers: list[dict[str, object]]) -> str:
-    ops = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}
-    return ", ".join(f'{m["name"]}{ops[(bool(m["isRegex"]), bool(m["isEqual"]))]}"{m["value"]}"'
-                     for m in matchers)
+def _text(matchers: list[dict[str, Any]]) -> str:
+    from dcops.alerts.amcompat import from_am_matcher
+    from dcops.alerts.matchers import format_matchers
+
+    return format_matchers(from_am_matcher(m["name"], m["value"], m["isRegex"], m["isEqual"])
+                           for m in matchers)[1:-1]  # without the braces
 
 
 @app.command("add")
