@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from peers import free_port
 
 from dcops.telemetry.model import Batch, Labels, make_labels
 from dcops.telemetry.remote_write import encode_write_request
@@ -151,15 +152,6 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: flo
             pass
         time.sleep(0.1)
     raise SystemExit(f"{what} not ready after {timeout_s}s")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -45,6 +45,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests/: the differential corpus
 
+import peers
+from peers import percentile
 from query_data import build_fleet, load_store, write_openmetrics
 
 from dcops.backends.duckdb_store import DuckDBMetricsStore
@@ -94,36 +96,10 @@ class Shape:
 SHAPES = (Shape("instant", 0, 0), Shape("range_1h", 3600, 60), Shape("range_6h", 6 * 3600, 300))
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def start_prometheus(work: Path, data: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    config = work / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
-    log = (work / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={data}",
-         "--storage.tsdb.retention.time=30d", f"--web.listen-address=127.0.0.1:{port}",
-         "--log.level=warn", *extra], stdout=log, stderr=subprocess.STDOUT, cwd=work)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prometheus exited: see {work / 'prometheus.log'}")
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("prometheus did not become ready in 120 s")
+    return peers.start_prometheus(work, "global:\n  scrape_interval: 1h\nscrape_configs: []\n",
+                                  f"--storage.tsdb.path={data}",
+                                  "--storage.tsdb.retention.time=30d", *extra)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -222,12 +198,6 @@ def compare(ours: dict[str, Any], theirs: dict[str, Any], *,
             if ta != tb or not _close(va, vb):
                 return len(a), len(b), f"{dict(key)} at {ta}/{tb}: {va} vs {vb}"
     return len(a), len(b), ""
-
-
-def percentile(times: list[float], q: float) -> float:
-    """Nearest-rank percentile (with few repeats, p99 is the slowest run)."""
-    ordered = sorted(times)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def differential(work: Path) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -41,6 +40,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+import peers
+from peers import percentile
 
 from dcops.alerts.journal import BufferedJournal
 from dcops.alerts.manager import RuleManager
@@ -95,34 +96,11 @@ def rule_file(racks: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_prometheus(work: Path, rules: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    config = work / "prometheus.yml"
-    config.write_text(f"global: {{evaluation_interval: {STEP_S}s}}\n"
-                      f"rule_files: [{rules}]\nscrape_configs: []\n")
-    log = (work / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver",
-         "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT, cwd=work)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("prometheus did not start")
+    return peers.start_prometheus(
+        work, f"global: {{evaluation_interval: {STEP_S}s}}\nrule_files: [{rules}]\n"
+        "scrape_configs: []\n", f"--storage.tsdb.path={work / 'tsdb'}",
+        "--web.enable-remote-write-receiver")
 
 
 def group_durations(url: str) -> dict[str, tuple[float, float]]:
@@ -134,11 +112,6 @@ def group_durations(url: str) -> dict[str, tuple[float, float]]:
         for match in re.finditer(name + r'\{rule_group="[^"]*;(bench\d+)"\} (\S+)', text):
             out.setdefault(match.group(1), [0.0, 0.0])[key] = float(match.group(2))
     return {g: (v[0], v[1]) for g, v in out.items()}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 PROBE_RULES = """groups:
