@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -328,10 +329,18 @@ def _with_state(names: dict[str, Labels], alert: Alert) -> Labels:
     state where it has them (the same pairs but one, in the same place), else sorted."""
     state = ("alertstate", alert.state.value)
     for key, before in names.items():
-        places = [i for i, (name, _) in enumerate(before) if name == "alertstate"]
-        if key != "for_state" and len(places) == 1:  # (an alert of ALERTS has two)
-            return (*before[:places[0]], state, *before[places[0] + 1:])
+        if key == "for_state":
+            continue
+        at = bisect_left(before, _ALERTSTATE)  # pairs sorted by name: where its state is
+        if before[at][0] == "alertstate" and (at + 1 == len(before)
+                                              or before[at + 1][0] != "alertstate"):
+            return (*before[:at], state, *before[at + 1:])
+        break  # (an alert of its own alertstate label has two)
     return tuple(sorted((*alert.labels, ("__name__", "ALERTS"), state)))
+
+
+_ALERTSTATE = ("alertstate",)
+"""Sorts just before every ("alertstate", value) pair."""
 
 
 def _quote(text: str) -> str:
