@@ -1,0 +1,112 @@
+"""What every scheduling policy is: a pure `step(now, queue, view) -> decisions`.
+
+A policy orders the waiting jobs by its `key` (fixed while a job waits, so the scheduler
+keeps the queue sorted as jobs arrive instead of sorting it every step) and decides, from
+the queue, the running jobs and the free GPUs, which jobs start where and which running
+jobs make way. It changes nothing itself: the scheduler checks and carries out its
+decisions, live and in the simulator alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dcops.scheduling.cluster import Cluster
+from dcops.scheduling.model import Decision, Job, Placement, Start, Tenant
+from dcops.scheduling.placement import Placer
+
+Key = tuple[float, ...]
+
+
+@dataclass(slots=True)
+class View:
+    """What a policy sees besides the queue: the cluster's free GPUs (a scratch copy the
+    policy may allocate on while it decides), the running jobs, the tenants and their
+    GPUs in use, and the placer to use."""
+
+    cluster: Cluster
+    running: dict[str, Job]
+    placer: Placer
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+    """GPUs in use per tenant."""
+
+
+class Policy(Protocol):
+    """A scheduling policy."""
+
+    name: str
+    oracle: bool
+    """It reads true durations (`Job.duration_s`): a reference, not for production."""
+    preemptive: bool
+
+    def key(self, job: Job) -> Key:
+        """A waiting job's place in the queue (lowest first)."""
+        ...
+
+    def step(self, now: float, queue: Sequence[Job], view: View) -> list[Decision]:
+        """The decisions to carry out now."""
+        ...
+
+    def wakeups(self, job: Job, now: float) -> list[float]:
+        """Times, after `job` starts at `now`, at which this policy wants to decide again
+        even if nothing else happens (Tiresias: when the job crosses a queue threshold)."""
+        ...
+
+
+def place(job: Job, view: View) -> Placement | None:
+    """Place `job` with the view's placer, taking its GPUs on the scratch cluster."""
+    if job.gpus > view.cluster.free_gpus:
+        return None
+    placement = view.placer.place(job, view.cluster)
+    if placement is not None:
+        view.cluster.allocate(placement)
+    return placement
+
+
+def in_quota(job: Job, view: View) -> bool:
+    tenant = view.tenants.get(job.spec.tenant)
+    if tenant is None or tenant.gpu_quota is None:
+        return True
+    return view.usage.get(job.spec.tenant, 0) + job.gpus <= tenant.gpu_quota
+
+
+def start_in_order(queue: Sequence[Job], view: View, *, blocking: bool) -> list[Decision]:
+    """Start waiting jobs in queue order while they fit. `blocking`: stop at the first
+    that does not (strict head-of-line blocking, as in the Helios simulator); otherwise
+    skip it and go on."""
+    out: list[Decision] = []
+    cluster = view.cluster
+    for job in queue:
+        if cluster.free_gpus == 0:
+            break
+        if not in_quota(job, view):
+            continue
+        placement = place(job, view)
+        if placement is None:
+            if blocking:
+                break
+            continue
+        view.usage[job.spec.tenant] = view.usage.get(job.spec.tenant, 0) + job.gpus
+        out.append(Start(job.id, placement))
+    return out
+
+
+class Ordered:
+    """Non-preemptive: start waiting jobs in `key` order while they fit."""
+
+    name = "ordered"
+    oracle = False
+    preemptive = False
+    blocking = True
+
+    def key(self, job: Job) -> Key:
+        return (job.submit_s, job.seq)
+
+    def step(self, now: float, queue: Sequence[Job], view: View) -> list[Decision]:
+        return start_in_order(queue, view, blocking=self.blocking)
+
+    def wakeups(self, job: Job, now: float) -> list[float]:
+        return []
