@@ -153,6 +153,11 @@ def test_helios_without_vc_uses_user_and_end_minus_start(tmp_path: Path) -> None
     assert [(j.id, j.spec.tenant, j.duration_s) for j in trace.jobs] == [("1", "alice", 600.0)]
     assert [p.line for p in trace.problems] == [3]
     assert "already used on line 2" in trace.problems[0].message
+    # An exact copy of a row is a duplicate, not a clash: kept under an id of its own.
+    first = path.read_text().splitlines()[1]
+    path.write_text(path.read_text() + first + "\n")
+    again = read_trace(path)
+    assert [j.id for j in again.jobs] == ["1", "1@4"] and again.duplicate_lines == (4,)
 
 
 def test_pai_headerless_tasks_grouped_into_jobs() -> None:
