@@ -32,6 +32,7 @@ from dcops.scheduling.model import (
 from dcops.scheduling.placement import Consolidate, Placer
 from dcops.scheduling.policies.base import Key, Policy, View
 from dcops.scheduling.predictor import Predictor
+from dcops.scheduling.running import RunningTable
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class Scheduler:
         self.queue = JobQueue()
         self._keys: dict[str, Key] = {}
         self.running: dict[str, Job] = {}
+        self.table = RunningTable()
+        """The running jobs as columns (for policies that rank them all)."""
         self.usage: dict[str, int] = {}
         self.allocated_gpus = 0
         self.run_overhead: dict[str, float] = {}
@@ -188,7 +191,7 @@ class Scheduler:
         if not len(self.queue):
             return []
         view = View(self.cluster.copy(), self.running, self.placer, self.tenants,
-                    dict(self.usage))
+                    dict(self.usage), self.table)
         try:
             decisions = self.policy.step(now, self.queue.jobs, view)
         except Exception as exc:  # a policy bug must not stop scheduling
@@ -252,6 +255,7 @@ class Scheduler:
         self.running[job.id] = job
         self.usage[job.spec.tenant] = self.usage.get(job.spec.tenant, 0) + job.gpus
         self.allocated_gpus += job.gpus
+        self.table.add(job, now)
         self.manager.start(job, placement)
         if self.record_events:
             self._note(job, now, "started on " + ",".join(
@@ -276,6 +280,7 @@ class Scheduler:
         if job.placement is not None:
             self.cluster.release(job.placement)
         self.running.pop(job.id, None)
+        self.table.remove(job)
         self.usage[job.spec.tenant] = self.usage.get(job.spec.tenant, 0) - job.gpus
         self.allocated_gpus -= job.gpus
 

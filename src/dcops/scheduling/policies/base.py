@@ -16,6 +16,7 @@ from typing import Protocol
 from dcops.scheduling.cluster import Cluster
 from dcops.scheduling.model import Decision, Job, Placement, Start, Tenant
 from dcops.scheduling.placement import Placer
+from dcops.scheduling.running import RunningTable
 
 Key = tuple[float, ...]
 
@@ -32,6 +33,8 @@ class View:
     tenants: dict[str, Tenant] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     """GPUs in use per tenant."""
+    table: RunningTable = field(default_factory=RunningTable)
+    """The running jobs as columns (read-only for policies)."""
 
 
 class Policy(Protocol):

@@ -2,81 +2,90 @@
 
 `preempting_step` is the engine they share: scan the queue in order, start what fits in
 the free GPUs, and for a job that does not fit, stop running jobs that rank below it
-(worst first) until it fits; if even that does not make room, nothing is stopped. A
-preempted job checkpoints and waits again; its restart costs a checkpoint overhead,
-which the simulator (or the real job) pays.
+(worst first) until it fits; if even that does not make room, nothing is stopped. Ranks
+are single numbers, lower first: a waiting job's from its `Job`, every running job's at
+once from the scheduler's `RunningTable` columns. A preempted job checkpoints and waits
+again; its restart costs a checkpoint overhead, which the simulator (or the real job) pays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from dcops.scheduling.model import Decision, Job, JobState, Placement, Preempt, Start
+import numpy as np
+
+from dcops.scheduling.model import Decision, Job, Placement, Preempt, Start
 from dcops.scheduling.policies.base import Key, View, in_quota, place
 from dcops.scheduling.policies.ordered import _true
+from dcops.scheduling.running import F64
 
-Rank = Callable[[Job], Key]
-"""A running job's present rank, comparable with the keys of waiting jobs."""
-Outranks = Callable[[Key, Key], bool]
-"""Whether a waiting job (its key) may stop a running one (its rank)."""
+WaitRank = Callable[[Job], float]
 
 
-def _lower(job_key: Key, victim_rank: Key) -> bool:
-    return job_key < victim_rank
-
-
-def preempting_step(queue: Sequence[Job], view: View, rank: Rank,
-                    outranks: Outranks = _lower) -> list[Decision]:
+def preempting_step(queue: Sequence[Job], view: View, wait_rank: WaitRank,
+                    run_rank: F64) -> list[Decision]:
+    """Decisions for `queue` (sorted so that `wait_rank` never falls along it), with
+    `run_rank` the rank of each slot of `view.table` now."""
     out: list[Decision] = []
-    cluster = view.cluster
-    victims: list[tuple[Key, Job]] | None = None  # worst last, computed when first needed
-    worst: Key | None = None
+    cluster, table = view.cluster, view.table
+    candidates = table.active & table.preemptible
+    ranks = np.where(candidates, run_rank, -np.inf)
+    worst = float(ranks.max()) if len(table) else -np.inf
+    victims: list[int] | None = None  # slots, best first (the worst is popped first)
     for job in queue:
         if not in_quota(job, view):
             continue
-        key_now = rank(job)
         if job.gpus <= cluster.free_gpus:
             placement = place(job, view)
             if placement is not None:
                 out.append(_started(job, placement, view))
                 continue
-        if victims is None:
-            candidates = [j for j in view.running.values() if j.spec.preemptible]
-            if not candidates:
-                victims = []
-            else:
-                ranked = [(rank(j), j) for j in candidates]
-                worst = max(r for r, _ in ranked)
-                victims = ranked if outranks(key_now, worst) else []
-                if victims:
-                    victims.sort(key=lambda pair: pair[0])
-        if not victims or not outranks(key_now, victims[-1][0]):
+        rank = wait_rank(job)
+        if rank >= worst:  # no running job ranks below it, nor below any job after it
             if cluster.free_gpus == 0:
-                break  # later jobs rank no higher: none can preempt, none fits
+                break
             continue
-        taken: list[tuple[Key, Job]] = []
-        placement = None
-        while victims and outranks(key_now, victims[-1][0]):
-            victim = victims.pop()
-            taken.append(victim)
-            if victim[1].placement is not None:
-                cluster.release(victim[1].placement)
-            if job.gpus <= cluster.free_gpus:
-                placement = place(job, view)
-                if placement is not None:
-                    break
-        if placement is None:  # no room even so: undo
-            for victim in reversed(taken):
-                if victim[1].placement is not None:
-                    cluster.allocate(victim[1].placement)
-                victims.append(victim)
+        if victims is None:
+            slots = np.flatnonzero(candidates)
+            order = np.lexsort((table.seq[slots], ranks[slots]))  # worst last
+            victims = [int(i) for i in slots[order]]
+        placement, taken = _make_room(job, rank, ranks, victims, view)
+        if placement is None:
             continue
-        for _, victim_job in taken:
-            view.usage[victim_job.spec.tenant] = \
-                view.usage.get(victim_job.spec.tenant, 0) - victim_job.gpus
-            out.append(Preempt(victim_job.id, f"outranked by {job.id}"))
+        for slot in taken:
+            victim = table.jobs[slot]
+            assert victim is not None
+            view.usage[victim.spec.tenant] = view.usage.get(victim.spec.tenant, 0) \
+                - victim.gpus
+            out.append(Preempt(victim.id, f"outranked by {job.id}"))
         out.append(_started(job, placement, view))
+        worst = float(ranks[victims[-1]]) if victims else -np.inf
     return out
+
+
+def _make_room(job: Job, rank: float, ranks: F64, victims: list[int], view: View
+               ) -> tuple[Placement | None, list[int]]:
+    """Stop the worst-ranked running jobs below `rank` until `job` fits; undone if it
+    never does."""
+    cluster, table = view.cluster, view.table
+    taken: list[int] = []
+    placement = None
+    while victims and ranks[victims[-1]] > rank:
+        slot = victims.pop()
+        taken.append(slot)
+        victim = table.jobs[slot]
+        if victim is not None and victim.placement is not None:
+            cluster.release(victim.placement)
+        if job.gpus <= cluster.free_gpus:
+            placement = place(job, view)
+            if placement is not None:
+                return placement, taken
+    for slot in reversed(taken):
+        victim = table.jobs[slot]
+        if victim is not None and victim.placement is not None:
+            cluster.allocate(victim.placement)
+        victims.append(slot)
+    return None, []
 
 
 def _started(job: Job, placement: Placement, view: View) -> Start:
@@ -92,21 +101,17 @@ class SrtfOracle:
     oracle = True
     preemptive = True
 
-    def __init__(self) -> None:
-        self._now = 0.0
-
     def key(self, job: Job) -> Key:
-        return (_true(job) - job.checkpoint_s, job.submit_s, job.seq)
+        return (self._remaining(job), job.submit_s, job.seq)
 
-    def _rank(self, job: Job) -> Key:
-        if job.state is not JobState.RUNNING or job.last_start_s is None:
-            return self.key(job)
-        done = job.checkpoint_s + max(0.0, self._now - job.last_start_s)
-        return (_true(job) - done, job.submit_s, job.seq)
+    @staticmethod
+    def _remaining(job: Job) -> float:
+        return _true(job) - job.checkpoint_s
 
     def step(self, now: float, queue: Sequence[Job], view: View) -> list[Decision]:
-        self._now = now
-        return preempting_step(queue, view, self._rank)
+        table = view.table
+        return preempting_step(queue, view, self._remaining,
+                               table.duration - table.done(now))
 
     def wakeups(self, job: Job, now: float) -> list[float]:
         return []
@@ -123,31 +128,22 @@ class Tiresias:
     preemptive = True
 
     def __init__(self, thresholds_gpu_s: Sequence[float] = (3_600.0, 36_000.0)) -> None:
-        self.thresholds = tuple(sorted(thresholds_gpu_s))
-        self._now = 0.0
+        self.thresholds = np.array(sorted(thresholds_gpu_s), dtype=np.float64)
 
     def level(self, service_gpu_s: float) -> int:
-        for i, limit in enumerate(self.thresholds):
-            if service_gpu_s < limit:
-                return i
-        return len(self.thresholds)
+        return int(np.searchsorted(self.thresholds, service_gpu_s, side="right"))
 
     def key(self, job: Job) -> Key:
         return (self.level(job.attained_s), job.submit_s, job.seq)
 
-    def _rank(self, job: Job) -> Key:
-        return (self.level(job.service_s(self._now)), job.submit_s, job.seq)
+    def _wait_rank(self, job: Job) -> float:
+        return float(self.level(job.attained_s))
 
     def step(self, now: float, queue: Sequence[Job], view: View) -> list[Decision]:
-        self._now = now
-        return preempting_step(queue, view, self._rank, _lower_queue)
+        levels = np.searchsorted(self.thresholds, view.table.service(now), side="right")
+        return preempting_step(queue, view, self._wait_rank, levels.astype(np.float64))
 
     def wakeups(self, job: Job, now: float) -> list[float]:
         gpus = max(job.gpus, 1)
-        return [now + (limit - job.attained_s) / gpus for limit in self.thresholds
+        return [now + (float(limit) - job.attained_s) / gpus for limit in self.thresholds
                 if limit > job.attained_s]
-
-
-def _lower_queue(job_key: Key, victim_rank: Key) -> bool:
-    """Only a job of a strictly higher queue preempts (no churn within a queue)."""
-    return job_key[0] < victim_rank[0]
