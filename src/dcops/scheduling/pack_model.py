@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import chain, pairwise
 
 from dcops.scheduling.cluster import Cluster
 from dcops.scheduling.model import Job, Placement
@@ -83,7 +83,10 @@ class Model:
         return len(self.cost) - 1
 
     def row(self, entries: list[tuple[int, float]], lower: float, upper: float) -> None:
-        self.rows.append(entries)
+        merged: dict[int, float] = {}
+        for col, value in entries:  # HiGHS refuses a row naming a column twice
+            merged[col] = merged.get(col, 0.0) + value
+        self.rows.append(list(merged.items()))
         self.row_lower.append(lower)
         self.row_upper.append(upper)
 
@@ -104,6 +107,11 @@ class Batch:
     z: dict[tuple[int, str, int], int] = field(default_factory=dict)
     """(job index, rack, node size) -> column."""
     gangs: set[int] = field(default_factory=set)
+    exact: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Gang index -> (node size, nodes) for gangs that fit only one size of node: they
+    take exactly that many nodes, and what their nodes leave free is modelled."""
+    leftovers: dict[NodeClass, list[tuple[int, float]]] = field(default_factory=dict)
+    """Class -> (start column of a gang, nodes of the class it leaves) ."""
 
     def __post_init__(self) -> None:
         self.inventory = Inventory.of(self.cluster)
@@ -114,7 +122,8 @@ class Batch:
         scale = self._scale(small, gangs)
         for i in [*small, *gangs]:
             self.y[i] = self.model.column(-scale * self.weights[i], 1.0)
-        self._small(small)
+        self._gang_leftovers(gangs)
+        self._small(small, inf)
         self._gangs(gangs, inf)
 
     def _kinds(self) -> tuple[list[int], list[int]]:
@@ -133,23 +142,45 @@ class Batch:
         steps = [b - a for a, b in pairwise(distinct)]
         return bound / min([distinct[0], *steps]) if distinct else 1.0
 
-    def _small(self, small: list[int]) -> None:
+    def _gang_leftovers(self, gangs: list[int]) -> None:
+        sizes = {size for _, size in self.inventory.whole}
+        leftovers: dict[NodeClass, list[tuple[int, float]]] = defaultdict(list)
+        for i in gangs:
+            spec = self.jobs[i].spec
+            fits = [size for size in sizes if size >= spec.gpus_per_task]
+            if len(fits) != 1:
+                continue
+            size = fits[0]
+            cap = size // spec.gpus_per_task
+            nodes = -(-spec.tasks // cap)
+            self.exact[i] = size, nodes
+            last = spec.tasks - (nodes - 1) * cap
+            for free, many in ((size - cap * spec.gpus_per_task, nodes - 1),
+                               (size - last * spec.gpus_per_task, 1)):
+                if free > 0 and many > 0:
+                    leftovers[size, free].append((self.y[i], float(many)))
+        self.leftovers = dict(leftovers)
+
+    def _small(self, small: list[int], inf: float) -> None:
         sizes: dict[int, list[int]] = defaultdict(list)
         for i in small:
             sizes[self.jobs[i].gpus].append(i)
         counts = {size: len(ids) for size, ids in sizes.items()}
         uses: dict[int, list[tuple[int, float]]] = {s: [] for s in counts}
-        for (size, free), names in self.inventory.by_class.items():
+        for size, free in {**self.inventory.by_class, **self.leftovers}:
+            real = len(self.inventory.by_class.get((size, free), ()))
+            extra = self.leftovers.get((size, free), [])
+            most = real + sum(many for _, many in extra)
             cls_cols: list[tuple[int, float]] = []
             for pattern in patterns(sorted(counts, reverse=True), counts, free):
                 used = sum(g * m for g, m in pattern)
-                col = self.model.column(fragmentation(size, free, free - used), len(names))
+                col = self.model.column(fragmentation(size, free, free - used), most)
                 self.q[(size, free), pattern] = col
                 cls_cols.append((col, 1.0))
                 for g, m in pattern:
                     uses[g].append((col, float(m)))
-            if len(cls_cols) > 1 and free < size:
-                self.model.row(cls_cols, 0.0, len(names))
+            if cls_cols and (len(cls_cols) > 1 or extra) and free < size:
+                self.model.row([*cls_cols, *((y, -many) for y, many in extra)], -inf, real)
         for size, ids in sizes.items():
             self.model.row([*uses[size], *((self.y[i], -1.0) for i in ids)], 0.0, 0.0)
 
@@ -165,7 +196,7 @@ class Batch:
             racks: dict[str, list[tuple[int, int]]] = defaultdict(list)
             for (rack, size), names in self.inventory.whole.items():
                 cap = size // spec.gpus_per_task
-                if cap == 0:
+                if cap == 0 or (i in self.exact and size != self.exact[i][0]):
                     continue
                 upper = min(len(names), -(-spec.tasks // cap))
                 col = self.model.column(1.0, upper)
@@ -174,7 +205,12 @@ class Batch:
                 racks[rack].append((col, upper))
                 by_size[size].append((col, 1.0))
                 per_group[rack, size].append((col, 1.0))
-            self.model.row(cover, 0.0, inf)
+            if i in self.exact:
+                nodes = float(self.exact[i][1])
+                self.model.row([(c, 1.0) for c, _ in cover[1:]] + [(self.y[i], -nodes)],
+                               0.0, 0.0)
+            else:
+                self.model.row(cover, 0.0, inf)
             for in_rack in racks.values():
                 v = self.model.column(self.rack_weight, 1.0)
                 for col, upper in in_rack:
@@ -198,18 +234,46 @@ class Batch:
         for i in chosen:
             if self.jobs[i].id not in placements:
                 queues[self.jobs[i].gpus].append(i)
+        extra: dict[NodeClass, list[str]] = defaultdict(list)
+        for i in chosen:
+            placement = placements.get(self.jobs[i].id)
+            for name, gpus in placement.nodes if i in self.exact and placement else ():
+                extra[self.cluster.nodes[name].gpus, self.cluster.free[name] - gpus].append(name)
+        pools: dict[NodeClass, Iterator[str]] = {}
         for (cls, pattern), col in self.q.items():
             count = round(values[col])
             if count <= 0:
                 continue
-            nodes = (n for n in self.inventory.by_class[cls] if n not in taken)
+            if cls not in pools:  # a gang's leftovers first, then nodes no gang took
+                pools[cls] = chain(extra[cls], (n for n in self.inventory.by_class.get(cls, ())
+                                                if n not in taken))
+            nodes = pools[cls]
             for _, name in zip(range(count), nodes, strict=False):
-                taken.add(name)
                 for size, many in pattern:
                     for _ in range(many):
                         job = self.jobs[queues[size].pop(0)]
                         placements[job.id] = Placement(((name, size),))
+        self._into_gang_leftovers(placements)
         return placements
+
+    def _into_gang_leftovers(self, placements: dict[str, Placement]) -> None:
+        """Best fit, in order, for the small jobs left out into the GPUs a gang's last
+        node leaves free (which the model counts as used)."""
+        gang_nodes = {name for i in self.gangs if self.jobs[i].id in placements
+                      for name in placements[self.jobs[i].id].node_names}
+        left = {name: self.cluster.free[name] for name in gang_nodes}
+        for placement in placements.values():
+            for name, gpus in placement.nodes:
+                if name in left:
+                    left[name] -= gpus
+        for job in self.jobs:
+            if job.id in placements or not 0 < job.gpus <= self.cluster.max_gpus:
+                continue
+            fits = [name for name, free in left.items() if free >= job.gpus]
+            if fits:
+                name = min(fits, key=left.__getitem__)
+                placements[job.id] = Placement(((name, job.gpus),))
+                left[name] -= job.gpus
 
     def _gang_placement(self, i: int, values: Sequence[float], taken: set[str]) -> Placement:
         spec = self.jobs[i].spec

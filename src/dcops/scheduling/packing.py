@@ -127,20 +127,25 @@ class Packer:
         return {**trivial, **placements}, status
 
     def _run(self, model: Model) -> tuple[list[float] | None, str]:
+        """The solver's column values (None if it found no solution) and its status."""
         h = _Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("time_limit", self.time_limit_s)
-        h.setOptionValue("mip_rel_gap", 0.0)
         n = len(model.cost)
-        h.addCols(n, np.array(model.cost), np.array(model.lower), np.array(model.upper), 0,
-                  np.zeros(n, np.int32), np.zeros(0, np.int32), np.zeros(0))
-        h.changeColsIntegrality(len(model.integer), np.array(model.integer, np.int32),
-                                np.ones(len(model.integer), np.uint8))
         starts = np.cumsum([0, *(len(r) for r in model.rows[:-1])]).astype(np.int32)
         index = np.array([c for r in model.rows for c, _ in r], np.int32)
         value = np.array([v for r in model.rows for _, v in r], np.float64)
-        h.addRows(len(model.rows), np.array(model.row_lower), np.array(model.row_upper),
-                  len(index), starts, index, value)
+        try:
+            _ok(h.setOptionValue("output_flag", False), "options")
+            _ok(h.setOptionValue("time_limit", self.time_limit_s), "options")
+            _ok(h.setOptionValue("mip_rel_gap", 0.0), "options")
+            _ok(h.addCols(n, np.array(model.cost), np.array(model.lower),
+                          np.array(model.upper), 0, np.zeros(n, np.int32),
+                          np.zeros(0, np.int32), np.zeros(0)), "columns")
+            _ok(h.changeColsIntegrality(len(model.integer), np.array(model.integer, np.int32),
+                                        np.ones(len(model.integer), np.uint8)), "integrality")
+            _ok(h.addRows(len(model.rows), np.array(model.row_lower),
+                          np.array(model.row_upper), len(index), starts, index, value), "rows")
+        except _Refused as e:
+            return None, str(e)
         h.run()
         status = h.getModelStatus()
         optimal = status == highspy.HighsModelStatus.kOptimal
@@ -148,6 +153,15 @@ class Packer:
         if h.getInfo().primal_solution_status != highspy.kSolutionStatusFeasible:
             return None, name
         return list(h.getSolution().col_value), name
+
+
+class _Refused(Exception):
+    """HiGHS refused part of the model."""
+
+
+def _ok(status: object, what: str) -> None:
+    if status == highspy.HighsStatus.kError:
+        raise _Refused(f"HiGHS refused the {what}")
 
 
 def greedy(jobs: Sequence[Job], cluster: Cluster) -> dict[str, Placement]:
