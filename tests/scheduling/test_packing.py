@@ -92,6 +92,17 @@ def test_a_gang_takes_one_rack_and_small_jobs_take_the_other() -> None:
     assert packed.placements["small"].node_names[0] in {"a0", "a1"}
 
 
+def test_a_small_job_goes_into_what_a_gang_leaves_on_its_last_node() -> None:
+    cluster = cluster_of(8, 8, 8)
+    packed = Packer().pack([job("gang", 4, tasks=3), job("small", 4)], cluster)
+    assert packed.reason == "optimal"
+    gang = dict(packed.placements["gang"].nodes)
+    assert sorted(gang.values()) == [4, 8]
+    last = next(name for name, gpus in gang.items() if gpus == 4)
+    assert packed.placements["small"] == Placement(((last, 4),))
+    assert shape(cluster, packed.placements) == (0, 1)
+
+
 def test_the_most_jobs_start_and_weights_can_put_one_first() -> None:
     cluster = cluster_of(8)
     jobs = [job("big", 8), job("x", 4), job("y", 4)]
