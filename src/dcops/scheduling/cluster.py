@@ -3,7 +3,8 @@ free-GPU accounting that placement and policies read.
 
 `Cluster` keeps, besides each node's free GPUs, the nodes grouped by how many GPUs they
 have free, so "does a 4-GPU job fit?" and "the best-fit node for it" cost a few dict
-operations even on 12,500 nodes.
+operations even on 12,500 nodes. On request it also keeps the nodes grouped by a level of
+topology (`Cluster.tier`), for placement that keeps a job close together.
 """
 
 from __future__ import annotations
@@ -35,6 +36,91 @@ class NodeInfo:
     """False while drained or down: nothing new is placed on it."""
 
 
+TIER_LEVELS = ("nvlink_domain", "switch", "rack")
+"""The levels of topology a `Tier` can group nodes by, nearest first."""
+
+
+class Tier:
+    """The usable nodes grouped by one level of topology (NVLink domain, leaf switch or
+    rack), with each group's free GPUs, kept in step by the `Cluster` that made it.
+
+    `free[g]` is group g's free GPUs and `whole[g]` its GPUs on nodes with every GPU free;
+    `by_free[k]` and `by_whole[k]` hold the groups with exactly k of them (dicts used as
+    ordered sets), so the best-fit group is found without looking at every group. A node
+    with no value for the level is a group of its own."""
+
+    __slots__ = ("by_free", "by_whole", "free", "level", "members", "whole")
+
+    def __init__(self, level: str) -> None:
+        if level not in TIER_LEVELS:
+            raise Invalid(f"no topology level {level!r}", hint=f"one of {TIER_LEVELS}")
+        self.level = level
+        self.members: dict[str, dict[str, None]] = {}
+        self.free: dict[str, int] = {}
+        self.whole: dict[str, int] = {}
+        self.by_free: dict[int, dict[str, None]] = {}
+        self.by_whole: dict[int, dict[str, None]] = {}
+
+    def key(self, node: NodeInfo) -> str:
+        """The group `node` belongs to."""
+        value: str = getattr(node, self.level)
+        return value or f"<{node.name}>"
+
+    def enter(self, node: NodeInfo, free: int) -> None:
+        key = self.key(node)
+        members = self.members.get(key)
+        if members is None:
+            members = self.members[key] = {}
+            self.free[key] = self.whole[key] = 0
+        else:
+            _bucket_out(self.by_free, key, self.free[key])
+            _bucket_out(self.by_whole, key, self.whole[key])
+        members[node.name] = None
+        self.free[key] += free
+        if free == node.gpus:
+            self.whole[key] += free
+        _bucket_in(self.by_free, key, self.free[key])
+        _bucket_in(self.by_whole, key, self.whole[key])
+
+    def leave(self, node: NodeInfo, free: int) -> None:
+        key = self.key(node)
+        members = self.members[key]
+        _bucket_out(self.by_free, key, self.free[key])
+        _bucket_out(self.by_whole, key, self.whole[key])
+        del members[node.name]
+        if not members:
+            del self.members[key], self.free[key], self.whole[key]
+            return
+        self.free[key] -= free
+        if free == node.gpus:
+            self.whole[key] -= free
+        _bucket_in(self.by_free, key, self.free[key])
+        _bucket_in(self.by_whole, key, self.whole[key])
+
+    def copy(self) -> Tier:
+        other = Tier(self.level)
+        other.members = {key: dict(names) for key, names in self.members.items()}
+        other.free = dict(self.free)
+        other.whole = dict(self.whole)
+        other.by_free = {k: dict(keys) for k, keys in self.by_free.items()}
+        other.by_whole = {k: dict(keys) for k, keys in self.by_whole.items()}
+        return other
+
+
+def _bucket_in(buckets: dict[int, dict[str, None]], key: str, value: int) -> None:
+    bucket = buckets.get(value)
+    if bucket is None:
+        bucket = buckets[value] = {}
+    bucket[key] = None
+
+
+def _bucket_out(buckets: dict[int, dict[str, None]], key: str, value: int) -> None:
+    bucket = buckets[value]
+    del bucket[key]
+    if not bucket:
+        del buckets[value]
+
+
 class Cluster:
     """Free GPUs per node, kept in step with the jobs placed and released.
 
@@ -52,6 +138,7 @@ class Cluster:
         self.total_gpus = 0
         self.whole_free = 0
         """GPUs on usable nodes with every GPU free (what a multi-node job can take)."""
+        self._tiers: dict[str, Tier] = {}
         for node in nodes:
             self.add(node)
 
@@ -82,6 +169,18 @@ class Cluster:
     def usable(self, name: str) -> bool:
         node = self.nodes[name]
         return node.schedulable and not node.suspect
+
+    def tier(self, level: str) -> Tier:
+        """The usable nodes grouped by `level` (one of `TIER_LEVELS`): built on first use
+        (one pass over the nodes), then kept in step with every change."""
+        tier = self._tiers.get(level)
+        if tier is None:
+            tier = Tier(level)
+            for name, node in self.nodes.items():
+                if self.usable(name):
+                    tier.enter(node, self.free[name])
+            self._tiers[level] = tier
+        return tier
 
     # -- allocation ----------------------------------------------------------------------
 
@@ -129,6 +228,7 @@ class Cluster:
         other.free_gpus = self.free_gpus
         other.total_gpus = self.total_gpus
         other.whole_free = self.whole_free
+        other._tiers = {level: tier.copy() for level, tier in self._tiers.items()}
         return other
 
     # -- the bookkeeping -----------------------------------------------------------------
@@ -146,6 +246,8 @@ class Cluster:
             self.free_gpus += free
             if free == self.nodes[name].gpus:
                 self.whole_free += free
+            for tier in self._tiers.values():
+                tier.enter(self.nodes[name], free)
 
     def _leave(self, name: str) -> None:
         if self.usable(name):
@@ -154,3 +256,5 @@ class Cluster:
             self.free_gpus -= free
             if free == self.nodes[name].gpus:
                 self.whole_free -= free
+            for tier in self._tiers.values():
+                tier.leave(self.nodes[name], free)
