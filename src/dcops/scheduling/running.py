@@ -36,6 +36,8 @@ class RunningTable:
         self.duration = np.full(capacity, np.nan)
         """True duration (simulation only; NaN live)."""
         self.predicted = np.full(capacity, np.nan)
+        self.estimate = np.full(capacity, np.nan)
+        """The user's duration estimate, else the prediction (NaN: neither)."""
         self.seq = np.zeros(capacity, dtype=np.float64)
 
     def __len__(self) -> int:
@@ -55,6 +57,8 @@ class RunningTable:
         self.checkpoint[i] = job.checkpoint_s
         self.duration[i] = np.nan if job.duration_s is None else job.duration_s
         self.predicted[i] = np.nan if job.predicted_s is None else job.predicted_s
+        estimate = job.spec.duration_estimate_s
+        self.estimate[i] = self.predicted[i] if estimate is None else estimate
         self.seq[i] = job.seq
 
     def remove(self, job: Job) -> None:
@@ -85,6 +89,6 @@ class RunningTable:
                      "seq"):
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.zeros_like(column)]))
-        for name in ("duration", "predicted"):
+        for name in ("duration", "predicted", "estimate"):
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.full(old, np.nan)]))

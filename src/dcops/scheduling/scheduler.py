@@ -94,6 +94,10 @@ class Scheduler:
         """The running jobs as columns (for policies that rank them all)."""
         self.usage: dict[str, int] = {}
         self.allocated_gpus = 0
+        self.cpu_usage: dict[str, int] = {}
+        self.memory_usage: dict[str, int] = {}
+        self.total_cpus = sum(n.cpus for n in self.cluster.nodes.values())
+        self.total_memory_mb = sum(n.memory_mb for n in self.cluster.nodes.values())
         self.run_overhead: dict[str, float] = {}
         """The restart overhead the present run of each running job pays."""
         self.errors: list[tuple[float, str]] = []
@@ -191,7 +195,8 @@ class Scheduler:
         if not len(self.queue):
             return []
         view = View(self.cluster.copy(), self.running, self.placer, self.tenants,
-                    dict(self.usage), self.table)
+                    dict(self.usage), self.table, dict(self.cpu_usage),
+                    dict(self.memory_usage), self.total_cpus, self.total_memory_mb)
         try:
             decisions = self.policy.step(now, self.queue.jobs, view)
         except Exception as exc:  # a policy bug must not stop scheduling
@@ -255,6 +260,7 @@ class Scheduler:
         self.running[job.id] = job
         self.usage[job.spec.tenant] = self.usage.get(job.spec.tenant, 0) + job.gpus
         self.allocated_gpus += job.gpus
+        self._use(job, 1)
         self.table.add(job, now)
         self.manager.start(job, placement)
         if self.record_events:
@@ -283,6 +289,14 @@ class Scheduler:
         self.table.remove(job)
         self.usage[job.spec.tenant] = self.usage.get(job.spec.tenant, 0) - job.gpus
         self.allocated_gpus -= job.gpus
+        self._use(job, -1)
+
+    def _use(self, job: Job, sign: int) -> None:
+        tenant, spec = job.spec.tenant, job.spec
+        self.cpu_usage[tenant] = self.cpu_usage.get(tenant, 0) \
+            + sign * spec.cpus_per_task * spec.tasks
+        self.memory_usage[tenant] = self.memory_usage.get(tenant, 0) \
+            + sign * spec.memory_mb_per_task * spec.tasks
 
     def _finish(self, job: Job, now: float, state: JobState, reason: str) -> None:
         job.state = state

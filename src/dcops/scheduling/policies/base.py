@@ -35,6 +35,11 @@ class View:
     """GPUs in use per tenant."""
     table: RunningTable = field(default_factory=RunningTable)
     """The running jobs as columns (read-only for policies)."""
+    cpu_usage: dict[str, int] = field(default_factory=dict)
+    memory_usage: dict[str, int] = field(default_factory=dict)
+    """CPUs and MB of memory in use per tenant (for dominant-resource fairness)."""
+    total_cpus: int = 0
+    total_memory_mb: int = 0
 
 
 class Policy(Protocol):
