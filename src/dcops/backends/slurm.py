@@ -61,12 +61,14 @@ class SlurmCommandFailed(DcopsError):
     status = 502
     code = "slurm_command_failed"
 
-    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str, *,
+                 problem: str | None = None) -> None:
         self.argv = tuple(argv)
         self.returncode = returncode
         self.stderr = stderr.strip()
-        super().__init__(f"`{shlex.join(argv)}` exited with {returncode}: "
-                         f"{self.stderr or '(nothing on stderr)'}", where="slurm", hint=HINT)
+        problem = problem or (f"exited with {returncode}: "
+                              f"{self.stderr or '(nothing on stderr)'}")
+        super().__init__(f"`{shlex.join(argv)}` {problem}", where="slurm", hint=HINT)
 
 
 class SlurmUnavailable(Unavailable):
@@ -156,10 +158,12 @@ class SlurmExecutor:
         if tracked is not None:
             self._restart(job, tracked, placement)
             return
-        slurm_id = self._run(*self.sbatch_args(job, placement)).strip().split(";")[0]
+        args = self.sbatch_args(job, placement)
+        answer = self._run(*args).strip()
+        slurm_id = answer.split(";")[0]
         if not slurm_id.isdigit():
-            raise SlurmCommandFailed(["sbatch", "--parsable"], 0,
-                                     f"answered {slurm_id!r}, not a job id")
+            raise SlurmCommandFailed(args, 0, "",
+                                     problem=f"answered {answer!r}, not a job id")
         self._jobs[job.id] = Tracked(slurm_id)
         log.info("job %s submitted as Slurm job %s on %s", job.id, slurm_id,
                  ",".join(placement.node_names) or "any node")
