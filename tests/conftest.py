@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.node_exporter",
     "tests.fixtures.browser",
     "tests.fixtures.recorder",
+    "tests.fixtures.slurm",
 ]

@@ -34,6 +34,8 @@ class NodeInfo:
     suspect: bool = False
     schedulable: bool = True
     """False while drained or down: nothing new is placed on it."""
+    reason: str = ""
+    """Why it is not schedulable (the drain reason an operator or health check gave)."""
 
 
 TIER_LEVELS = ("nvlink_domain", "switch", "rack")
