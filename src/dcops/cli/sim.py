@@ -37,7 +37,7 @@ PHILLY_WINDOW = ("2017-10-01", "2017-11-30")
 """The Helios Philly setup: jobs submitted in these days, in the VCs of PHILLY_VCS_FILE."""
 LLAMA3_FILE = "llama3_interruptions.csv"
 PROBLEMS_SHOWN = 5
-TRANSPOSE_UP_TO = 4
+TRANSPOSE_UP_TO = 5
 
 TraceOpt = typer.Option("philly", "--trace", help="'philly' (the shared Philly job list) "
                         "or a trace file (CSV or .csv.gz)")
@@ -161,7 +161,7 @@ def _replay(trace: str, format: str | None, start: str | None, end: str | None,
 
 
 def _in_process(trace: Trace, scenarios: Sequence[Scenario]) -> list[Report]:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from dcops.simulation.sweep import run_scenario
 
@@ -170,7 +170,7 @@ def _in_process(trace: Trace, scenarios: Sequence[Scenario]) -> list[Report]:
         for scenario in scenarios:
             task = bar.add_task(scenario.label or scenario.policy, total=1.0)
 
-            def tick(fraction: float, task: int = task) -> None:
+            def tick(fraction: float, task: TaskID = task) -> None:
                 bar.update(task, completed=fraction)
 
             reports.append(run_scenario(scenario, trace.jobs, trace.source, tick))
@@ -204,7 +204,7 @@ def _source(trace: str, format: str | None, start: str | None, end: str | None,
 
     if format is not None and format not in FORMATS:
         raise Invalid(f"unknown trace format {format!r}", hint=f"use one of {', '.join(FORMATS)}")
-    fmt: Format | None = format  # type: ignore[assignment]  # checked just above
+    fmt: Format | None = format  # narrowed by the check above
     tenants: frozenset[str] | None = None
     if trace == "philly":
         folder = traces_dir()
@@ -316,7 +316,7 @@ def _table(reports: Sequence[Report]) -> None:
     row per replay."""
     from rich.table import Table
 
-    from dcops.simulation.charts import SUMMARY
+    from dcops.simulation.charts import COMPACT, SUMMARY
 
     view = Table(title="simulation summary")
     if len(reports) <= TRANSPOSE_UP_TO:
@@ -326,10 +326,11 @@ def _table(reports: Sequence[Report]) -> None:
         for _, heading, show in SUMMARY[1:]:
             view.add_row(heading, *(show(report) for report in reports))
     else:
-        for _, heading, _ in SUMMARY:
-            view.add_column(heading, justify="left" if heading == "replay" else "right")
+        columns = [column for column in SUMMARY if column[0] in COMPACT]
+        for key, heading, _ in columns:
+            view.add_column(heading, justify="left" if key == "label" else "right")
         for report in reports:
-            view.add_row(*(show(report) for _, _, show in SUMMARY))
+            view.add_row(*(show(report) for _, _, show in columns))
     out.print(view)
     for report in reports:
         if report.left_out:

@@ -121,7 +121,7 @@ Column = tuple[str, str, Callable[[Report], str]]
 SUMMARY: tuple[Column, ...] = (
     ("label", "replay", lambda r: r.label),
     ("nodes", "nodes", lambda r: str(r.nodes)),
-    ("jobs", "jobs", lambda r: f"{r.completed}/{r.jobs}"),
+    ("jobs", "jobs done", lambda r: f"{r.completed:,}/{r.jobs:,}"),
     ("avg_jct_s", "avg JCT", lambda r: format_s(r.avg_jct_s)),
     ("p50_jct_s", "p50 JCT", lambda r: format_s(r.p50_jct_s)),
     ("p99_jct_s", "p99 JCT", lambda r: format_s(r.p99_jct_s)),
@@ -131,12 +131,16 @@ SUMMARY: tuple[Column, ...] = (
     ("makespan_s", "makespan", lambda r: format_s(r.makespan_s)),
     ("utilization", "util", lambda r: _pct(r.utilization)),
     ("goodput", "goodput", lambda r: _pct(r.goodput)),
-    ("preemptions", "preempt", lambda r: str(r.preemptions)),
-    ("restarts", "restarts", lambda r: f"{r.restarts} ({r.faults} faults)"),
+    ("preemptions", "preempt", lambda r: f"{r.preemptions:,}"),
+    ("faults", "faults", lambda r: f"{r.faults:,}"),
+    ("restarts", "restarts", lambda r: f"{r.restarts:,}"),
     ("jain_index", "Jain", lambda r: _fixed(r.jain_index, 3)),
     ("wall_s", "wall", lambda r: f"{r.wall_s:.1f} s"),
 )
 """The summary's columns: field, heading, and how a value reads (shared with the CLI)."""
+COMPACT = ("label", "avg_jct_s", "p99_jct_s", "avg_queue_s", "p99_queue_s", "utilization",
+           "goodput", "preemptions", "restarts", "jain_index")
+"""The columns of a summary with a row per replay, for a terminal."""
 
 
 def format_s(seconds: float) -> str:
@@ -210,7 +214,7 @@ def _num(v: float) -> str:
 
 _CSS = ("body{font:14px system-ui,sans-serif;margin:24px;color:#222}"
         "table{border-collapse:collapse;margin:8px 0}"
-        "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}"
         "th:first-child,td:first-child{text-align:left}"
         "svg text{font-size:11px;fill:#333}.frame{fill:none;stroke:#999}"
         ".grid{stroke:#e5e5e5}.legend span{margin-right:14px;white-space:nowrap}"

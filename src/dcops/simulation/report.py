@@ -17,6 +17,7 @@ Definitions (times in trace seconds):
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -218,9 +219,11 @@ def _series(replay: Replay, jct: Floats) -> Series:
     else:
         cdf = points = np.empty(0)
     line = replay.timeline
-    every = max(1, math.ceil(len(line.t) / TIMELINE_POINTS))
-    return Series(tuple(points.tolist()), tuple(cdf.tolist()), tuple(line.t[::every]),
-                  tuple(line.allocated[::every]), tuple(line.waiting[::every]))
+    last = max((j.end_s for j in replay.jobs if j.end_s is not None), default=math.inf)
+    kept = bisect.bisect_right(line.t, last + line.every_s)  # not the faults drawn past it
+    every = max(1, math.ceil(kept / TIMELINE_POINTS))
+    return Series(tuple(points.tolist()), tuple(cdf.tolist()), tuple(line.t[:kept:every]),
+                  tuple(line.allocated[:kept:every]), tuple(line.waiting[:kept:every]))
 
 
 def _finite(value: Any) -> Any:

@@ -20,7 +20,7 @@ from dcops.scheduling.policies import policy as make_policy
 from dcops.simulation.failures import FailureModel, Fault
 from dcops.simulation.replay import simulate
 from dcops.simulation.report import Report, summarize
-from dcops.simulation.traces import Format, Trace, read_trace
+from dcops.simulation.traces import Format, TimeBound, Trace, read_trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +29,8 @@ class TraceSource:
 
     path: Path
     format: Format | None = None
-    start: str | None = None
-    end: str | None = None
+    start: TimeBound = None
+    end: TimeBound = None
     tenants: frozenset[str] | None = None
     gpus_per_node: int = 8
 
