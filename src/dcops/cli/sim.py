@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
+from rich.markup import escape
 
 from dcops.cli.common import err, out
 from dcops.core.errors import DcopsError, Invalid
@@ -42,13 +43,13 @@ TRANSPOSE_UP_TO = 5
 TraceOpt = typer.Option("philly", "--trace", help="'philly' (the shared Philly job list) "
                         "or a trace file (CSV or .csv.gz)")
 FormatOpt = typer.Option(None, "--format", help="philly, helios, pai or openb "
-                         "[default: told by the header]")
+                         "(default: told by the header)")
 NodesOpt = typer.Option(80, "--nodes", help="nodes in the simulated cluster")
 GpusOpt = typer.Option(8, "--gpus-per-node", help="GPUs per node")
 StartOpt = typer.Option(None, "--start", help="first submit day or time kept (YYYY-MM-DD, "
-                        "ISO time, or seconds) [philly: 2017-10-01]")
-EndOpt = typer.Option(None, "--end", help="last submit day kept, inclusive [philly: "
-                      "2017-11-30]")
+                        "ISO time, or seconds; philly: 2017-10-01)")
+EndOpt = typer.Option(None, "--end", help="last submit day kept, inclusive (philly: "
+                      "2017-11-30)")
 FaultsOpt = typer.Option("none", "--faults", help="'llama3' (Llama 3 interruption mix), "
                          "a component,category,count table, or 'none'")
 MultiplierOpt = typer.Option(1.0, "--fault-multiplier", help="times the table's fault rates")
@@ -64,11 +65,11 @@ def bad_input(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except DcopsError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            err.print(f"[red]error:[/red] {where}{exc.strerror or exc}", highlight=False,
-                      soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(where + str(exc.strerror or exc))}",
+                      highlight=False, soft_wrap=True)
         sys.exit(2)
 
     return wrapper
@@ -108,7 +109,7 @@ def sweep(trace: str = TraceOpt, format: str | None = FormatOpt,
                                     "matter only with --faults)"),
           out_dir: Path | None = OutOpt,
           jobs: int | None = typer.Option(None, "--jobs", help="parallel processes "
-                                          "[default: one per CPU]")) -> None:
+                                          "(default: one per CPU)")) -> None:
     """Replay every combination of policies, node counts and seeds, in parallel."""
     from dcops.scheduling.policies import names
     from dcops.simulation.sweep import Scenario
@@ -157,7 +158,8 @@ def _replay(trace: str, format: str | None, start: str | None, end: str | None,
     if out_dir is not None:
         json_path, html_path = write_report(out_dir, reports,
                                             title=f"dcops simulation: {loaded.source}")
-        out.print(f"wrote {json_path} and {html_path}", highlight=False, soft_wrap=True)
+        out.print(f"wrote {json_path} and {html_path}", highlight=False, markup=False,
+                  soft_wrap=True)
 
 
 def _in_process(trace: Trace, scenarios: Sequence[Scenario]) -> list[Report]:
@@ -301,7 +303,7 @@ def _describe(trace: Trace) -> None:
     out.print(f"{trace.source}: {len(trace.jobs):,} jobs ({trace.format}"
               + (f"; {trace.duplicates:,} duplicate rows kept" if trace.duplicates else "")
               + (f"; skipped {skipped}" if skipped else "") + ")", highlight=False,
-              soft_wrap=True)
+              markup=False, soft_wrap=True)
     if trace.problems:
         err.print(f"{len(trace.problems):,} rows could not be read:", highlight=False)
         for problem in trace.problems[:PROBLEMS_SHOWN]:
@@ -335,7 +337,7 @@ def _table(reports: Sequence[Report]) -> None:
     for report in reports:
         if report.left_out:
             err.print(f"{report.label}: {report.left_out:,} jobs left out, larger than the "
-                      f"cluster of {report.gpus} GPUs", highlight=False)
+                      f"cluster of {report.gpus} GPUs", highlight=False, markup=False)
         if report.errors:
-            err.print(f"{report.label}: {report.errors} policy errors (jobs held)",
+            err.print(f"{report.label}: {report.errors} policy errors (jobs held)", markup=False,
                       highlight=False)
