@@ -168,7 +168,8 @@ def _summary(reports: Sequence[Report]) -> str:
     head = "".join(f"<th>{escape(name)}</th>" for _, name, _ in SUMMARY)
     rows = "".join("<tr>" + "".join(f"<td>{escape(show(r))}</td>" for _, _, show in SUMMARY)
                    + "</tr>" for r in reports)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
+            "</table></div>")
 
 
 def _tenants(report: Report) -> str:
@@ -219,4 +220,4 @@ _CSS = ("body{font:14px system-ui,sans-serif;margin:24px;color:#222}"
         "svg text{font-size:11px;fill:#333}.frame{fill:none;stroke:#999}"
         ".grid{stroke:#e5e5e5}.legend span{margin-right:14px;white-space:nowrap}"
         ".legend i{display:inline-block;width:12px;height:3px;margin-right:4px;"
-        "vertical-align:middle}details{margin:6px 0}")
+        "vertical-align:middle}details{margin:6px 0}.wide{overflow-x:auto}")
