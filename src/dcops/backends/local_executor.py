@@ -65,9 +65,8 @@ class LocalExecutor:
         self.grace_s = grace_s
         self.clock = clock or SystemClock()
         self.env = dict(os.environ if env is None else env)
-        names = ["local"] if nodes == 1 else [f"local-{i}" for i in range(nodes)]
-        self._nodes = [NodeInfo(name, gpus=gpus_per_node, cpus=os.cpu_count() or 1)
-                       for name in names]
+        self._nodes = local_nodes(nodes, gpus_per_node)
+        names = [n.name for n in self._nodes]
         self._first_device = {name: i * gpus_per_node for i, name in enumerate(names)}
         self._free = {name: set(range(gpus_per_node)) for name in names}
         self._running: dict[str, _Process] = {}
@@ -224,6 +223,12 @@ class LocalExecutor:
     def _give_back(self, devices: Mapping[str, list[int]]) -> None:
         for node, taken in devices.items():
             self._free[node].update(taken)
+
+
+def local_nodes(nodes: int, gpus_per_node: int) -> list[NodeInfo]:
+    """The logical nodes this machine is offered as: ``local``, or ``local-0`` ..."""
+    names = ["local"] if nodes == 1 else [f"local-{i}" for i in range(nodes)]
+    return [NodeInfo(name, gpus=gpus_per_node, cpus=os.cpu_count() or 1) for name in names]
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from dcops.core.clock import Clock
@@ -46,6 +47,13 @@ class Admits(Protocol):
     command); `check` raises `Invalid` with the reason."""
 
     def check(self, job: Job) -> None: ...
+
+
+@runtime_checkable
+class KeepsLogs(Protocol):
+    """A cluster manager that writes each job's output to a file on this machine."""
+
+    def log_path(self, job_id: str) -> Path: ...
 
 
 def policy_named(name: str) -> Policy:
@@ -177,6 +185,13 @@ class JobService:
         """Waiting jobs in the policy's order: the first is the next to start."""
         with self._lock:
             return [snapshot(j) for j in self.scheduler.waiting()]
+
+    def log_path(self, job_id: str) -> Path | None:
+        """Where the job's output is written, where the manager keeps it on this machine."""
+        self.get(job_id)
+        if isinstance(self.manager, KeepsLogs):
+            return self.manager.log_path(job_id)
+        return None
 
     def errors(self) -> list[PolicyError]:
         with self._lock:
