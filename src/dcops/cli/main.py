@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 import dcops
-from dcops.cli import alerts, inventory, notify, rules, silences, tokens
+from dcops.cli import alerts, inventory, jobs, notify, rules, silences, tokens
 from dcops.cli.common import friendly, out
 from dcops.settings import DemoSettings, Settings, load_settings
 
@@ -22,6 +22,7 @@ app.add_typer(rules.app, name="rules")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(silences.app, name="silence")
 app.add_typer(notify.app, name="notify")
+app.add_typer(jobs.app, name="jobs")
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
