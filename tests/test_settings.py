@@ -94,3 +94,32 @@ def test_bad_prometheus_backend_config(tmp_path: Path, text: str, where: str,
         load_settings(path)
     assert caught.value.where == f"{path}: {where}"
     assert message in caught.value.message
+
+
+def test_the_scheduling_section(tmp_path: Path) -> None:
+    path = tmp_path / "dcops.yaml"
+    path.write_text("scheduling:\n  policy: tiresias\n  local: {gpus_per_node: 2}\n"
+                    "  tenants:\n    - {name: research, gpu_quota: 16, weight: 2}\n")
+    scheduling = load_settings(path).scheduling
+    assert (scheduling.policy, scheduling.executor, scheduling.local.gpus_per_node) == (
+        "tiresias", "local", 2)
+    assert [(t.name, t.gpu_quota, t.weight) for t in scheduling.tenants] == [
+        ("research", 16, 2.0)]
+    assert parse_settings({}).scheduling.policy == "fifo"
+
+
+@pytest.mark.parametrize(("data", "where", "message"), [
+    ({"policy": "lottery"}, "scheduling.policy", "unknown policy 'lottery'; one of: fifo"),
+    ({"executor": "k8s"}, "scheduling.executor", "'local' or 'slurm'"),
+    ({"tenants": [{"name": "a"}, {"name": "a"}]}, "scheduling.tenants",
+     "tenant 'a' is listed more than once"),
+    ({"tenants": [{"name": "a", "gpu_quota": -1}]}, "scheduling.tenants.0.gpu_quota",
+     "greater than or equal to 0"),
+    ({"local": {"gpus_per_node": 100}}, "scheduling.local.gpus_per_node", "less than"),
+])
+def test_bad_scheduling_settings_say_where(data: dict[str, object], where: str,
+                                           message: str) -> None:
+    with pytest.raises(Invalid) as caught:
+        parse_settings({"scheduling": data})
+    assert caught.value.where == f"config: {where}"
+    assert message in caught.value.message

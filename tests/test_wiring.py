@@ -9,6 +9,7 @@ import pytest
 from dcops.backends.duckdb_store import DuckDBMetricsStore
 from dcops.backends.prometheus import PrometheusMetricsStore
 from dcops.backends.prometheus_http import PrometheusQuerier
+from dcops.core.clock import FakeClock
 from dcops.core.errors import Invalid
 from dcops.query import Engine
 from dcops.settings import parse_settings
@@ -78,3 +79,32 @@ def test_query_limits_come_from_the_config(tmp_path: Path) -> None:
     assert small.querier.instant("dcops_host_up", 1_700_000_060_001).series == []
     small.close()
     services.close()
+
+
+def test_the_local_executor_runs_jobs_in_the_data_dir(tmp_path: Path) -> None:
+    from dcops.backends.local_executor import LocalExecutor
+
+    services = build_services(parse_settings({"storage": {"data_dir": str(tmp_path)},
+                                              "scheduling": {"local": {"nodes": 2}}}))
+    try:
+        manager = services.jobs.manager
+        assert isinstance(manager, LocalExecutor)
+        assert manager.jobs_dir == tmp_path / "jobs"
+        assert services.jobs.capacity() == (0, 16)
+    finally:
+        services.close()
+
+
+def test_the_slurm_executor_is_built_by_name_or_refused_clearly(tmp_path: Path) -> None:
+    import importlib.util
+
+    from dcops.wiring import executor_of
+
+    settings = parse_settings({"storage": {"data_dir": str(tmp_path)},
+                               "scheduling": {"executor": "slurm"}})
+    if importlib.util.find_spec("dcops.backends.slurm") is None:
+        with pytest.raises(Invalid, match="slurm executor is not part of this") as caught:
+            executor_of(settings, FakeClock())
+        assert caught.value.where == "scheduling.executor"
+    else:
+        assert type(executor_of(settings, FakeClock())).__name__ == "SlurmExecutor"

@@ -167,6 +167,72 @@ class QuerySettings(_Strict):
     """How old a sample an instant selector still sees (``--query.lookback-delta``)."""
 
 
+class TenantSettings(_Strict):
+    """A team or project that submits jobs."""
+
+    name: str = Field(min_length=1, max_length=200)
+    gpu_quota: int | None = Field(None, ge=0)
+    """GPUs it may use at once; none: no cap."""
+    weight: float = Field(1.0, gt=0)
+    """Its weight for fair share (shown by ``dcops jobs fairness``)."""
+
+
+class LocalExecutorSettings(_Strict):
+    """The local executor: jobs as processes on this machine, offered to the scheduler as
+    `nodes` logical nodes of `gpus_per_node` GPUs (``CUDA_VISIBLE_DEVICES`` picks them)."""
+
+    nodes: int = Field(1, ge=1, le=64)
+    gpus_per_node: int = Field(8, ge=0, le=64)
+    workdir: Path | None = None
+    """Where jobs' commands run; default the directory the server was started in."""
+    stop_grace_s: float = Field(10.0, gt=0)
+    """After SIGTERM (cancel, preempt), how long a job has before SIGKILL."""
+
+
+class SlurmExecutorSettings(_Strict):
+    """The Slurm executor: jobs submitted with sbatch to an existing Slurm cluster."""
+
+    slurm_conf: Path | None = None
+    bin_dir: Path | None = None
+    partition: str | None = None
+    output: str | None = None
+    """sbatch ``--output`` pattern, e.g. ``/var/log/dcops/%x-%j.out``."""
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class SchedulingSettings(_Strict):
+    """GPU jobs: the policy that orders them, what runs them, and who may submit."""
+
+    enabled: bool = True
+    policy: str = "fifo"
+    """fifo, qssf (shortest predicted GPU-time first) or tiresias (2D-LAS, preemptive)."""
+    executor: Literal["local", "slurm"] = "local"
+    tick_interval_s: float = Field(1.0, gt=0)
+    """How often the scheduler looks at finished jobs and the queue."""
+    tenants: list[TenantSettings] = Field(default_factory=list)
+    """Without tenants any tenant name is accepted, with no quota."""
+    local: LocalExecutorSettings = LocalExecutorSettings()
+    slurm: SlurmExecutorSettings = SlurmExecutorSettings()
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        from dcops.scheduling.service import POLICIES
+
+        if value not in POLICIES:
+            raise ValueError(f"unknown policy {value!r}; one of: {', '.join(sorted(POLICIES))}")
+        return value
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_tenants(cls, value: list[TenantSettings]) -> list[TenantSettings]:
+        names = [t.name for t in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"tenant {twice[0]!r} is listed more than once")
+        return value
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
@@ -176,6 +242,7 @@ class Settings(_Strict):
     scrape: list[ScrapeTarget] = Field(default_factory=list)
     agent: AgentSettings = AgentSettings()
     demo: DemoSettings = DemoSettings()
+    scheduling: SchedulingSettings = SchedulingSettings()
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -14,6 +14,7 @@ from dcops.access.model import Role
 from dcops.access.store import AuditLog, TokenStore
 from dcops.alerts.journal import AlertJournal, BufferedJournal
 from dcops.core.clock import Clock, SystemClock
+from dcops.core.errors import Invalid
 from dcops.fleet.inventory import Inventory
 from dcops.fleet.registration import Registrar
 from dcops.settings import Settings
@@ -26,6 +27,9 @@ if TYPE_CHECKING:  # the PromQL engine loads only where a server is built
     from dcops.alerts.silences import Silences
     from dcops.backends.sql.state import StateStore
     from dcops.query import Querier
+    from dcops.scheduling.executor import ClusterManager
+    from dcops.scheduling.service import JobService
+    from dcops.scheduling.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,8 @@ class Services:
     silences: Silences
     pipeline: Pipeline
     """Rules, then routing, grouping, silences, inhibition and delivery to receivers."""
+    jobs: JobService
+    """GPU jobs: the scheduler over the configured executor, ticked by the server."""
     _closers: list[object] = field(default_factory=list)
 
     @property
@@ -118,7 +124,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         metrics = (store, engine_of(settings, store))
     # journal writes leave the rule thread; closed (drained) before the database is
     journal = BufferedJournal(state.alerts, on_kick=True)
-    return _assemble(settings, clock, metrics, state, journal, [journal, state])
+    manager = executor_of(settings, clock)
+    # running jobs stop before the database they are saved in closes
+    return _assemble(settings, clock, metrics, state, journal, manager,
+                     [manager, journal, state])
 
 
 def build_memory_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -133,11 +142,13 @@ def build_memory_services(settings: Settings, clock: Clock | None = None) -> Ser
         store = MemoryMetricsStore(retention_of(settings))
         metrics = (store, engine_of(settings, store))
     state = memory_state()
-    return _assemble(settings, clock, metrics, state, state.alerts, [])
+    return _assemble(settings, clock, metrics, state, state.alerts,
+                     memory_executor_of(settings), [])
 
 
 def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Querier],
-              state: StateStore, journal: AlertJournal, closers: list[object]) -> Services:
+              state: StateStore, journal: AlertJournal, manager: ClusterManager,
+              closers: list[object]) -> Services:
     from dcops.alerts.silences import Silences
 
     store, querier = metrics
@@ -148,7 +159,60 @@ def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Que
     silences = Silences(state.silences, state.audit)
     return Services(settings, clock, store, querier, state.inventory, state.tokens,
                     state.audit, registry, ingestor, rules, journal, silences,
-                    pipeline_of(settings, clock, rules, silences, state, journal), closers)
+                    pipeline_of(settings, clock, rules, silences, state, journal),
+                    jobs_of(settings, clock, manager, state.jobs), closers)
+
+
+def executor_of(settings: Settings, clock: Clock) -> ClusterManager:
+    """The cluster manager `scheduling.executor` names: local processes or Slurm."""
+    cfg = settings.scheduling
+    if cfg.executor == "slurm":
+        return _slurm_executor(settings, clock)
+    from dcops.backends.local_executor import LocalExecutor
+
+    local = cfg.local
+    return LocalExecutor(settings.storage.resolved_data_dir() / "jobs", nodes=local.nodes,
+                         gpus_per_node=local.gpus_per_node,
+                         workdir=local.workdir.expanduser() if local.workdir else None,
+                         grace_s=local.stop_grace_s, clock=clock)
+
+
+def memory_executor_of(settings: Settings) -> ClusterManager:
+    """A cluster manager of the local executor's nodes that runs nothing: for tests."""
+    from dcops.backends.local_executor import local_nodes
+    from dcops.scheduling.memory import MemoryClusterManager
+
+    local = settings.scheduling.local
+    return MemoryClusterManager(local_nodes(local.nodes, local.gpus_per_node))
+
+
+def _slurm_executor(settings: Settings, clock: Clock) -> ClusterManager:
+    import importlib
+
+    try:
+        module = importlib.import_module("dcops.backends.slurm")
+        factory = module.SlurmExecutor
+    except (ImportError, AttributeError):
+        raise Invalid("the slurm executor is not part of this dcops build",
+                      where="scheduling.executor", hint="use executor: local") from None
+    cfg = settings.scheduling.slurm
+    executor: ClusterManager = factory(slurm_conf=cfg.slurm_conf, bin_dir=cfg.bin_dir,
+                                       partition=cfg.partition, output=cfg.output,
+                                       timeout_s=cfg.timeout_s, clock=clock)
+    return executor
+
+
+def jobs_of(settings: Settings, clock: Clock, manager: ClusterManager,
+            store: JobStore) -> JobService:
+    """The scheduling service over `manager`, with the configured policy and tenants."""
+    from dcops.scheduling.model import Tenant
+    from dcops.scheduling.service import JobService
+
+    cfg = settings.scheduling
+    tenants = [Tenant(t.name, t.gpu_quota, t.weight) for t in cfg.tenants]
+    # a local job was stopped with the server and may resume; a Slurm one may still run
+    return JobService(manager, clock, policy=cfg.policy, tenants=tenants, store=store,
+                      requeue_running=cfg.executor == "local")
 
 
 def pipeline_of(settings: Settings, clock: Clock, rules: Rules, silences: Silences,

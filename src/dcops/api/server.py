@@ -1,7 +1,8 @@
 """Running the control plane: the HTTP server plus its background loops.
 
 `dcops up` and `dcops serve` call `run`. Background work (scraping exporters, the
-simulated fleet, compaction, the local agent) starts with the server and stops with it.
+simulated fleet, compaction, the local agent, the scheduler's tick) starts with the
+server and stops with it.
 """
 
 from __future__ import annotations
@@ -86,6 +87,16 @@ def _pipeline_threads(services: Services, stop: threading.Event) -> list[threadi
     return threads
 
 
+def _scheduling_thread(services: Services, stop: threading.Event) -> threading.Thread:
+    """The scheduler's tick in a thread of its own (starting a job spawns a process or
+    runs sbatch, which must not hold up the event loop)."""
+    interval_s = services.settings.scheduling.tick_interval_s
+    thread = threading.Thread(target=services.jobs.run, args=(stop, interval_s),
+                              name="scheduling", daemon=True)
+    thread.start()
+    return thread
+
+
 def _demo_loop(services: Services, stop: asyncio.Event) -> asyncio.Task[None]:
     from dcops.fleet.sync import upsert_all
     from dcops.simulation.fleet import SimulatedFleet
@@ -140,6 +151,8 @@ async def serve(services: Services, options: RunOptions,
     tasks.append(asyncio.create_task(_every(SETTLE_EVERY_S, stop, settle_memory,
                                             "settling memory")))
     threads += _pipeline_threads(services, thread_stop)
+    if services.settings.scheduling.enabled:
+        threads.append(_scheduling_thread(services, thread_stop))
     if services.settings.scrape:
         from dcops.backends.scraper import Scraper
 

@@ -46,6 +46,16 @@ class Client:
         self.http = httpx.Client(base_url=self.base, headers=headers, timeout=30.0)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def get_text(self, path: str, **kwargs: Any) -> str:
+        """A GET whose answer is plain text (a job's log)."""
+        return self._send("GET", path, **kwargs).text
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -58,9 +68,7 @@ class Client:
             except ValueError:
                 body = {"message": response.text[:200] or f"HTTP {response.status_code}"}
             raise ApiError(response.status_code, body if isinstance(body, dict) else {})
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+        return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

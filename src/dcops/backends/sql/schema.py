@@ -1,5 +1,5 @@
 """The tables of dcops's state store: inventory, API tokens, audit log, a key/value meta table,
-and the alert journal (history and live alerts).
+the alert journal (history and live alerts), notifications, and the scheduler's jobs.
 
 These SQLAlchemy Core tables are what the code reads and writes; the Alembic
 migrations in `migrations/versions` create them, and a test checks the two agree.
@@ -169,4 +169,17 @@ outbox = Table(
     Column("last_error", Text, nullable=False),
     Column("done_at", Double, nullable=True),
     Index("ix_outbox_state", "state"),
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("tenant", String(NAME), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("submit_s", Double, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("progress", JSON, nullable=False),
+    Column("events", JSON, nullable=False),
+    Index("ix_jobs_state", "state"),
 )

@@ -1,5 +1,5 @@
 """The state store: where dcops keeps its inventory, API tokens, audit log, notes, the
-alert journal, silences, the notification log and the delivery outbox.
+alert journal, silences, the notification log, the delivery outbox and the scheduler's jobs.
 
 `open_state(url)` opens SQLite (the default, one file in the data directory) or
 PostgreSQL (`postgresql+psycopg://user@host/db`, for a control plane shared by several
@@ -31,11 +31,13 @@ from dcops.alerts.silences import MemorySilenceStore, SilenceStore
 from dcops.backends.sql.access import SqlAuditLog, SqlTokenStore
 from dcops.backends.sql.alerts import SqlAlertJournal
 from dcops.backends.sql.inventory import SqlInventory
+from dcops.backends.sql.jobs import SqlJobStore
 from dcops.backends.sql.meta import MemoryMeta, MetaStore, SqlMeta
 from dcops.backends.sql.notify import SqlNotificationLog, SqlOutbox, SqlSilenceStore
 from dcops.core.errors import Invalid, Unavailable
 from dcops.fleet.inventory import Inventory
 from dcops.fleet.memory import MemoryInventory
+from dcops.scheduling.store import JobStore, MemoryJobStore
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class StateStore:
     silences: SilenceStore
     notification_log: NotificationLog
     outbox: Outbox
+    jobs: JobStore = field(default_factory=MemoryJobStore)
     url: str = "memory://"
     """Where the state lives, with any password hidden."""
     engine: Engine | None = field(default=None, repr=False)
@@ -98,8 +101,8 @@ def open_state(url: str) -> StateStore:
     log.info("state store open at %s", _safe(engine.url))
     return StateStore(SqlInventory(engine), SqlTokenStore(engine), SqlAuditLog(engine),
                       SqlMeta(engine), SqlAlertJournal(engine), SqlSilenceStore(engine),
-                      SqlNotificationLog(engine), SqlOutbox(engine), _safe(engine.url), engine,
-                      engine.dispose)
+                      SqlNotificationLog(engine), SqlOutbox(engine), SqlJobStore(engine),
+                      _safe(engine.url), engine, engine.dispose)
 
 
 def make_engine(url: str) -> Engine:
