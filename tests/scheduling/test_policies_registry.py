@@ -1,17 +1,13 @@
-"""The policy registry: every name makes a fresh policy; later modules load on demand."""
+"""The policy registry: every name makes a fresh policy of that name."""
 
 from __future__ import annotations
-
-import sys
-import types
 
 import pytest
 
 from dcops.core.errors import Invalid
-from dcops.scheduling.policies import POLICIES, names, policy
-from dcops.scheduling.policies.ordered import Fifo
+from dcops.scheduling.policies import LIVE, POLICIES, names, policy
 
-BUILT_IN = ("fifo", "sjf", "srtf", "qssf", "tiresias")
+BUILT_IN = ("fifo", "sjf", "srtf", "qssf", "tiresias", "easy", "fairshare", "dcops")
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -21,8 +17,8 @@ def test_each_built_in_name_makes_a_fresh_policy_of_that_name(name: str) -> None
     assert first is not second
 
 
-def test_the_registry_lists_the_later_policies_too() -> None:
-    assert set(POLICIES) == {*BUILT_IN, "easy", "fairshare", "dcops"}
+def test_the_registry_lists_every_policy() -> None:
+    assert set(POLICIES) == set(BUILT_IN)
     assert policy(" FIFO ").name == "fifo"
     assert policy("sjf").oracle and policy("srtf").oracle and not policy("qssf").oracle
 
@@ -42,24 +38,5 @@ def test_names_checks_a_comma_list_and_drops_repeats() -> None:
         names("fifo,fcfs")
 
 
-def test_a_later_policy_loads_from_its_module_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("dcops.scheduling.policies.backfill")
-
-    class EasyBackfill(Fifo):
-        name = "easy"
-
-    EasyBackfill.__module__ = module.__name__
-    module.EasyBackfill = EasyBackfill  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    made = policy("easy")
-    assert isinstance(made, EasyBackfill) and made.name == "easy"
-
-
-def test_a_missing_later_module_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "dcops.scheduling.policies.fairshare", None)
-    with pytest.raises(Invalid, match="'fairshare' is not in this version"):
-        policy("fairshare")
-    empty = types.ModuleType("dcops.scheduling.policies.best")
-    monkeypatch.setitem(sys.modules, empty.__name__, empty)
-    with pytest.raises(Invalid, match="defines no policy of that name"):
-        policy("dcops")
+def test_live_policies_are_those_without_oracle_knowledge() -> None:
+    assert set(LIVE) == {"fifo", "qssf", "tiresias", "easy", "fairshare", "dcops"}

@@ -184,7 +184,7 @@ def test_list_filters_by_state_and_tenant() -> None:
 
 
 def test_policies_by_name() -> None:
-    assert set(POLICIES) == {"fifo", "qssf", "tiresias"}
+    assert set(POLICIES) == {"fifo", "qssf", "tiresias", "easy", "fairshare", "dcops"}
     assert policy_named("tiresias").preemptive
     with pytest.raises(Invalid, match="unknown scheduling policy 'lottery'"):
         policy_named("lottery")

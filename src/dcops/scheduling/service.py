@@ -23,17 +23,16 @@ from dcops.core.clock import Clock
 from dcops.core.errors import DcopsError, Invalid, NotFound
 from dcops.scheduling.executor import ClusterManager
 from dcops.scheduling.model import FINAL, WAITING, Decision, Job, JobSpec, JobState, Tenant
+from dcops.scheduling.policies import LIVE
+from dcops.scheduling.policies import POLICIES as ALL
 from dcops.scheduling.policies.base import Policy
-from dcops.scheduling.policies.ordered import Fifo, Qssf
-from dcops.scheduling.policies.preemptive import Tiresias
 from dcops.scheduling.predictor import Predictor
 from dcops.scheduling.scheduler import Scheduler
 from dcops.scheduling.store import JobStore, MemoryJobStore, snapshot
 
 log = logging.getLogger(__name__)
 
-POLICIES: Mapping[str, Callable[[], Policy]] = {"fifo": Fifo, "qssf": Qssf,
-                                                "tiresias": Tiresias}
+POLICIES: Mapping[str, Callable[[], Policy]] = {name: ALL[name] for name in LIVE}
 """Policies a live cluster may run, by name (the oracle ones, SJF and SRTF, read true
 durations and run only in the simulator)."""
 
