@@ -10,6 +10,7 @@ again; its restart costs a checkpoint overhead, which the simulator (or the real
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -32,17 +33,23 @@ def preempting_step(queue: Sequence[Job], view: View, wait_rank: WaitRank,
     ranks = np.where(candidates, run_rank, -np.inf)
     worst = float(ranks.max()) if len(table) else -np.inf
     victims: list[int] | None = None  # slots, best first (the worst is popped first)
+    unfit = no_room = np.inf
+    # the fewest GPUs that did not fit in the free GPUs / could not be made room for this
+    # step: a job as wide or wider fails the same way (fewer victims rank below it), so the
+    # scan skips it, and stops once neither can succeed for any job
     for job in queue:
         if not in_quota(job, view):
             continue
-        if job.gpus <= cluster.free_gpus:
+        gpus = job.gpus
+        if gpus < unfit and gpus <= cluster.free_gpus:
             placement = place(job, view)
             if placement is not None:
                 out.append(_started(job, placement, view))
                 continue
+        unfit = min(unfit, gpus)
         rank = wait_rank(job)
-        if rank >= worst:  # no running job ranks below it, nor below any job after it
-            if cluster.free_gpus == 0:
+        if rank >= worst or gpus >= no_room:  # no room to be made for it, nor for later ones
+            if (cluster.free_gpus == 0 or unfit <= 1) and (rank >= worst or no_room <= 1):
                 break
             continue
         if victims is None:
@@ -51,6 +58,7 @@ def preempting_step(queue: Sequence[Job], view: View, wait_rank: WaitRank,
             victims = [int(i) for i in slots[order]]
         placement, taken = _make_room(job, rank, ranks, victims, view)
         if placement is None:
+            no_room = min(no_room, gpus)
             continue
         for slot in taken:
             victim = table.jobs[slot]
@@ -60,6 +68,7 @@ def preempting_step(queue: Sequence[Job], view: View, wait_rank: WaitRank,
             out.append(Preempt(victim.id, f"outranked by {job.id}"))
         out.append(_started(job, placement, view))
         worst = float(ranks[victims[-1]]) if victims else -np.inf
+        unfit = np.inf  # what the victims freed beyond this job's need is free now
     return out
 
 
@@ -129,9 +138,10 @@ class Tiresias:
 
     def __init__(self, thresholds_gpu_s: Sequence[float] = (3_600.0, 36_000.0)) -> None:
         self.thresholds = np.array(sorted(thresholds_gpu_s), dtype=np.float64)
+        self._limits = tuple(float(t) for t in self.thresholds)
 
     def level(self, service_gpu_s: float) -> int:
-        return int(np.searchsorted(self.thresholds, service_gpu_s, side="right"))
+        return bisect_right(self._limits, service_gpu_s)
 
     def key(self, job: Job) -> Key:
         return (self.level(job.attained_s), job.submit_s, job.seq)
