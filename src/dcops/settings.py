@@ -205,7 +205,9 @@ class SchedulingSettings(_Strict):
 
     enabled: bool = True
     policy: str = "fifo"
-    """fifo, qssf (shortest predicted GPU-time first) or tiresias (2D-LAS, preemptive)."""
+    """fifo, qssf (shortest predicted GPU-time first), tiresias (2D-LAS, preemptive), easy
+    (EASY backfill), fairshare (DRF across tenants) or dcops (shortest predicted remaining
+    time, preemptive)."""
     executor: Literal["local", "slurm"] = "local"
     tick_interval_s: float = Field(1.0, gt=0)
     """How often the scheduler looks at finished jobs and the queue."""

@@ -79,6 +79,10 @@ def _run(settings: Settings, demo: bool, local_agent: bool) -> None:
             d = settings.demo
             out.print(f"  demo fleet   {d.racks} racks x {d.nodes_per_rack} nodes x "
                       f"{d.gpus_per_node} GPUs, every {d.interval_s:g}s")
+        sched = settings.scheduling
+        if sched.enabled:
+            out.print(f"  jobs         policy {sched.policy} on the {sched.executor} executor: "
+                      "dcops jobs submit --gpus 1 -- COMMAND", highlight=False)
         out.print("Ctrl-C to stop.")
 
     try:
