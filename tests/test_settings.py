@@ -109,7 +109,8 @@ def test_the_scheduling_section(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("data", "where", "message"), [
-    ({"policy": "lottery"}, "scheduling.policy", "unknown policy 'lottery'; one of: dcops, easy, fairshare, fifo"),
+    ({"policy": "lottery"}, "scheduling.policy",
+     "unknown policy 'lottery'; one of: dcops, easy, fairshare, fifo"),
     ({"executor": "k8s"}, "scheduling.executor", "'local' or 'slurm'"),
     ({"tenants": [{"name": "a"}, {"name": "a"}]}, "scheduling.tenants",
      "tenant 'a' is listed more than once"),

@@ -147,6 +147,6 @@ def test_checkpoint_overhead_rule() -> None:
 
 def test_make_job_splits_wide_jobs_into_node_sized_tasks() -> None:
     assert (make_job("a", 0, 1, 12).spec.gpus_per_task, make_job("a", 0, 1, 12).spec.tasks) \
-        == (4, 3)
+        == (6, 2)
     assert make_job("b", 0, 1, 32).spec.tasks == 4
     assert make_job("c", 0, 1, 4).spec.tasks == 1

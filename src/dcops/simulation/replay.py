@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from dcops.scheduling.placement import Placer
 from dcops.scheduling.policies.base import Policy
 from dcops.scheduling.predictor import Predictor
 from dcops.scheduling.scheduler import Overhead, Scheduler
+from dcops.simulation.traces import split_gpus
 
 # event kinds, in the order they are handled within one instant
 COMPLETE, FAULT, REPAIR, ARRIVE, WAKE = range(5)
@@ -258,9 +258,8 @@ class _Accounting:
 
 def make_job(job_id: str, submit_s: float, duration_s: float, gpus: int,
              tenant: str = "default") -> Job:
-    """A trace job of `gpus` GPUs: one task up to 8, else a gang of equal tasks of at
-    most 8 GPUs each (12 GPUs: 3 tasks of 4)."""
-    per_task = gpus if gpus <= 8 else math.gcd(gpus, 8)
-    tasks = max(1, gpus // per_task) if per_task else 1
+    """A trace job of `gpus` GPUs split as the trace readers split them (one task up to a
+    node's 8 GPUs, else the largest even split: 12 GPUs are 2 tasks of 6)."""
+    per_task, tasks = split_gpus(gpus, 8)
     return Job(job_id, JobSpec(job_id, tenant, per_task, tasks), submit_s,
                duration_s=duration_s)
