@@ -209,6 +209,9 @@ class SchedulingSettings(_Strict):
     (EASY backfill), fairshare (DRF across tenants) or dcops (shortest predicted remaining
     time, preemptive)."""
     executor: Literal["local", "slurm"] = "local"
+    placement: Literal["consolidate", "topology", "packer"] = "consolidate"
+    """Where a job's GPUs go: best fit on one node (whole nodes above a node's size), by
+    NVLink domain / leaf switch / rack, or the HiGHS packer."""
     tick_interval_s: float = Field(1.0, gt=0)
     """How often the scheduler looks at finished jobs and the queue."""
     tenants: list[TenantSettings] = Field(default_factory=list)

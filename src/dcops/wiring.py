@@ -206,13 +206,14 @@ def jobs_of(settings: Settings, clock: Clock, manager: ClusterManager,
             store: JobStore) -> JobService:
     """The scheduling service over `manager`, with the configured policy and tenants."""
     from dcops.scheduling.model import Tenant
+    from dcops.scheduling.placers import placer
     from dcops.scheduling.service import JobService
 
     cfg = settings.scheduling
     tenants = [Tenant(t.name, t.gpu_quota, t.weight) for t in cfg.tenants]
     # a local job was stopped with the server and may resume; a Slurm one may still run
     return JobService(manager, clock, policy=cfg.policy, tenants=tenants, store=store,
-                      requeue_running=cfg.executor == "local")
+                      requeue_running=cfg.executor == "local", placer=placer(cfg.placement))
 
 
 def pipeline_of(settings: Settings, clock: Clock, rules: Rules, silences: Silences,

@@ -39,6 +39,15 @@ def test_run_replays_the_sample_and_writes_both_reports(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 3
 
 
+def test_run_under_the_packer(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sim", "run", "--trace", str(SAMPLE), "--policy", "dcops",
+                                 "--nodes", "4", "--placement", "packer",
+                                 "--out", str(tmp_path)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    (report,) = reports(tmp_path)
+    assert (report["policy"], report["jobs"], report["completed"]) == ("dcops", 14, 14)
+
+
 def test_philly_resolves_from_the_traces_folder_with_its_window_and_vcs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "philly_jobs_pollux.csv.gz").write_bytes(gzip.compress(SAMPLE.read_bytes()))
@@ -89,6 +98,7 @@ def test_unreadable_rows_are_counted_and_shown_with_their_lines(tmp_path: Path) 
     (["--faults", "/nonexistent/faults.csv"], "no fault table /nonexistent/faults.csv"),
     (["--fault-multiplier", "-1"], "fault multiplier -1.0 must be 0 or more"),
     (["--jobs", "0", "--policy", "fifo,sjf"], "--jobs 0"),
+    (["--placement", "random"], "unknown placement 'random'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
     base = ["sim", "run", "--trace", str(SAMPLE)]

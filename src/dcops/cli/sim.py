@@ -85,15 +85,19 @@ def run(trace: str = TraceOpt, format: str | None = FormatOpt,
         faults: str = FaultsOpt, fault_multiplier: float = MultiplierOpt,
         seed: int = typer.Option(0, "--seed", help="seed of the fault draw"),
         out_dir: Path | None = OutOpt,
-        jobs: int = typer.Option(1, "--jobs", help="replays run in parallel processes")) -> None:
+        jobs: int = typer.Option(1, "--jobs", help="replays run in parallel processes"),
+        placement: str = typer.Option("consolidate", "--placement",
+                                      help="consolidate, topology or packer")) -> None:
     """Replay a trace under one or more policies and print the summary."""
+    from dcops.scheduling.placers import placer
     from dcops.scheduling.policies import names
     from dcops.simulation.sweep import Scenario
 
     policies = names(policy)
     fault_path = _faults(faults)
-    scenarios = [Scenario(p, nodes, gpus_per_node, seed, fault_path, fault_multiplier)
-                 for p in policies]
+    placer(placement)  # a bad name is an error before any work
+    scenarios = [Scenario(p, nodes, gpus_per_node, seed, fault_path, fault_multiplier,
+                          placement=placement) for p in policies]
     _replay(trace, format, start, end, gpus_per_node, scenarios, jobs, out_dir)
 
 

@@ -23,6 +23,7 @@ from dcops.core.clock import Clock
 from dcops.core.errors import DcopsError, Invalid, NotFound
 from dcops.scheduling.executor import ClusterManager
 from dcops.scheduling.model import FINAL, WAITING, Decision, Job, JobSpec, JobState, Tenant
+from dcops.scheduling.placement import Placer
 from dcops.scheduling.policies import LIVE
 from dcops.scheduling.policies import POLICIES as ALL
 from dcops.scheduling.policies.base import Policy
@@ -92,12 +93,14 @@ class JobService:
 
     def __init__(self, manager: ClusterManager, clock: Clock, *,
                  policy: Policy | str = "fifo", tenants: Iterable[Tenant] = (),
-                 store: JobStore | None = None, requeue_running: bool = True) -> None:
+                 store: JobStore | None = None, requeue_running: bool = True,
+                 placer: Placer | None = None) -> None:
         self.manager = manager
         self.clock = clock
         self.store: JobStore = store or MemoryJobStore()
         chosen = policy_named(policy) if isinstance(policy, str) else policy
-        self.scheduler = Scheduler(chosen, manager, tenants=tenants, predictor=Predictor())
+        self.scheduler = Scheduler(chosen, manager, tenants=tenants, predictor=Predictor(),
+                                   placer=placer)
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._saved: dict[str, tuple[JobState, int]] = {}

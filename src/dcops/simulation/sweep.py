@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dcops.core.errors import Invalid
 from dcops.scheduling.model import Job
+from dcops.scheduling.placers import placer
 from dcops.scheduling.policies import policy as make_policy
 from dcops.simulation.failures import FailureModel, Fault
 from dcops.simulation.replay import simulate
@@ -52,6 +53,7 @@ class Scenario:
     faults: Path | None = None
     fault_multiplier: float = 1.0
     label: str = ""
+    placement: str = "consolidate"
 
     def check(self) -> None:
         if self.nodes <= 0 or self.gpus_per_node <= 0:
@@ -93,7 +95,8 @@ def run_scenario(scenario: Scenario, jobs: Sequence[Job], trace: str = "",
     kept = fitting(jobs, scenario.nodes, scenario.gpus_per_node)
     faults = sample_faults(scenario, kept)
     replay = simulate(kept, chosen, nodes=scenario.nodes,
-                      gpus_per_node=scenario.gpus_per_node, faults=faults, progress=progress)
+                      gpus_per_node=scenario.gpus_per_node, faults=faults, progress=progress,
+                      placer=placer(scenario.placement))
     return summarize(replay, trace, label=scenario.label or None,
                      seed=scenario.seed if scenario.faults is not None else None,
                      left_out=len(jobs) - len(kept))
