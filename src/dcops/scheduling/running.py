@@ -39,11 +39,14 @@ class RunningTable:
         self.estimate = np.full(capacity, np.nan)
         """The user's duration estimate, else the prediction (NaN: neither)."""
         self.seq = np.zeros(capacity, dtype=np.float64)
+        self.node = np.full(capacity, -1, dtype=np.int64)
+        """Index (in the cluster's node order) of the one node a job runs on; -1 for a
+        job on several nodes."""
 
     def __len__(self) -> int:
         return len(self.slot)
 
-    def add(self, job: Job, now: float) -> None:
+    def add(self, job: Job, now: float, node: int = -1) -> None:
         if not self._free:
             self._grow()
         i = self._free.pop()
@@ -60,6 +63,7 @@ class RunningTable:
         estimate = job.spec.duration_estimate_s
         self.estimate[i] = self.predicted[i] if estimate is None else estimate
         self.seq[i] = job.seq
+        self.node[i] = node
 
     def remove(self, job: Job) -> None:
         i = self.slot.pop(job.id, None)
@@ -89,6 +93,7 @@ class RunningTable:
                      "seq"):
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.zeros_like(column)]))
+        self.node = np.concatenate([self.node, np.full(old, -1, dtype=np.int64)])
         for name in ("duration", "predicted", "estimate"):
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.full(old, np.nan)]))

@@ -91,6 +91,7 @@ class Scheduler:
         self._keys: dict[str, Key] = {}
         self.running: dict[str, Job] = {}
         self.table = RunningTable()
+        self._node_index: dict[str, int] = {}
         """The running jobs as columns (for policies that rank them all)."""
         self.usage: dict[str, int] = {}
         self.allocated_gpus = 0
@@ -261,7 +262,7 @@ class Scheduler:
         self.usage[job.spec.tenant] = self.usage.get(job.spec.tenant, 0) + job.gpus
         self.allocated_gpus += job.gpus
         self._use(job, 1)
-        self.table.add(job, now)
+        self.table.add(job, now, self._node_at(placement))
         self.manager.start(job, placement)
         if self.record_events:
             self._note(job, now, "started on " + ",".join(
@@ -290,6 +291,15 @@ class Scheduler:
         self.usage[job.spec.tenant] = self.usage.get(job.spec.tenant, 0) - job.gpus
         self.allocated_gpus -= job.gpus
         self._use(job, -1)
+
+    def _node_at(self, placement: Placement) -> int:
+        """The cluster-order index of a one-node placement's node (-1: several nodes)."""
+        if len(placement.nodes) != 1:
+            return -1
+        name = placement.nodes[0][0]
+        if name not in self._node_index:
+            self._node_index = {n: i for i, n in enumerate(self.cluster.nodes)}
+        return self._node_index.get(name, -1)
 
     def _use(self, job: Job, sign: int) -> None:
         tenant, spec = job.spec.tenant, job.spec

@@ -52,6 +52,9 @@ def preempting_step(queue: Sequence[Job], view: View, wait_rank: WaitRank,
             if (cluster.free_gpus == 0 or unfit <= 1) and (rank >= worst or no_room <= 1):
                 break
             continue
+        if not _room_possible(job, rank, ranks, view):
+            no_room = min(no_room, gpus)
+            continue
         if victims is None:
             slots = np.flatnonzero(candidates)
             order = np.lexsort((table.seq[slots], ranks[slots]))  # worst last
@@ -60,6 +63,7 @@ def preempting_step(queue: Sequence[Job], view: View, wait_rank: WaitRank,
         if placement is None:
             no_room = min(no_room, gpus)
             continue
+        ranks[taken] = -np.inf  # stopped: no longer running in this view
         for slot in taken:
             victim = table.jobs[slot]
             assert victim is not None
@@ -72,10 +76,31 @@ def preempting_step(queue: Sequence[Job], view: View, wait_rank: WaitRank,
     return out
 
 
+def _room_possible(job: Job, rank: float, ranks: F64, view: View) -> bool:
+    """Whether stopping every running job ranked below `rank` could make room for a
+    one-node `job` on some node (counted without releasing anything); jobs wider than a
+    node, or victims on several nodes, are not judged here (True)."""
+    cluster, table = view.cluster, view.table
+    if job.gpus > cluster.max_gpus:
+        return True
+    below = ranks > rank
+    if (below & (table.node < 0)).any():
+        return True
+    free = np.fromiter((f if cluster.usable(name) else 0 for name, f in cluster.free.items()),
+                       dtype=np.float64, count=len(cluster.free))
+    nodes = table.node[below]
+    if len(nodes) and int(nodes.max()) >= len(free):
+        return True  # a node the view does not know: let the release say
+    freed = np.bincount(nodes, weights=table.gpus[below], minlength=len(free))
+    usable = np.fromiter((cluster.usable(name) for name in cluster.free), dtype=bool,
+                         count=len(free))
+    return bool(((free + freed)[usable] >= job.gpus).any())
+
+
 def _make_room(job: Job, rank: float, ranks: F64, victims: list[int], view: View
                ) -> tuple[Placement | None, list[int]]:
-    """Stop the worst-ranked running jobs below `rank` until `job` fits; undone if it
-    never does."""
+    """Stop the worst-ranked running jobs below `rank` until `job` fits, then keep only
+    those on the nodes it is placed on (the rest run on); undone if it never fits."""
     cluster, table = view.cluster, view.table
     taken: list[int] = []
     placement = None
@@ -88,13 +113,32 @@ def _make_room(job: Job, rank: float, ranks: F64, victims: list[int], view: View
         if job.gpus <= cluster.free_gpus:
             placement = place(job, view)
             if placement is not None:
-                return placement, taken
+                return placement, _keep_needed(placement, taken, victims, view)
     for slot in reversed(taken):
         victim = table.jobs[slot]
         if victim is not None and victim.placement is not None:
             cluster.allocate(victim.placement)
         victims.append(slot)
     return None, []
+
+
+def _keep_needed(placement: Placement, taken: list[int], victims: list[int], view: View
+                 ) -> list[int]:
+    """Of the jobs stopped to make room, those on the placement's nodes; the others are
+    given their GPUs back and stay candidates, in their order."""
+    cluster, table = view.cluster, view.table
+    used = set(placement.node_names)
+    needed: list[int] = []
+    for slot in reversed(taken):
+        victim = table.jobs[slot]
+        on = victim.placement.node_names if victim and victim.placement else ()
+        if used.intersection(on):
+            needed.append(slot)
+        else:
+            if victim is not None and victim.placement is not None:
+                cluster.allocate(victim.placement)
+            victims.append(slot)
+    return needed[::-1]
 
 
 def _started(job: Job, placement: Placement, view: View) -> Start:
