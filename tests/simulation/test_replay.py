@@ -150,3 +150,16 @@ def test_make_job_splits_wide_jobs_into_node_sized_tasks() -> None:
         == (6, 2)
     assert make_job("b", 0, 1, 32).spec.tasks == 4
     assert make_job("c", 0, 1, 4).spec.tasks == 1
+
+
+def test_preemption_stops_only_the_jobs_on_the_node_it_makes_room_on() -> None:
+    # a and b share n0, c and d share n1; the worst-ranked are a (n0) and c (n1), but two
+    # GPUs on one node are needed: a and b go, c runs on
+    jobs = [make_job("a", 0, 1000, 1), make_job("b", 1, 500, 1), make_job("c", 2, 900, 1),
+            make_job("d", 3, 400, 1), make_job("x", 10, 10, 2)]
+    replay = simulate(jobs, SrtfOracle(), nodes=2, gpus_per_node=2)
+    by_id = {j.id: j for j in replay.jobs}
+    assert (by_id["x"].start_s, by_id["x"].end_s) == (10, 20)
+    assert by_id["x"].placement is not None and by_id["x"].placement.node_names == ("n0",)
+    assert {j.id: j.preemptions for j in replay.jobs} == {"a": 1, "b": 1, "c": 0, "d": 0,
+                                                           "x": 0}
