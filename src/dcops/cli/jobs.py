@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -133,9 +134,7 @@ def cancel(job_ids: list[str] = typer.Argument(..., help="job ids"),
            server: str | None = ServerOpt, token_file: Path | None = TokenFileOpt) -> None:
     """Cancel jobs: waiting ones leave the queue, running ones are stopped."""
     api = client(server, token_file)
-    for job_id in job_ids:
-        job = api.delete(f"/api/v1/jobs/{job_id}")
-        out.print(f"job {job['id']} {job['state']}", highlight=False)
+    _each(job_ids, lambda job_id: api.delete(f"/api/v1/jobs/{job_id}"))
 
 
 @app.command("release")
@@ -144,8 +143,13 @@ def release(job_ids: list[str] = typer.Argument(..., help="job ids"),
             server: str | None = ServerOpt, token_file: Path | None = TokenFileOpt) -> None:
     """Put held jobs back in the queue."""
     api = client(server, token_file)
+    _each(job_ids, lambda job_id: api.post(f"/api/v1/jobs/{job_id}/release"))
+
+
+def _each(job_ids: list[str], call: Callable[[str], Any]) -> None:
+    """Call the API for each job and say where it stands now."""
     for job_id in job_ids:
-        job = api.post(f"/api/v1/jobs/{job_id}/release")
+        job = call(job_id)
         out.print(f"job {job['id']} {job['state']}", highlight=False)
 
 
