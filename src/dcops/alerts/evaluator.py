@@ -233,7 +233,7 @@ class GroupEvaluator:
                 if alert.state is not AlertState.INACTIVE:
                     was_pending = alert.state is AlertState.PENDING
                     if not was_pending and flaps is not None:
-                        flaps.setdefault(labels, FlapTrack()).changed(self.evaluations)
+                        _track(flaps, labels).changed(self.evaluations)
                     alert.state = AlertState.INACTIVE
                     alert.resolved_at_ms = at_ms
                     self.changes.append((alert, "cleared" if was_pending else "resolved"))
@@ -246,7 +246,7 @@ class GroupEvaluator:
                 alert.fired_at_ms = at_ms
                 self.changes.append((alert, "firing"))
                 if flaps is not None:
-                    flaps.setdefault(labels, FlapTrack()).changed(self.evaluations)
+                    _track(flaps, labels).changed(self.evaluations)
             out.append(alert)
         if flaps and rule.flapping is not None:
             self._flap(rule.flapping, flaps, active)
@@ -300,6 +300,14 @@ class GroupEvaluator:
         assert rule.clear_expr is not None
         return {self._alert_labels(rule, labels, value)
                 for labels, value in _samples(self.querier.instant(rule.clear_expr, at_ms))}
+
+
+def _track(flaps: dict[Labels, FlapTrack], labels: Labels) -> FlapTrack:
+    """The flap track of an alert, made when it first changes (not on every lookup)."""
+    track = flaps.get(labels)
+    if track is None:
+        track = flaps[labels] = FlapTrack()
+    return track
 
 
 def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:

@@ -18,6 +18,7 @@ import operator
 import struct
 import threading
 from collections.abc import Sequence
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ _MAX_SERIES = 2**24
 """Series one query may read before its sort key falls back to two columns."""
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
+_MISS = (object(), -1)
+"""What an identity lookup finds for a tuple it has not seen: matches no label set."""
 _ROLLUP_AGGS = {"avg": "sum / count", "min": "min", "max": "max", "last": "last",
                 "count": "CAST(count AS DOUBLE)"}
 _SCHEMA = """
@@ -71,8 +74,8 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)
 
 def encode_record(new_series: list[tuple[int, Labels]], sids: I64, ts: I64, values: F64) -> bytes:
     """One WAL payload: new series definitions, then three sample columns."""
-    series_json = (json.dumps(new_series).encode()  # tuples are written as JSON arrays
-                   if new_series else b"[]")
+    series_json = (json.dumps(new_series, check_circular=False, separators=(",", ":")).encode()
+                   if new_series else b"[]")  # tuples are written as JSON arrays
     return b"".join((_RECORD.pack(len(series_json), len(sids)), series_json,
                      sids.tobytes(), ts.tobytes(), values.tobytes()))
 
@@ -216,27 +219,27 @@ class DuckDBMetricsStore:
         looked up by object identity first (an int hash, all in C); equal but distinct
         tuples fall back to hashing the labels.
         """
-        found: list[Any] = list(map(self._by_identity.get, map(id, labels)))
-        if None not in found and all(map(operator.is_, map(_FIRST, found), labels)):
+        found: list[Any] = list(map(self._by_identity.get, map(id, labels),
+                                    repeat(_MISS, len(labels))))
+        known = list(map(operator.is_, map(_FIRST, found), labels))
+        if all(known):
             return np.fromiter(map(_SECOND, found), dtype=np.int64, count=len(found)), []
         if len(self._by_identity) > max(100_000, 4 * len(self._ids)):
             self._by_identity.clear()  # tuples that callers have since dropped
-            found = [None] * len(labels)
+            known = [False] * len(labels)
+        out = np.fromiter(map(_SECOND, found), dtype=np.int64, count=len(found))
         ids, by_identity = self._ids, self._by_identity
         new: list[tuple[int, Labels]] = []
-        out: list[int] = []
-        for one, hit in zip(labels, found, strict=True):
-            if hit is not None and hit[0] is one:
-                out.append(hit[1])
-                continue
+        for i in compress(range(len(labels)), map(operator.not_, known)):  # the misses only
+            one = labels[i]
             sid = ids.get(one)
             if sid is None:
                 sid = ids[one] = self._next_id
                 self._next_id += 1
                 new.append((sid, one))
             by_identity[id(one)] = (one, sid)  # holds `one`, so its id stays unique
-            out.append(sid)
-        return np.array(out, dtype=np.int64), new
+            out[i] = sid
+        return out, new
 
     def _forget(self, new: list[tuple[int, Labels]]) -> None:
         for _, labels in new:
