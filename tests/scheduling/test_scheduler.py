@@ -10,6 +10,8 @@ from dcops.core.errors import Invalid, NotFound
 from dcops.scheduling.cluster import NodeInfo
 from dcops.scheduling.executor import JobEvent
 from dcops.scheduling.model import Decision, Job, JobSpec, JobState, Placement, Start, Tenant
+from dcops.scheduling.packing import Packer
+from dcops.scheduling.placement import Placer
 from dcops.scheduling.policies.base import Key, View
 from dcops.scheduling.policies.ordered import Fifo
 from dcops.scheduling.predictor import Predictor
@@ -211,3 +213,24 @@ def test_running_table_grows_and_frees_slots() -> None:
     assert len(table) == 4 and table.active.sum() == 4
     table.add(job("new", 1), now=0.0)
     assert table.active.sum() == 5
+
+
+def _fragmenting_start(placer: Placer | None) -> Scheduler:
+    """Three 8-GPU nodes with 8, 6 and 4 GPUs free, then jobs of 2, 4 and 4 GPUs."""
+    scheduler = Scheduler(Fifo(), Recorder(nodes=3), placer=placer)
+    for name, node, gpus in (("r1", "n1", 2), ("r2", "n2", 4)):
+        scheduler.submit(job(name, gpus), 0.0)
+        placed = scheduler._start(scheduler.jobs[name], Placement(((node, gpus),)), 0.0)
+        assert placed
+    for name, gpus in (("x", 2), ("y", 4), ("z", 4)):
+        scheduler.submit(job(name, gpus), 1.0)
+    assert {d.job_id for d in scheduler.schedule(1.0)} == {"x", "y", "z"}
+    return scheduler
+
+
+def test_the_packer_places_a_policys_starts_as_one_batch() -> None:
+    one_by_one = _fragmenting_start(None)  # best fit, job by job
+    assert sorted(one_by_one.cluster.free.values()) == [2, 2, 4]  # three partly used nodes
+    packed = _fragmenting_start(Packer())
+    assert sorted(packed.cluster.free.values()) == [0, 0, 8]  # one node left whole
+    assert packed.placer.last is not None  # type: ignore[attr-defined]

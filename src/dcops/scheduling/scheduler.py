@@ -29,6 +29,7 @@ from dcops.scheduling.model import (
     Start,
     Tenant,
 )
+from dcops.scheduling.packing import Packer
 from dcops.scheduling.placement import Consolidate, Placer
 from dcops.scheduling.policies.base import Key, Policy, View
 from dcops.scheduling.predictor import Predictor
@@ -208,11 +209,30 @@ class Scheduler:
             self.errors.append((now, reason))
             self._hold(head, now, reason)
             return [Hold(head.id, reason)]
+        if isinstance(self.placer, Packer):
+            decisions = self._repack(decisions)
         done: list[Decision] = []
         for decision in decisions:
             if self._carry_out(decision, now):
                 done.append(decision)
         return done
+
+    def _repack(self, decisions: list[Decision]) -> list[Decision]:
+        """The policy's starts placed again as one batch by the packer (which the policy,
+        placing job by job, could not do), when the packer starts every one of them; a
+        step that preempts keeps its placements (they are where the room was made)."""
+        assert isinstance(self.placer, Packer)
+        starts = [d for d in decisions if isinstance(d, Start)]
+        if len(starts) < 2 or any(isinstance(d, Preempt) for d in decisions):
+            return decisions
+        jobs = [self.jobs[d.job_id] for d in starts if d.job_id in self.jobs]
+        if len(jobs) != len(starts):
+            return decisions
+        placements = self.placer.pack(jobs, self.cluster).placements
+        if set(placements) != {job.id for job in jobs}:
+            return decisions
+        return [Start(d.job_id, placements[d.job_id]) if isinstance(d, Start) else d
+                for d in decisions]
 
     def _carry_out(self, decision: Decision, now: float) -> bool:
         job = self.jobs.get(decision.job_id)
