@@ -152,8 +152,8 @@ class Scheduler:
             job.predicted_s = self.predictor.predict(job)
         job.state = JobState.QUEUED
         self.jobs[job.id] = job
-        self._enqueue(job)
         self._note(job, now, "submitted")
+        self._enqueue(job, now)
         return job
 
     def cancel(self, job_id: str, now: float, reason: str = "cancelled") -> Job:
@@ -187,8 +187,8 @@ class Scheduler:
             job.restarts += 1
             job.state = JobState.REQUEUED
             job.reason = event.reason
-            self._enqueue(job)
             self._note(job, event.at_s, f"requeued: {event.reason}")
+            self._enqueue(job, event.at_s)
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -203,12 +203,7 @@ class Scheduler:
             decisions = self.policy.step(now, self.queue.jobs, view)
         except Exception as exc:  # a policy bug must not stop scheduling
             head = self.queue.jobs[0]
-            reason = f"policy {self.policy.name} failed: {type(exc).__name__}: {exc}"
-            log.exception("policy %s failed at %.0f; holding job %s", self.policy.name, now,
-                          head.id)
-            self.errors.append((now, reason))
-            self._hold(head, now, reason)
-            return [Hold(head.id, reason)]
+            return [Hold(head.id, self._policy_failed(head, now, exc))]
         if isinstance(self.placer, Packer):
             decisions = self._repack(decisions)
         done: list[Decision] = []
@@ -249,8 +244,8 @@ class Scheduler:
             self._stop(job, now, saved=True)
             job.preemptions += 1
             job.state = JobState.REQUEUED
-            self._enqueue(job)
             self._note(job, now, f"preempted: {decision.reason}")
+            self._enqueue(job, now)
             return True
         if job.state in WAITING:
             self._hold(job, now, decision.reason)
@@ -334,8 +329,17 @@ class Scheduler:
         job.reason = reason
         self._note(job, now, state.value + (f": {reason}" if reason else ""))
 
+    def _policy_failed(self, job: Job, now: float, exc: Exception) -> str:
+        """The policy raised over `job` (in `step`, or its `key`): hold the job with the
+        error as its reason, so that the rest of the queue goes on; the reason."""
+        reason = f"policy {self.policy.name} failed: {type(exc).__name__}: {exc}"
+        log.error("%s at %.0f; holding job %s", reason, now, job.id, exc_info=exc)
+        self.errors.append((now, reason))
+        self._hold(job, now, reason)
+        return reason
+
     def _hold(self, job: Job, now: float, reason: str) -> None:
-        if job.state in WAITING:
+        if job.id in self._keys:  # in the queue
             self._dequeue(job)
         job.state = JobState.HELD
         job.reason = reason
@@ -348,12 +352,17 @@ class Scheduler:
             raise Invalid(f"job {job_id} is {job.state}, not held")
         job.state = JobState.QUEUED
         job.reason = ""
-        self._enqueue(job)
         self._note(job, now, "released")
+        self._enqueue(job, now)
         return job
 
-    def _enqueue(self, job: Job) -> None:
-        key = self.policy.key(job)
+    def _enqueue(self, job: Job, now: float) -> None:
+        """Queue `job` at its place by the policy's key; held if the key fails."""
+        try:
+            key = self.policy.key(job)
+        except Exception as exc:  # a policy bug must not stop scheduling
+            self._policy_failed(job, now, exc)
+            return
         self._keys[job.id] = key
         self.queue.add(key, job)
 

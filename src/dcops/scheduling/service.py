@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from dcops.core.clock import Clock
-from dcops.core.errors import DcopsError, Invalid, NotFound
+from dcops.core.errors import Invalid, NotFound
 from dcops.scheduling.executor import ClusterManager
 from dcops.scheduling.model import FINAL, WAITING, Decision, Job, JobSpec, JobState, Tenant
 from dcops.scheduling.placement import Placer
@@ -120,12 +120,7 @@ class JobService:
             job = Job(str(next(self._ids)), spec, now)
             if isinstance(self.manager, Admits):
                 self.manager.check(job)
-            try:
-                self.scheduler.submit(job, now)
-            except DcopsError:
-                raise
-            except Exception as exc:  # the policy's key failed: the job is in, not queued
-                self._policy_failed(job, now, exc)
+            self.scheduler.submit(job, now)  # held, with the error, if the policy fails
             self._save()
             return snapshot(job)
 
@@ -138,14 +133,7 @@ class JobService:
     def release(self, job_id: str) -> Job:
         """Put a held job back in the queue."""
         with self._lock:
-            now = self.clock.now()
-            job = self._job(job_id)
-            try:
-                self.scheduler.release(job_id, now)
-            except DcopsError:
-                raise
-            except Exception as exc:  # the policy's key failed again
-                self._policy_failed(job, now, exc)
+            job = self.scheduler.release(job_id, self.clock.now())
             self._save()
             return snapshot(job)
 
@@ -237,16 +225,6 @@ class JobService:
         if job is None:
             raise NotFound("job", job_id, hint="`dcops jobs list` shows the jobs")
         return job
-
-    def _policy_failed(self, job: Job, now: float, exc: Exception) -> None:
-        """The policy's `key` raised for `job`: hold it with the error (as the scheduler
-        does when `step` raises), so that the rest of the queue is untouched."""
-        reason = f"policy {self.policy.name} failed: {type(exc).__name__}: {exc}"
-        log.error("%s; holding job %s", reason, job.id)
-        self.scheduler.errors.append((now, reason))
-        job.state = JobState.HELD
-        job.reason = reason
-        job.events.append((now, f"held: {reason}"))
 
     def _save(self) -> None:
         """Save the jobs whose state or history changed since they were last saved."""
