@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 from peers import percentile
 
-from dcops.scheduling.cluster import NodeInfo
 from dcops.scheduling.executor import JobEvent
 from dcops.scheduling.model import Job, JobState
 from dcops.scheduling.policies.backfill import EasyBackfill
@@ -40,7 +39,7 @@ from dcops.scheduling.policies.fairshare import FairShare
 from dcops.scheduling.policies.ordered import Fifo, Qssf, SjfOracle
 from dcops.scheduling.policies.preemptive import SrtfOracle, Tiresias
 from dcops.scheduling.scheduler import Scheduler
-from dcops.simulation.replay import Kernel, SimulatedCluster, fresh, simulate
+from dcops.simulation.replay import Kernel, SimulatedCluster, fresh, simulate, simulated_nodes
 from dcops.simulation.traces import read_trace, read_vc_nodes
 
 POLICIES: dict[str, type[Any]] = {
@@ -97,7 +96,7 @@ def decision_times(policy_name: str, nodes: int = 12_500, queued: int = 10_000,
     rng = random.Random(seed)
     jobs = fresh(load())
     kernel = Kernel()
-    manager = SimulatedCluster([NodeInfo(f"n{i}", 8) for i in range(nodes)], kernel)
+    manager = SimulatedCluster(simulated_nodes(nodes, 8), kernel)
     scheduler = Scheduler(POLICIES[policy_name](), manager, record_events=False)
     manager.scheduler = scheduler
     it = iter(jobs * (1 + 2 * (nodes * 8 + queued) // len(jobs)))

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from dcops.core.errors import Invalid
 from dcops.scheduling.cluster import NodeInfo
 from dcops.scheduling.executor import JobEvent
 from dcops.scheduling.model import Job, JobSpec, JobState, Placement, Start
@@ -89,14 +90,14 @@ class SimulatedCluster:
         self._run: dict[str, int] = {}
         """Run number of each running job (stale completion events are ignored)."""
         self._runs = itertools.count(1)
-        self._events: list[JobEvent] = []
 
     def nodes(self) -> list[NodeInfo]:
         return list(self._nodes)
 
     def start(self, job: Job, placement: Placement) -> None:
         if job.duration_s is None:
-            raise ValueError(f"job {job.id}: a simulated job needs its duration")
+            raise Invalid(f"job {job.id}: a simulated job needs its duration",
+                          hint="trace readers set it from the recorded run time")
         overhead = self.scheduler.run_overhead.get(job.id, 0.0) if self.scheduler else 0.0
         run = next(self._runs)
         self._run[job.id] = run
@@ -104,14 +105,14 @@ class SimulatedCluster:
         self.kernel.schedule(self.kernel.now + overhead + left, COMPLETE, (job.id, run))
 
     def preempt(self, job: Job) -> None:
-        self._run.pop(job.id, None)
+        self.forget(job.id)
 
     def cancel(self, job: Job) -> None:
-        self._run.pop(job.id, None)
+        self.forget(job.id)
 
     def poll(self) -> list[JobEvent]:
-        out, self._events = self._events, []
-        return out
+        """Nothing: the replay hands each completion to the scheduler as it happens."""
+        return []
 
     def completed(self, job_id: str, run: int) -> bool:
         """Whether a completion event is still that of the job's present run."""
@@ -150,6 +151,15 @@ class Replay:
     wall_s: float = 0.0
 
 
+def node_name(index: int) -> str:
+    """The name of a simulated cluster's node `index` (what faults refer to)."""
+    return f"n{index}"
+
+
+def simulated_nodes(nodes: int, gpus_per_node: int) -> list[NodeInfo]:
+    return [NodeInfo(node_name(i), gpus_per_node) for i in range(nodes)]
+
+
 def fresh(jobs: Iterable[Job]) -> list[Job]:
     """Unstarted copies of trace jobs (a replay changes the jobs it runs)."""
     return [Job(job.id, job.spec, job.submit_s, seq=job.seq, duration_s=job.duration_s)
@@ -166,7 +176,7 @@ def simulate(jobs: Sequence[Job], policy: Policy, *, nodes: int = 80,
     under `policy`. `progress` is told the fraction of jobs finished, now and then."""
     started = time.perf_counter()
     kernel = Kernel()
-    infos = [NodeInfo(f"n{i}", gpus_per_node) for i in range(nodes)]
+    infos = simulated_nodes(nodes, gpus_per_node)
     manager = SimulatedCluster(infos, kernel)
     scheduler = Scheduler(policy, manager, placer=placer,
                           predictor=predictor if predictor is not None else Predictor(),
@@ -213,7 +223,7 @@ def simulate(jobs: Sequence[Job], policy: Policy, *, nodes: int = 80,
 def _fault(scheduler: Scheduler, manager: SimulatedCluster, kernel: Kernel, fault: Fault,
            now: float) -> None:
     """Take the node out until it is repaired; its jobs go back to the queue."""
-    name = f"n{fault.node_index}"
+    name = node_name(fault.node_index)
     node = scheduler.cluster.nodes.get(name)
     if node is None or not node.schedulable:
         return
