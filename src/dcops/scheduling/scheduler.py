@@ -31,7 +31,7 @@ from dcops.scheduling.model import (
 )
 from dcops.scheduling.packing import Packer
 from dcops.scheduling.placement import Consolidate, Placer
-from dcops.scheduling.policies.base import Key, Policy, View
+from dcops.scheduling.policies.base import Key, Policy, View, charge
 from dcops.scheduling.predictor import Predictor
 from dcops.scheduling.running import RunningTable
 
@@ -274,7 +274,6 @@ class Scheduler:
         resumed = job.preemptions > 0 or job.restarts > 0
         self.run_overhead[job.id] = self.overhead(job) if resumed else 0.0
         self.running[job.id] = job
-        self.usage[job.spec.tenant] = self.usage.get(job.spec.tenant, 0) + job.gpus
         self.allocated_gpus += job.gpus
         self._use(job, 1)
         self.table.add(job, now, self._node_at(placement))
@@ -303,7 +302,6 @@ class Scheduler:
             self.cluster.release(job.placement)
         self.running.pop(job.id, None)
         self.table.remove(job)
-        self.usage[job.spec.tenant] = self.usage.get(job.spec.tenant, 0) - job.gpus
         self.allocated_gpus -= job.gpus
         self._use(job, -1)
 
@@ -317,11 +315,7 @@ class Scheduler:
         return self._node_index.get(name, -1)
 
     def _use(self, job: Job, sign: int) -> None:
-        tenant, spec = job.spec.tenant, job.spec
-        self.cpu_usage[tenant] = self.cpu_usage.get(tenant, 0) \
-            + sign * spec.cpus_per_task * spec.tasks
-        self.memory_usage[tenant] = self.memory_usage.get(tenant, 0) \
-            + sign * spec.memory_mb_per_task * spec.tasks
+        charge(job, sign, self.usage, self.cpu_usage, self.memory_usage)
 
     def _finish(self, job: Job, now: float, state: JobState, reason: str) -> None:
         job.state = state

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dcops.scheduling.model import Decision, Job, Start
-from dcops.scheduling.policies.base import Key, View, in_quota, place
+from dcops.scheduling.model import Decision, Job
+from dcops.scheduling.policies.base import Key, View, in_quota, place, started
 
 
 class EasyBackfill:
@@ -54,8 +54,7 @@ class EasyBackfill:
                 continue
             if shadow is not None and now + self.estimate(job) > shadow:
                 extra -= job.gpus
-            view.usage[job.spec.tenant] = view.usage.get(job.spec.tenant, 0) + job.gpus
-            out.append(Start(job.id, placement))
+            out.append(started(job, placement, view))
         return out
 
     def _reserve(self, head: Job, now: float, view: View) -> tuple[float, int]:

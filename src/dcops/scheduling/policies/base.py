@@ -41,6 +41,25 @@ class View:
     total_cpus: int = 0
     total_memory_mb: int = 0
 
+    def use(self, job: Job, sign: int = 1) -> None:
+        """Count `job`'s GPUs, CPUs and memory against its tenant (-1: give them back)."""
+        charge(job, sign, self.usage, self.cpu_usage, self.memory_usage)
+
+
+def charge(job: Job, sign: int, gpus: dict[str, int], cpus: dict[str, int],
+           memory_mb: dict[str, int]) -> None:
+    """Add (sign 1) or take back (-1) `job`'s resources in per-tenant tallies."""
+    tenant, spec = job.spec.tenant, job.spec
+    gpus[tenant] = gpus.get(tenant, 0) + sign * job.gpus
+    cpus[tenant] = cpus.get(tenant, 0) + sign * spec.cpus_per_task * spec.tasks
+    memory_mb[tenant] = memory_mb.get(tenant, 0) + sign * spec.memory_mb_per_task * spec.tasks
+
+
+def started(job: Job, placement: Placement, view: View) -> Start:
+    """A start decision, its resources counted in the view."""
+    view.use(job)
+    return Start(job.id, placement)
+
 
 class Policy(Protocol):
     """A scheduling policy."""
@@ -97,8 +116,7 @@ def start_in_order(queue: Sequence[Job], view: View, *, blocking: bool) -> list[
             if blocking:
                 break
             continue
-        view.usage[job.spec.tenant] = view.usage.get(job.spec.tenant, 0) + job.gpus
-        out.append(Start(job.id, placement))
+        out.append(started(job, placement, view))
     return out
 
 

@@ -15,8 +15,8 @@ import heapq
 from bisect import bisect_left
 from collections.abc import Sequence
 
-from dcops.scheduling.model import Decision, Job, Start
-from dcops.scheduling.policies.base import Key, View, in_quota, place
+from dcops.scheduling.model import Decision, Job
+from dcops.scheduling.policies.base import Key, View, in_quota, place, started
 
 
 class FairShare:
@@ -70,17 +70,11 @@ class FairShare:
             placement = place(job, view)
             if placement is None:
                 continue  # its oldest job waits; the tenant waits with it
-            tenant = job.spec.tenant
-            view.usage[tenant] = view.usage.get(tenant, 0) + job.gpus
-            view.cpu_usage[tenant] = view.cpu_usage.get(tenant, 0) \
-                + job.spec.cpus_per_task * job.spec.tasks
-            view.memory_usage[tenant] = view.memory_usage.get(tenant, 0) \
-                + job.spec.memory_mb_per_task * job.spec.tasks
-            out.append(Start(job.id, placement))
+            out.append(started(job, placement, view))
             nxt = heads[tid] + 1
             if nxt < len(queue) and tenant_of(queue[nxt]) == tid:
                 heads[tid] = nxt
-                heapq.heappush(ready, (self.share(tenant, view), tid))
+                heapq.heappush(ready, (self.share(job.spec.tenant, view), tid))
         return out
 
     def _tenant_index(self, job: Job) -> int:

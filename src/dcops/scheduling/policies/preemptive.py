@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from dcops.scheduling.model import Decision, Job, Placement, Preempt, Start
-from dcops.scheduling.policies.base import Key, View, in_quota, place
+from dcops.scheduling.model import Decision, Job, Placement, Preempt
+from dcops.scheduling.policies.base import Key, View, in_quota, place, started
 from dcops.scheduling.policies.ordered import _true
 from dcops.scheduling.running import F64
 
@@ -44,7 +44,7 @@ def preempting_step(queue: Sequence[Job], view: View, wait_rank: WaitRank,
         if gpus < unfit and gpus <= cluster.free_gpus:
             placement = place(job, view)
             if placement is not None:
-                out.append(_started(job, placement, view))
+                out.append(started(job, placement, view))
                 continue
         unfit = min(unfit, gpus)
         rank = wait_rank(job)
@@ -67,10 +67,9 @@ def preempting_step(queue: Sequence[Job], view: View, wait_rank: WaitRank,
         for slot in taken:
             victim = table.jobs[slot]
             assert victim is not None
-            view.usage[victim.spec.tenant] = view.usage.get(victim.spec.tenant, 0) \
-                - victim.gpus
+            view.use(victim, -1)
             out.append(Preempt(victim.id, f"outranked by {job.id}"))
-        out.append(_started(job, placement, view))
+        out.append(started(job, placement, view))
         worst = float(ranks[victims[-1]]) if victims else -np.inf
         unfit = np.inf  # what the victims freed beyond this job's need is free now
     return out
@@ -139,11 +138,6 @@ def _keep_needed(placement: Placement, taken: list[int], victims: list[int], vie
                 cluster.allocate(victim.placement)
             victims.append(slot)
     return needed[::-1]
-
-
-def _started(job: Job, placement: Placement, view: View) -> Start:
-    view.usage[job.spec.tenant] = view.usage.get(job.spec.tenant, 0) + job.gpus
-    return Start(job.id, placement)
 
 
 class SrtfOracle:
