@@ -17,6 +17,7 @@ The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -59,7 +60,9 @@ def traces_dir() -> Path:
     return path
 
 
+@functools.cache
 def load() -> list[Job]:
+    """The trace's jobs, read once per process (replays run on fresh copies)."""
     where = traces_dir()
     trace = read_trace(where / "philly_jobs_pollux.csv.gz", "philly",
                        start=date(2017, 10, 1), end=date(2017, 11, 30),
