@@ -1,0 +1,1 @@
+"""Remediation: diagnoses turned into safe, audited actions, within guardrails."""
