@@ -122,6 +122,8 @@ class Step:
     started_at: float | None = None
     finished_at: float | None = None
     approved_by: str = ""
+    next_try_at: float | None = None
+    """When a step waiting on a retry (an unreachable system, a re-check) is tried next."""
 
 
 @dataclass(slots=True)
@@ -138,7 +140,23 @@ class Plan:
     state: PlanState = PlanState.PLANNED
     reason: str = ""
     """Why the plan waits, failed or was cancelled."""
-    dry_run: bool = False
+    remedy: str = ""
+    """The diagnosis's remedy (`dcops.health.model.Remedy`), to tell an escalation."""
+    node_out: bool = False
+    """True from the plan's drain until the node is back in service: it counts against
+    the drain budget, even after the plan is done (a node left for repair)."""
+    jobs: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_PLAN
+
+    def step(self, kind: ActionKind) -> Step | None:
+        """The first step of this kind, if any."""
+        return next((s for s in self.steps if s.action.kind is kind), None)
+
+
+ACTIVE_PLAN = frozenset({PlanState.PLANNED, PlanState.RUNNING, PlanState.WAITING})
 
 
 class IncidentState(StrEnum):

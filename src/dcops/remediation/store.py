@@ -1,0 +1,78 @@
+"""Where plans and incidents are kept: the `RemediationStore` Protocol and its in-memory
+twin. The SQL store is `dcops.backends.sql.remediation`.
+
+The engine saves a plan before each step runs and after it ends, so a control plane
+killed mid-plan resumes from the stored plan without repeating a finished step."""
+
+from __future__ import annotations
+
+import copy
+from typing import Protocol
+
+from dcops.core.errors import NotFound
+from dcops.remediation.model import Incident, IncidentState, Plan
+
+
+class RemediationStore(Protocol):
+    """Plans and incidents by id."""
+
+    def save_plan(self, plan: Plan) -> None: ...
+
+    def plan(self, plan_id: str) -> Plan:
+        """The plan; `NotFound` if there is none."""
+        ...
+
+    def plans(self, *, live: bool = False, limit: int = 200) -> list[Plan]:
+        """Newest first; `live`: only plans still running or holding a node out."""
+        ...
+
+    def save_incident(self, incident: Incident) -> None: ...
+
+    def incident(self, incident_id: str) -> Incident: ...
+
+    def incidents(self, *, open_only: bool = False, limit: int = 200) -> list[Incident]:
+        """Open ones first by GPU-hours at risk, then newest."""
+        ...
+
+
+def rank_incidents(incidents: list[Incident], limit: int) -> list[Incident]:
+    """Open incidents first, the most GPU-hours at risk first; then newest."""
+    ordered = sorted(incidents, key=lambda i: (i.state is IncidentState.RESOLVED,
+                                               -i.gpu_hours_at_risk, -i.opened_at))
+    return ordered[:limit]
+
+
+class MemoryRemediationStore:
+    """Copies in process memory."""
+
+    def __init__(self) -> None:
+        self._plans: dict[str, Plan] = {}
+        self._incidents: dict[str, Incident] = {}
+
+    def save_plan(self, plan: Plan) -> None:
+        self._plans[plan.id] = copy.deepcopy(plan)
+
+    def plan(self, plan_id: str) -> Plan:
+        try:
+            return copy.deepcopy(self._plans[plan_id])
+        except KeyError:
+            raise NotFound("plan", plan_id) from None
+
+    def plans(self, *, live: bool = False, limit: int = 200) -> list[Plan]:
+        chosen = [p for p in self._plans.values() if not live or p.active or p.node_out]
+        chosen.sort(key=lambda p: (-p.created_at, p.id))
+        return [copy.deepcopy(p) for p in chosen[:limit]]
+
+    def save_incident(self, incident: Incident) -> None:
+        self._incidents[incident.id] = copy.deepcopy(incident)
+
+    def incident(self, incident_id: str) -> Incident:
+        try:
+            return copy.deepcopy(self._incidents[incident_id])
+        except KeyError:
+            raise NotFound("incident", incident_id) from None
+
+    def incidents(self, *, open_only: bool = False, limit: int = 200) -> list[Incident]:
+        chosen = [i for i in self._incidents.values()
+                  if not open_only or i.state is not IncidentState.RESOLVED]
+        return [copy.deepcopy(i) for i in rank_incidents(chosen, limit)]
