@@ -24,8 +24,9 @@ from dcops.fleet.model import Node, Site
 from tests.fixtures.engines import free_port
 
 TABLES = {"sites", "rooms", "racks", "nodes", "gpus", "tokens", "audit", "meta",
-          "alert_events", "alert_states", "silences", "notification_log", "outbox", "jobs"}
-HEAD = "0004"
+          "alert_events", "alert_states", "silences", "notification_log", "outbox", "jobs",
+          "remediation_plans", "incidents"}
+HEAD = "0005"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.engines)])

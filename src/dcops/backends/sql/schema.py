@@ -1,5 +1,6 @@
 """The tables of dcops's state store: inventory, API tokens, audit log, a key/value meta table,
-the alert journal (history and live alerts), notifications, and the scheduler's jobs.
+the alert journal (history and live alerts), notifications, the scheduler's jobs, and
+remediation plans and incidents.
 
 These SQLAlchemy Core tables are what the code reads and writes; the Alembic
 migrations in `migrations/versions` create them, and a test checks the two agree.
@@ -183,3 +184,28 @@ jobs = Table(
     Column("events", JSON, nullable=False),
     Index("ix_jobs_state", "state"),
 )
+
+remediation_plans = Table(
+    "remediation_plans", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("node", String(NAME), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("live", Boolean, nullable=False),
+    Column("body", JSON, nullable=False),
+    Index("ix_remediation_plans_live", "live"),
+)
+"""Remediation plans, saved before and after each step so a restart resumes them."""
+
+incidents = Table(
+    "incidents", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("node", String(NAME), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("opened_at", Double, nullable=False),
+    Column("gpu_hours_at_risk", Double, nullable=False),
+    Column("body", JSON, nullable=False),
+    Index("ix_incidents_state", "state"),
+)
+"""Incidents: one per fault, with its timeline."""
+

@@ -1,5 +1,6 @@
 """The state store: where dcops keeps its inventory, API tokens, audit log, notes, the
-alert journal, silences, the notification log, the delivery outbox and the scheduler's jobs.
+alert journal, silences, the notification log, the delivery outbox, the scheduler's jobs,
+and remediation plans and incidents.
 
 `open_state(url)` opens SQLite (the default, one file in the data directory) or
 PostgreSQL (`postgresql+psycopg://user@host/db`, for a control plane shared by several
@@ -34,9 +35,11 @@ from dcops.backends.sql.inventory import SqlInventory
 from dcops.backends.sql.jobs import SqlJobStore
 from dcops.backends.sql.meta import MemoryMeta, MetaStore, SqlMeta
 from dcops.backends.sql.notify import SqlNotificationLog, SqlOutbox, SqlSilenceStore
+from dcops.backends.sql.remediation import SqlRemediationStore
 from dcops.core.errors import Invalid, Unavailable
 from dcops.fleet.inventory import Inventory
 from dcops.fleet.memory import MemoryInventory
+from dcops.remediation.store import MemoryRemediationStore, RemediationStore
 from dcops.scheduling.store import JobStore, MemoryJobStore
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,7 @@ class StateStore:
     notification_log: NotificationLog
     outbox: Outbox
     jobs: JobStore = field(default_factory=MemoryJobStore)
+    remediation: RemediationStore = field(default_factory=MemoryRemediationStore)
     url: str = "memory://"
     """Where the state lives, with any password hidden."""
     engine: Engine | None = field(default=None, repr=False)
@@ -102,7 +106,7 @@ def open_state(url: str) -> StateStore:
     return StateStore(SqlInventory(engine), SqlTokenStore(engine), SqlAuditLog(engine),
                       SqlMeta(engine), SqlAlertJournal(engine), SqlSilenceStore(engine),
                       SqlNotificationLog(engine), SqlOutbox(engine), SqlJobStore(engine),
-                      _safe(engine.url), engine, engine.dispose)
+                      SqlRemediationStore(engine), _safe(engine.url), engine, engine.dispose)
 
 
 def make_engine(url: str) -> Engine:
