@@ -9,13 +9,14 @@ usual culprit), and the rest of the queue is scheduled on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 
 from dcops.core.errors import Invalid, NotFound
-from dcops.scheduling.cluster import Cluster
+from dcops.scheduling.cluster import Cluster, NodeInfo
 from dcops.scheduling.executor import ClusterManager, JobEvent
 from dcops.scheduling.model import (
     FINAL,
@@ -167,6 +168,34 @@ class Scheduler:
             self._dequeue(job)
         self._finish(job, now, JobState.CANCELLED, reason)
         return job
+
+    def requeue(self, job_id: str, now: float, reason: str) -> bool:
+        """Stop a running job for a fault on its node and queue it again; it restarts from
+        its last periodic checkpoint. False (nothing done) when it is not running."""
+        job = self._job(job_id)
+        if job.state is not JobState.RUNNING:
+            return False
+        self.manager.preempt(job)
+        self.handle(JobEvent(job_id, now, JobState.REQUEUED, reason))
+        return True
+
+    def set_node(self, name: str, *, schedulable: bool | None = None,
+                 suspect: bool | None = None, reason: str | None = None) -> NodeInfo:
+        """Drain or resume a node, or mark it suspect, for placement from now on."""
+        node = self.cluster.nodes.get(name)
+        if node is None:
+            raise NotFound("node", name, hint="the scheduler's nodes are its executor's")
+        updated = dataclasses.replace(
+            node, schedulable=node.schedulable if schedulable is None else schedulable,
+            suspect=node.suspect if suspect is None else suspect,
+            reason=node.reason if reason is None else reason)
+        self.cluster.update(updated)
+        return updated
+
+    def jobs_on(self, name: str) -> list[str]:
+        """Ids of the jobs running on node `name`, in start order."""
+        return [job_id for job_id, job in self.running.items()
+                if job.placement is not None and any(n == name for n, _ in job.placement.nodes)]
 
     # -- what the cluster manager reports ------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from dcops.core.clock import Clock
 from dcops.core.errors import Invalid, NotFound
+from dcops.scheduling.cluster import NodeInfo
 from dcops.scheduling.executor import ClusterManager
 from dcops.scheduling.model import FINAL, WAITING, Decision, Job, JobSpec, JobState, Tenant
 from dcops.scheduling.placement import Placer
@@ -157,6 +158,33 @@ class JobService:
             except Exception:
                 log.exception("scheduling tick failed; next in %.1fs", interval_s)
             stop.wait(interval_s)
+
+    # -- nodes, for health remediation -------------------------------------------------
+
+    def set_node(self, name: str, *, schedulable: bool | None = None,
+                 suspect: bool | None = None, reason: str | None = None) -> NodeInfo:
+        """Drain or resume a node, or mark it suspect (placement avoids it)."""
+        with self._lock:
+            return self.scheduler.set_node(name, schedulable=schedulable, suspect=suspect,
+                                           reason=reason)
+
+    def node(self, name: str) -> tuple[NodeInfo, list[str]]:
+        """The node as the scheduler sees it, and the ids of the jobs running on it."""
+        with self._lock:
+            node = self.scheduler.cluster.nodes.get(name)
+            if node is None:
+                raise NotFound("node", name, hint="the scheduler's nodes are its executor's")
+            return node, self.scheduler.jobs_on(name)
+
+    def requeue(self, job_ids: Iterable[str], reason: str) -> list[str]:
+        """Stop these running jobs and queue them again (they restart from their last
+        checkpoint); returns those that were running. Unknown ids are skipped."""
+        with self._lock:
+            now = self.clock.now()
+            done = [job_id for job_id in job_ids if job_id in self.scheduler.jobs
+                    and self.scheduler.requeue(job_id, now, reason)]
+            self._save()
+            return done
 
     # -- questions --------------------------------------------------------------------
 
