@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from dcops.alerts.amconfig import NotifyConfig, default_config, load_notify_file
@@ -24,7 +24,7 @@ from dcops.alerts.handoff import Handoff, status_of
 from dcops.alerts.inhibit import Inhibitor
 from dcops.alerts.journal import AlertEvent, AlertJournal
 from dcops.alerts.model import Alert, AlertState
-from dcops.alerts.notifications import AlertStatus, Notification, Notifier
+from dcops.alerts.notifications import AlertStatus, Notification, NotifiedAlert, Notifier
 from dcops.alerts.notifylog import NotificationLog
 from dcops.alerts.outbox import Delivery, Outbox, OutboxItem, RetryPolicy
 from dcops.alerts.receivers import Receiver
@@ -163,6 +163,13 @@ class Pipeline:
             self.dispatcher.flush_due(at)
         if self.after_round is not None:
             self.after_round()
+
+    def put(self, alerts: Iterable[NotifiedAlert], now: float) -> None:
+        """Take alerts from another source than the rules (remediation, detectors) into
+        the same routing, grouping, silences, inhibition and delivery."""
+        with self._lock:
+            self.dispatcher.put(alerts, now)
+            self.dispatcher.flush_due(now)
 
     def alerts(self, now: float) -> list[AlertView]:
         """Every alert the dispatcher holds, with its receivers and what mutes it."""

@@ -1,0 +1,235 @@
+"""The live loop that closes it: telemetry and events in, diagnoses, plans, actions out.
+
+Samples reach `RemediationService.ingest` from the ingest path (agent push, remote_write,
+scrape, the simulated fleet) and events reach `submit` from the API (a log shipper's Xid
+lines, a health check's verdict). Signals wake the remediation thread at once, so a fault
+sample leads to a drain within one pass, not one tick; between signals the thread still
+wakes every `tick_s` to advance waiting plans (retries, re-checks, approvals).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from dcops.health.model import Diagnosis, Health, Signal, SignalKind
+from dcops.remediation.engine import Remediator
+from dcops.remediation.model import Plan
+from dcops.telemetry.model import Batch
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED = 100_000
+"""Signals waiting for the remediation thread; beyond this the oldest are dropped (and
+counted): a flood of one kind of signal must not take the server's memory."""
+RECENT = 1000
+"""Diagnoses kept for the API."""
+HEARTBEATS = frozenset({"dcops_host_cpu_percent", "dcops_gpu_up", "up"})
+"""Series whose samples show a node is reporting."""
+
+
+class Diagnoses(Protocol):
+    """Signals in, diagnoses out (`dcops.health.diagnose.Diagnoser` is one)."""
+
+    def observe(self, signal: Signal) -> list[Diagnosis]: ...
+
+
+class BatchSignals(Protocol):
+    """Signals from telemetry batches (`dcops.health.signals.TelemetrySignals` is one)."""
+
+    def feed(self, batch: Batch) -> list[Signal]: ...
+
+
+class OnSuspects(Protocol):
+    """Told which nodes are suspect, so the scheduler keeps large jobs off them."""
+
+    def __call__(self, node: str, suspect: bool) -> None: ...
+
+
+@dataclass
+class TelemetryRechecker:
+    """A re-check from telemetry: a node passes when it has reported within `fresh_s` and
+    no fault signal has come from it for `quiet_s` (after a reset or reboot, the node is
+    back and clean). Fed by the service with what it sees."""
+
+    fresh_s: float = 60.0
+    quiet_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.last_seen: dict[str, float] = {}
+        self.last_fault: dict[str, float] = {}
+
+    def recheck(self, node: str, gpu: int | None, now: float) -> Signal:
+        seen = self.last_seen.get(node)
+        fault = self.last_fault.get(node)
+        if seen is None or now - seen > self.fresh_s:
+            return Signal(now, node, SignalKind.CHECK_FAILED, gpu, source="recheck",
+                          detail=f"no telemetry from {node} in the last {self.fresh_s:.0f} s")
+        if fault is not None and now - fault < self.quiet_s:
+            return Signal(now, node, SignalKind.CHECK_FAILED, gpu, source="recheck",
+                          detail=f"a fault signal {now - fault:.0f} s ago")
+        return Signal(now, node, SignalKind.CHECK_PASSED, gpu, source="recheck",
+                      detail=f"reporting, no fault for {self.quiet_s:.0f} s")
+
+
+class RemediationService:
+    """Diagnoser and remediator behind one lock, with the thread that drives them."""
+
+    def __init__(self, diagnoser: Diagnoses, remediator: Remediator, *,
+                 batch_signals: BatchSignals | None = None,
+                 rechecker: TelemetryRechecker | None = None,
+                 on_suspect: OnSuspects | None = None,
+                 new_diagnoser: Callable[[], Diagnoses] | None = None,
+                 after_pass: Callable[[], None] | None = None) -> None:
+        self.diagnoser = diagnoser
+        self.remediator = remediator
+        self.batch_signals = batch_signals
+        self.rechecker = rechecker
+        self.on_suspect = on_suspect
+        self.new_diagnoser = new_diagnoser
+        self.after_pass = after_pass
+        self.wake = threading.Event()
+        self.dropped = 0
+        self.diagnoses: deque[Diagnosis] = deque(maxlen=RECENT)
+        self._queue: deque[Signal] = deque()
+        self._suspects: set[str] = set()
+        self._queue_lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    # -- signals in ---------------------------------------------------------------------
+
+    def ingest(self, batch: Batch) -> int:
+        """Take the signals in a telemetry batch (called on the ingest path: cheap when
+        the batch holds no fault series). Returns how many it found."""
+        if self.rechecker is not None:
+            self._seen(self.rechecker, batch)
+        if self.batch_signals is None:
+            return 0
+        with self._lock:
+            signals = self.batch_signals.feed(batch)
+        return self.submit(signals) if signals else 0
+
+    def submit(self, signals: Iterable[Signal]) -> int:
+        """Queue signals for the remediation thread and wake it."""
+        count = 0
+        with self._queue_lock:
+            for signal in signals:
+                if len(self._queue) >= MAX_QUEUED:
+                    self._queue.popleft()
+                    self.dropped += 1
+                self._queue.append(signal)
+                count += 1
+        if count:
+            self.wake.set()
+        return count
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def process(self) -> list[Plan]:
+        """Diagnose what is queued, plan for it, and advance every live plan; returns the
+        plans that changed."""
+        with self._queue_lock:
+            signals = list(self._queue)
+            self._queue.clear()
+        with self._lock:
+            for signal in signals:
+                self._observe(signal)
+            changed = self.remediator.advance()
+        if self.after_pass is not None:
+            self.after_pass()
+        return changed
+
+    def run(self, stop: threading.Event, tick_s: float = 1.0) -> None:
+        """Process whenever signals arrive, and every `tick_s` anyway, until `stop`."""
+        while not stop.is_set():
+            self.wake.wait(tick_s)
+            self.wake.clear()
+            try:
+                self.process()
+            except Exception:
+                log.exception("remediation pass failed; next in %.1f s", tick_s)
+
+    # -- questions and operator actions -------------------------------------------------
+
+    def preview(self, signals: Sequence[Signal]) -> list[tuple[Diagnosis, Plan]]:
+        """What these signals would lead to, on a fresh diagnoser: nothing is stored or
+        done (``dcops remediate plan``)."""
+        if self.new_diagnoser is None:
+            raise RuntimeError("preview needs a diagnoser factory")
+        fresh = self.new_diagnoser()
+        out = []
+        with self._lock:
+            for signal in signals:
+                for diagnosis in fresh.observe(signal):
+                    out.append((diagnosis, self.remediator.preview(diagnosis)))
+        return out
+
+    def approve(self, plan_id: str, actor: str) -> Plan:
+        with self._lock:
+            plan = self.remediator.approve(plan_id, actor)
+        self.wake.set()
+        return plan
+
+    def cancel(self, plan_id: str, actor: str, reason: str = "") -> Plan:
+        with self._lock:
+            return self.remediator.cancel(plan_id, actor, reason)
+
+    def close_breaker(self, actor: str) -> None:
+        with self._lock:
+            self.remediator.close_breaker(actor)
+        self.wake.set()
+
+    def locked(self) -> threading.RLock:
+        """The lock to hold while reading the diagnoser or remediator from another thread."""
+        return self._lock
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _observe(self, signal: Signal) -> None:
+        if self.rechecker is not None and signal.kind not in {
+                SignalKind.CHECK_PASSED, SignalKind.CHECK_FAILED}:
+            self.rechecker.last_fault[signal.node] = signal.at
+        for diagnosis in self.diagnoser.observe(signal):
+            self.diagnoses.append(diagnosis)
+            self._mark_suspect(diagnosis)
+            try:
+                self.remediator.handle(diagnosis)
+            except Exception:  # one bad diagnosis must not stop the others
+                log.exception("could not plan for %s: %s", diagnosis.target, diagnosis.cause)
+
+    def _mark_suspect(self, diagnosis: Diagnosis) -> None:
+        """A suspect GPU makes its node suspect (large jobs avoid it); a clean node-wide
+        finding clears it. Degraded and failed nodes are drained by their plans."""
+        if self.on_suspect is None:
+            return
+        if diagnosis.health is Health.SUSPECT:
+            suspect = True
+        elif diagnosis.health is Health.HEALTHY and diagnosis.gpu is None:
+            suspect = False
+        else:
+            return
+        if suspect == (diagnosis.node in self._suspects):
+            return
+        (self._suspects.add if suspect else self._suspects.discard)(diagnosis.node)
+        try:
+            self.on_suspect(diagnosis.node, suspect)
+        except Exception as error:  # a node the scheduler does not run jobs on
+            log.debug("suspect mark for %s not taken: %s", diagnosis.node, error)
+
+    def _seen(self, rechecker: TelemetryRechecker, batch: Batch) -> None:
+        """Note the nodes this batch has a heartbeat series of (one per node or GPU, so
+        a batch of 100,000 samples costs one comparison per series)."""
+        if not batch.ts_ms:
+            return
+        at = max(batch.ts_ms) / 1000.0
+        seen = rechecker.last_seen
+        for labels in batch.labels:
+            if labels and labels[0][0] == "__name__" and labels[0][1] in HEARTBEATS:
+                for key, value in labels:
+                    if key == "node":
+                        seen[value] = at
+                        break
