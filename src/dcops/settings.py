@@ -238,6 +238,66 @@ class SchedulingSettings(_Strict):
         return value
 
 
+class GuardrailConfig(_Strict):
+    """Limits on automatic remediation (see `dcops.remediation.guardrails`)."""
+
+    max_out_nodes: int = Field(10, ge=1)
+    """Most nodes dcops may have out of service at once."""
+    max_out_fraction: float = Field(0.02, gt=0, le=1)
+    """Most of the fleet (a share) dcops may have out at once; the smaller limit wins."""
+    max_drains: int = Field(10, ge=1)
+    rate_window_s: float = Field(600.0, ge=0)
+    """At most `max_drains` new drains within any `rate_window_s`."""
+    cooldown_s: float = Field(3600.0, ge=0)
+    """No automatic second reset or reboot, nor resume of a repeat offender, within this."""
+    storm_nodes: int = Field(20, ge=1)
+    storm_window_s: float = Field(300.0, ge=0)
+    """`storm_nodes` nodes flagged within `storm_window_s` open the circuit breaker."""
+    storm_quiet_s: float = Field(1800.0, ge=0)
+    """The breaker closes by itself after this long without a new flag."""
+
+
+class SlurmActuatorSettings(_Strict):
+    """Node commands Slurm cannot run itself."""
+
+    reset_command: list[str] = Field(default_factory=list)
+    """Resets one GPU, e.g. ``["ssh", "{node}", "nvidia-smi", "-r", "-i", "{gpu}"]``."""
+    reboot_command: list[str] = Field(default_factory=list)
+    """Empty: ``scontrol reboot`` (Slurm's RebootProgram)."""
+
+
+class RemediationSettings(_Strict):
+    """Health diagnosis and automatic remediation."""
+
+    enabled: bool = True
+    executor: Literal["scheduler", "slurm", "none"] = "scheduler"
+    """What carries actions out: dcops's own scheduler (drain = no new jobs there, requeue
+    through the scheduler), Slurm (``scontrol``), or nothing (diagnosis only)."""
+    modes: dict[str, Literal["auto", "approve", "notify-only"]] = Field(default_factory=dict)
+    """Per action (drain, drain_now, requeue, reset_gpu, reboot, playbook, recheck, resume,
+    notify): auto, approve or notify-only. Defaults: reboot and playbook need approval."""
+    guardrails: GuardrailConfig = GuardrailConfig()
+    playbook_dir: Path | None = None
+    """Where remediation playbooks live (default: the ones shipped with dcops)."""
+    playbooks: dict[str, str] = Field(default_factory=dict)
+    """Cause keyword -> playbook, for degraded nodes (e.g. ``disk: disk-cleanup.yml``)."""
+    recheck_quiet_s: float = Field(30.0, ge=0)
+    """A re-check passes once the node reports and sent no fault signal for this long."""
+    tick_s: float = Field(1.0, gt=0)
+    slurm: SlurmActuatorSettings = SlurmActuatorSettings()
+
+    @field_validator("modes")
+    @classmethod
+    def _known_actions(cls, value: dict[str, str]) -> dict[str, str]:
+        from dcops.remediation.model import ActionKind
+
+        known = {k.value for k in ActionKind}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown action {unknown[0]!r}; one of: {', '.join(sorted(known))}")
+        return value
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
@@ -248,6 +308,7 @@ class Settings(_Strict):
     agent: AgentSettings = AgentSettings()
     demo: DemoSettings = DemoSettings()
     scheduling: SchedulingSettings = SchedulingSettings()
+    remediation: RemediationSettings = RemediationSettings()
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the PromQL engine loads only where a server is built
     from dcops.alerts.silences import Silences
     from dcops.backends.sql.state import StateStore
     from dcops.query import Querier
+    from dcops.remediation.service import RemediationService
     from dcops.scheduling.executor import ClusterManager
     from dcops.scheduling.service import JobService
     from dcops.scheduling.store import JobStore
@@ -60,6 +61,8 @@ class Services:
     """Rules, then routing, grouping, silences, inhibition and delivery to receivers."""
     jobs: JobService
     """GPU jobs: the scheduler over the configured executor, ticked by the server."""
+    remediation: RemediationService | None = None
+    """Health diagnosis and remediation, driven by its own thread; None when switched off."""
     _closers: list[object] = field(default_factory=list)
 
     @property
@@ -160,7 +163,7 @@ def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Que
     return Services(settings, clock, store, querier, state.inventory, state.tokens,
                     state.audit, registry, ingestor, rules, journal, silences,
                     pipeline_of(settings, clock, rules, silences, state, journal),
-                    jobs_of(settings, clock, manager, state.jobs), closers)
+                    jobs_of(settings, clock, manager, state.jobs), _closers=closers)
 
 
 def executor_of(settings: Settings, clock: Clock) -> ClusterManager:

@@ -11,7 +11,18 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 import dcops
-from dcops.api import alerts, ingest, inventory, jobs, prom, rules, samples, silences, tokens
+from dcops.api import (
+    alerts,
+    ingest,
+    inventory,
+    jobs,
+    prom,
+    remediation,
+    rules,
+    samples,
+    silences,
+    tokens,
+)
 from dcops.api.auth import TokenCache
 from dcops.api.errors import install_error_handlers
 from dcops.api.instrument import RequestMetrics
@@ -59,6 +70,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(silences.router)
     app.include_router(rules.router)
     app.include_router(jobs.router)
+    app.include_router(remediation.router)
     app.include_router(dashboard_router)
     app.add_middleware(RequestMetrics, registry=services.registry)
     return app

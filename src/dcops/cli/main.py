@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 import dcops
-from dcops.cli import alerts, inventory, jobs, notify, rules, silences, sim, tokens
+from dcops.cli import alerts, inventory, jobs, notify, remediate, rules, silences, sim, tokens
 from dcops.cli.common import friendly, out
 from dcops.settings import DemoSettings, Settings, load_settings
 
@@ -25,6 +25,8 @@ app.add_typer(silences.app, name="silence")
 app.add_typer(notify.app, name="notify")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(sim.app, name="sim")
+app.add_typer(remediate.app, name="remediate")
+app.add_typer(remediate.incidents_app, name="incidents")
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
