@@ -2,9 +2,10 @@
 
 `Diagnoser.observe(signal)` applies one signal and returns the diagnoses it made new or
 changed: one per GPU (`gpu` set) or node-level target (`gpu` None) whose health, remedy or
-cause changed, and one for a job restart an application-class Xid calls for even where the
-GPU's own state is unchanged. A signal that changes nothing returns an empty list. The
-rules are in `rules` and `xid`; this module routes signals and keeps the views.
+deciding finding changed (not merely the figures in its cause), and one for a job restart
+an application-class Xid calls for even where the GPU's own state is unchanged. A signal
+that changes nothing returns an empty list. The rules are in `rules` and `xid`; this module
+routes signals and keeps the views.
 
 Time: the diagnoser's clock is the latest time seen. A signal older than that is applied at
 the latest time (windows stay in order); one older by more than `stale_s` is kept as
@@ -133,16 +134,16 @@ class Diagnoser:
         out: list[Diagnosis] = []
         jobs = (step.signal.job,) if step.signal.job else ()
         for target in step.touched:
-            key = target.key()
-            changed = key != target.last_key
+            signature = target.signature()
+            changed = signature != target.last_key
             if changed:
-                target.last_key = key
+                target.last_key = signature
                 target.since = step.at
             restart = step.restart if target is step.target else None
             if restart is not None:
                 out.append(_restart(target, step, restart, jobs))
             elif changed:
-                health, remedy, cause = key
+                health, remedy, cause = target.key()
                 out.append(Diagnosis(target.node, target.gpu, health, remedy, cause, step.at,
                                      tuple(target.evidence), jobs))
         return out

@@ -109,7 +109,7 @@ class Target:
     findings: dict[str, Finding] = field(default_factory=dict)
     evidence: deque[Evidence] = field(init=False)
     since: float = 0.0
-    last_key: tuple[Health, Remedy, str] = (Health.HEALTHY, Remedy.NONE, "no signals")
+    last_key: tuple[Health, Remedy, str] = (Health.HEALTHY, Remedy.NONE, "")
     last_trigger: tuple[float, int] | None = None
     """(time, Xid) of the latest Xid that an Xid 45 may follow."""
     app: deque[tuple[float, str, int]] = field(default_factory=lambda: deque(maxlen=32))
@@ -125,19 +125,33 @@ class Target:
     def __post_init__(self) -> None:
         self.evidence = deque(maxlen=self.evidence_limit)
 
-    def worst(self) -> Finding | None:
-        """The most severe finding (latest on ties), or None when there is none."""
-        best: Finding | None = None
-        for finding in self.findings.values():
-            if best is None or finding.severity >= best.severity:
-                best = finding
+    def worst_rule(self) -> str | None:
+        """The rule of the most severe finding (latest on ties), or None without findings."""
+        best: str | None = None
+        for rule, finding in self.findings.items():
+            if best is None or finding.severity >= self.findings[best].severity:
+                best = rule
         return best
+
+    def worst(self) -> Finding | None:
+        """The most severe finding, or None when there is none."""
+        rule = self.worst_rule()
+        return None if rule is None else self.findings[rule]
+
+    def signature(self) -> tuple[Health, Remedy, str]:
+        """(health, remedy, rule of the worst finding): what a change is judged on, so that a
+        cause whose figures move ("3.0% free" after "2.0% free") is not a new diagnosis."""
+        rule = self.worst_rule()
+        if rule is None:
+            return (Health.HEALTHY, Remedy.NONE, "")
+        finding = self.findings[rule]
+        return (finding.health, finding.remedy, rule)
 
     def key(self) -> tuple[Health, Remedy, str]:
         """(health, remedy, cause) as views and diagnoses show it."""
         worst = self.worst()
         if worst is None:
-            return (Health.HEALTHY, Remedy.NONE, "no findings" if self.evidence else "no signals")
+            return (Health.HEALTHY, Remedy.NONE, "no findings")
         return (worst.health, worst.remedy, worst.cause)
 
     def rate(self, name: str, window_s: float, at: float, count: float) -> float:

@@ -176,14 +176,14 @@ class XidRules:
             at >= step.at - config.nvlink_window_s and key in (own, None)
             for at, key in peer.links)
         shown = peer_key or "an unknown peer"
+        both = (f"NVLink errors from both ends of {own} <-> {peer_key}: the link (cable or "
+                "NVSwitch) is suspect")
         step.record(f"NVLink error on {own} to {shown}")
         if peer is not None:
             step.record(f"NVLink error reported by {own}", target=peer)
-            current = peer.findings.get("nvlink")
-            if current is None or current.health is Health.SUSPECT:
-                step.find("nvlink", Health.SUSPECT, Remedy.WATCH,
-                          f"NVLink error on the link {own} <-> {peer_key}, reported by "
-                          f"{own}", target=peer)
+            self._suspect(step, both if answered else
+                          f"NVLink error on the link {own} <-> {peer_key}, reported by {own}",
+                          peer)
         if len(peers) >= 2:
             self._blame(step, f"NVLink errors on {place(target)} with {len(peers)} different "
                               f"peers within {config.nvlink_window_s:g} s")
@@ -191,15 +191,15 @@ class XidRules:
             self._blame(step, f"{repeats} NVLink errors on {place(target)} to {shown} within "
                               f"{config.nvlink_window_s:g} s with no report from the peer")
         elif answered:
-            self._suspect(step, f"NVLink errors from both ends of {own} <-> {peer_key}: the "
-                                "link (cable or NVSwitch) is suspect")
+            self._suspect(step, both, target)
         else:
-            self._suspect(step, f"NVLink error on the link {own} <-> {shown}")
+            self._suspect(step, f"NVLink error on the link {own} <-> {shown}", target)
 
-    def _suspect(self, step: Step, cause: str) -> None:
-        current = step.target.findings.get("nvlink")
+    def _suspect(self, step: Step, cause: str, target: Target) -> None:
+        """Mark `target` suspect for NVLink unless it is already blamed."""
+        current = target.findings.get("nvlink")
         if current is None or current.health is Health.SUSPECT:
-            step.find("nvlink", Health.SUSPECT, Remedy.WATCH, cause)
+            step.find("nvlink", Health.SUSPECT, Remedy.WATCH, cause, target=target)
 
     def _blame(self, step: Step, cause: str) -> None:
         target = step.target
