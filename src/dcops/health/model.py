@@ -144,3 +144,33 @@ class Diagnosis:
     def target(self) -> str:
         """"node" or "node/gpu"."""
         return self.node if self.gpu is None else f"{self.node}/{self.gpu}"
+
+
+@dataclass(frozen=True, slots=True)
+class GpuHealth:
+    """The diagnoser's current view of one GPU in a server: its health, the remedy it calls
+    for, the cause in words, when that last changed (`since`) and the latest evidence
+    (bounded; oldest first). A GPU with no signals is healthy with cause "no signals"."""
+
+    node: str
+    index: int
+    health: Health
+    remedy: Remedy
+    cause: str
+    since: float
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHealth:
+    """The diagnoser's current view of one server: the worst of its GPUs and of its own
+    node-level findings (unreachable, disk full, a failed re-check), with the cause of that
+    worst finding, every GPU it has seen, and its node-level evidence (bounded)."""
+
+    node: str
+    health: Health
+    remedy: Remedy
+    cause: str
+    since: float
+    gpus: tuple[GpuHealth, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
