@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # the PromQL engine loads only where a server is built
     from dcops.alerts.silences import Silences
     from dcops.backends.sql.state import StateStore
     from dcops.query import Querier
+    from dcops.remediation.actuator import Actuator, PlaybookRunner
     from dcops.remediation.service import RemediationService
     from dcops.scheduling.executor import ClusterManager
     from dcops.scheduling.service import JobService
@@ -160,10 +162,14 @@ def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Que
     ingestor = Ingestor(store, registry, on_node_seen=registrar.seen)
     rules = rules_of(settings, querier, ingestor, journal)
     silences = Silences(state.silences, state.audit)
+    pipeline = pipeline_of(settings, clock, rules, silences, state, journal)
+    jobs = jobs_of(settings, clock, manager, state.jobs)
+    remediation = remediation_of(settings, clock, state, jobs, pipeline)
+    if remediation is not None:
+        ingestor.on_batch = remediation.ingest
     return Services(settings, clock, store, querier, state.inventory, state.tokens,
-                    state.audit, registry, ingestor, rules, journal, silences,
-                    pipeline_of(settings, clock, rules, silences, state, journal),
-                    jobs_of(settings, clock, manager, state.jobs), _closers=closers)
+                    state.audit, registry, ingestor, rules, journal, silences, pipeline,
+                    jobs, remediation, _closers=closers)
 
 
 def executor_of(settings: Settings, clock: Clock) -> ClusterManager:
@@ -217,6 +223,87 @@ def jobs_of(settings: Settings, clock: Clock, manager: ClusterManager,
     # a local job was stopped with the server and may resume; a Slurm one may still run
     return JobService(manager, clock, policy=cfg.policy, tenants=tenants, store=store,
                       requeue_running=cfg.executor == "local", placer=placer(cfg.placement))
+
+
+def remediation_of(settings: Settings, clock: Clock, state: StateStore, jobs: JobService,
+                   pipeline: Pipeline) -> RemediationService | None:
+    """Health diagnosis over the ingested telemetry and remediation through the configured
+    executor, notifying through the alerting pipeline; None when switched off."""
+    cfg = settings.remediation
+    if not cfg.enabled:
+        return None
+    from dcops.health.diagnose import Diagnoser
+    from dcops.health.signals import TelemetrySignals
+    from dcops.remediation.alerting import AlertNotifier
+    from dcops.remediation.engine import Remediator
+    from dcops.remediation.guardrails import Guardrails, GuardrailSettings
+    from dcops.remediation.model import ActionKind
+    from dcops.remediation.policy import RemediationPolicy
+    from dcops.remediation.scheduler_actuator import SchedulerAtRisk
+    from dcops.remediation.service import RemediationService, TelemetryRechecker
+
+    modes: dict[str, str] = dict(cfg.modes)
+    if cfg.executor == "none":  # diagnosis only: say what would be done
+        modes = {kind.value: "notify-only" for kind in ActionKind}
+    notifier = AlertNotifier(pipeline.put, clock)
+    rechecker = TelemetryRechecker(quiet_s=cfg.recheck_quiet_s)
+
+    counted = {"at": -math.inf, "nodes": 0}
+
+    def fleet_nodes() -> int:
+        """Nodes in the inventory or the scheduler, whichever knows more; recounted at
+        most once a minute (the drain budget is a share of it)."""
+        now = clock.now()
+        if now - counted["at"] >= 60.0:
+            counted["at"] = now
+            counted["nodes"] = max(len(state.inventory.list_nodes()),
+                                   len(jobs.scheduler.cluster.nodes))
+        return int(counted["nodes"])
+
+    remediator = Remediator(
+        state.remediation, actuator_of(settings, jobs), clock=clock, fleet_nodes=fleet_nodes,
+        policy=RemediationPolicy.from_settings(modes, cfg.playbooks),
+        guardrails=Guardrails(GuardrailSettings(**cfg.guardrails.model_dump())),
+        audit=state.audit, notifier=notifier, rechecker=rechecker,
+        playbooks=playbooks_of(settings, state), at_risk=SchedulerAtRisk(jobs))
+    service = RemediationService(
+        Diagnoser(), remediator, batch_signals=TelemetrySignals(), rechecker=rechecker,
+        on_suspect=lambda node, suspect: jobs.set_node(node, suspect=suspect),
+        new_diagnoser=Diagnoser, after_pass=notifier.tick)
+    remediator.listen(service.feedback)
+    return service
+
+
+def actuator_of(settings: Settings, jobs: JobService) -> Actuator:
+    """What carries remediation out: the scheduler, Slurm, or nothing."""
+    cfg = settings.remediation
+    if cfg.executor == "slurm":
+        from dcops.backends.slurm_admin import SlurmActuator
+
+        slurm = settings.scheduling.slurm
+        return SlurmActuator(slurm_conf=slurm.slurm_conf, bin_dir=slurm.bin_dir,
+                             timeout_s=slurm.timeout_s,
+                             reset_command=tuple(cfg.slurm.reset_command) or None,
+                             reboot_command=tuple(cfg.slurm.reboot_command) or None)
+    if cfg.executor == "none":
+        from dcops.remediation.memory import MemoryActuator
+
+        return MemoryActuator([])
+    from dcops.remediation.scheduler_actuator import SchedulerActuator
+
+    return SchedulerActuator(jobs)
+
+
+def playbooks_of(settings: Settings, state: StateStore) -> PlaybookRunner | None:
+    """Ansible over the inventory, with the configured (or shipped) playbooks."""
+    try:
+        from dcops.backends.ansible import AnsibleRunner
+    except ImportError:  # ansible-runner not installed: playbook steps fail with the reason
+        return None
+    directory = settings.remediation.playbook_dir
+    return AnsibleRunner(playbook_dir=directory.expanduser() if directory else None,
+                         nodes=state.inventory.list_nodes,
+                         work_dir=settings.storage.resolved_data_dir() / "ansible")
 
 
 def pipeline_of(settings: Settings, clock: Clock, rules: Rules, silences: Silences,

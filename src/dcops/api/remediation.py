@@ -5,7 +5,8 @@
 ``POST /api/v1/remediation/preview`` (a dry run: what these signals would lead to),
 ``GET /api/v1/remediation/breaker``, ``POST .../breaker/close``,
 ``GET /api/v1/incidents`` (``?open=true``), ``GET /api/v1/incidents/{id}``,
-``POST /api/v1/health/signals`` (events from a log shipper or a health check).
+``POST /api/v1/health/signals`` (events from a log shipper or a health check),
+``GET /api/v1/health`` (every node's health) and ``GET /api/v1/health/nodes/{node}``.
 Reading needs the viewer role, acting the operator role; every action is audited.
 """
 
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dcops.access.model import AuditRecord, Role, Token
 from dcops.api.auth import require
 from dcops.core.errors import Unavailable
-from dcops.health.model import Signal, SignalKind
+from dcops.health.model import Diagnosis, Evidence, Health, NodeHealth, Signal, SignalKind
 from dcops.remediation.codec import incident_dict, plan_dict
 from dcops.remediation.service import RemediationService
 from dcops.wiring import Services
@@ -166,10 +167,41 @@ def signals(request: Request, body: SignalsIn) -> dict[str, Any]:
     return {"accepted": accepted}
 
 
-def diagnosis_json(diagnosis: Any) -> dict[str, Any]:
+@router.get("/health", dependencies=[viewer])
+def health(request: Request, worst: bool = False) -> list[dict[str, Any]]:
+    """Every node the diagnoser has seen; `worst`: only those not healthy."""
+    found = _service(request).health()
+    return [node_json(n) for n in found if not worst or n.health is not Health.HEALTHY]
+
+
+@router.get("/health/nodes/{node}", dependencies=[viewer])
+def node_health(request: Request, node: str) -> dict[str, Any]:
+    """One node: its health, each GPU's, and the evidence."""
+    return node_json(_service(request).node_health(node), evidence=True)
+
+
+def node_json(node: NodeHealth, *, evidence: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "node": node.node, "health": node.health.value, "remedy": node.remedy.value,
+        "cause": node.cause, "since": node.since,
+        "gpus": [{"index": g.index, "health": g.health.value, "remedy": g.remedy.value,
+                  "cause": g.cause, "since": g.since,
+                  **({"evidence": [_evidence(e) for e in g.evidence]} if evidence else {})}
+                 for g in node.gpus]}
+    if evidence:
+        body["evidence"] = [_evidence(e) for e in node.evidence]
+    return body
+
+
+def _evidence(item: Evidence) -> dict[str, Any]:
+    signal = item.signal
+    return {"at": signal.at, "kind": signal.kind.value, "gpu": signal.gpu, "code": signal.code,
+            "job": signal.job, "summary": item.summary, "counted": item.counted,
+            "source": signal.source}
+
+
+def diagnosis_json(diagnosis: Diagnosis) -> dict[str, Any]:
     return {"node": diagnosis.node, "gpu": diagnosis.gpu, "health": diagnosis.health.value,
             "remedy": diagnosis.remedy.value, "cause": diagnosis.cause, "at": diagnosis.at,
             "jobs": list(diagnosis.jobs),
-            "evidence": [{"at": e.signal.at, "kind": e.signal.kind.value, "code": e.signal.code,
-                          "summary": e.summary, "counted": e.counted}
-                         for e in diagnosis.evidence]}
+            "evidence": [_evidence(e) for e in diagnosis.evidence]}

@@ -97,6 +97,19 @@ def _scheduling_thread(services: Services, stop: threading.Event) -> threading.T
     return thread
 
 
+def _remediation_thread(services: Services, stop: threading.Event) -> threading.Thread | None:
+    """Diagnosis and remediation in a thread of their own, woken by each fault signal (a
+    drain runs scontrol, a playbook runs Ansible: neither may hold up the event loop)."""
+    service = services.remediation
+    if service is None:
+        return None
+    thread = threading.Thread(target=service.run,
+                              args=(stop, services.settings.remediation.tick_s),
+                              name="remediation", daemon=True)
+    thread.start()
+    return thread
+
+
 def _demo_loop(services: Services, stop: asyncio.Event) -> asyncio.Task[None]:
     from dcops.fleet.sync import upsert_all
     from dcops.simulation.fleet import SimulatedFleet
@@ -153,6 +166,9 @@ async def serve(services: Services, options: RunOptions,
     threads += _pipeline_threads(services, thread_stop)
     if services.settings.scheduling.enabled:
         threads.append(_scheduling_thread(services, thread_stop))
+    remediation = _remediation_thread(services, thread_stop)
+    if remediation is not None:
+        threads.append(remediation)
     if services.settings.scrape:
         from dcops.backends.scraper import Scraper
 

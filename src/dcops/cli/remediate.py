@@ -134,6 +134,37 @@ def breaker(close: bool = typer.Option(False, "--close", help="close an open bre
         out.print("  " + " ".join(state["out_nodes"]), highlight=False)
 
 
+health_app = typer.Typer(help="Node and GPU health as diagnosed from telemetry and events.",
+                         invoke_without_command=True)
+
+
+@health_app.callback()
+@friendly
+def health(node: str | None = typer.Argument(None, help="one node, with its evidence"),
+           worst: bool = typer.Option(False, "--worst", help="only nodes not healthy"),
+           server: str | None = ServerOpt, token_file: Path | None = TokenFileOpt) -> None:
+    """Every node's health, or one node's GPUs and the evidence behind them."""
+    api = client(server, token_file)
+    if node is None:
+        nodes = api.get("/api/v1/health", params={"worst": str(worst).lower()})
+        rows = [{**n, "since": _when(n["since"]) if n["since"] else "",
+                 "gpus": " ".join(f"{g['index']}:{g['health']}" for g in n["gpus"]
+                                  if g["health"] != "healthy")} for n in nodes]
+        table(rows, ["node", "health", "remedy", "cause", "gpus", "since"], title="health")
+        return
+    found = api.get(f"/api/v1/health/nodes/{node}")
+    out.print(f"[bold]{found['node']}[/bold]  {found['health']}  remedy {found['remedy']}  "
+              f"{found['cause']}", highlight=False)
+    for gpu in found["gpus"]:
+        out.print(f"  gpu {gpu['index']}: {gpu['health']}  {gpu['remedy']}  {gpu['cause']}",
+                  highlight=False)
+        for item in gpu.get("evidence", []):
+            mark = "" if item["counted"] else " (not counted)"
+            out.print(f"      {_when(item['at'])}  {item['summary']}{mark}", highlight=False)
+    for item in found.get("evidence", []):
+        out.print(f"  {_when(item['at'])}  {item['summary']}", highlight=False)
+
+
 @incidents_app.command("list")
 @friendly
 def incidents(open_only: bool = typer.Option(False, "--open", help="only unresolved ones"),

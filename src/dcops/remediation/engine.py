@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from dcops.access.model import AuditRecord
 from dcops.access.store import AuditLog
 from dcops.core.clock import Clock
-from dcops.core.errors import DcopsError, Unavailable
+from dcops.core.errors import Conflict, DcopsError, Unavailable
 from dcops.health.model import Diagnosis, Remedy, Signal
 from dcops.remediation.actuator import Actuator, PlaybookRunner
 from dcops.remediation.execute import Skip, StepContext, execute
@@ -194,6 +194,10 @@ class Remediator:
         self._untrack(plan)
         return plan
 
+    def listen(self, on_signal: Callable[[Signal], None]) -> None:
+        """Where re-check results go (the diagnoser, so a clean check clears the node)."""
+        self._context.on_signal = on_signal
+
     def close_breaker(self, actor: str) -> None:
         self.guardrails.close_breaker()
         if self.audit is not None:
@@ -229,7 +233,7 @@ class Remediator:
         plan = self._live.get(plan_id)
         if plan is None:
             stored = self.store.plan(plan_id)
-            raise DcopsError(f"plan {plan_id} is {stored.state.value}, not live",
+            raise Conflict(f"plan {plan_id} is {stored.state.value}, not live",
                              hint="only a planned, running or waiting plan can change")
         return plan
 

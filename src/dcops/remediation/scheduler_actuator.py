@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from dcops.core.errors import Invalid
+from dcops.core.errors import Invalid, NotFound
 from dcops.remediation.actuator import NodeStatus
+from dcops.scheduling.model import JobState
 from dcops.scheduling.service import JobService
 
 log = logging.getLogger(__name__)
@@ -53,3 +54,25 @@ class SchedulerActuator:
         raise Invalid(f"cannot reboot {node}: the local executor has no BMC access",
                       where="remediation.executor",
                       hint="reboot it by hand, then approve the re-check")
+
+
+class SchedulerAtRisk:
+    """GPU-hours at risk from the scheduler's jobs: each running job's GPUs times the time
+    since its last checkpoint (its whole run when it does not checkpoint)."""
+
+    def __init__(self, jobs: JobService) -> None:
+        self.jobs = jobs
+
+    def __call__(self, job_ids: Sequence[str], now: float) -> float:
+        total = 0.0
+        for job_id in job_ids:
+            try:
+                job = self.jobs.get(job_id)
+            except NotFound:
+                continue
+            if job.state is not JobState.RUNNING or job.last_start_s is None:
+                continue
+            elapsed = max(0.0, now - job.last_start_s)
+            interval = job.spec.checkpoint_interval_s
+            total += job.gpus * (elapsed % interval if interval else elapsed) / 3600.0
+        return total

@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from dcops.health.model import Diagnosis, Health, Signal, SignalKind
+from dcops.health.diagnose import Diagnoser
+from dcops.health.model import Diagnosis, Health, NodeHealth, Signal, SignalKind
+from dcops.health.signals import TelemetrySignals
 from dcops.remediation.engine import Remediator
 from dcops.remediation.model import Plan
 from dcops.telemetry.model import Batch
@@ -30,18 +32,6 @@ RECENT = 1000
 """Diagnoses kept for the API."""
 HEARTBEATS = frozenset({"dcops_host_cpu_percent", "dcops_gpu_up", "up"})
 """Series whose samples show a node is reporting."""
-
-
-class Diagnoses(Protocol):
-    """Signals in, diagnoses out (`dcops.health.diagnose.Diagnoser` is one)."""
-
-    def observe(self, signal: Signal) -> list[Diagnosis]: ...
-
-
-class BatchSignals(Protocol):
-    """Signals from telemetry batches (`dcops.health.signals.TelemetrySignals` is one)."""
-
-    def feed(self, batch: Batch) -> list[Signal]: ...
 
 
 class OnSuspects(Protocol):
@@ -79,11 +69,11 @@ class TelemetryRechecker:
 class RemediationService:
     """Diagnoser and remediator behind one lock, with the thread that drives them."""
 
-    def __init__(self, diagnoser: Diagnoses, remediator: Remediator, *,
-                 batch_signals: BatchSignals | None = None,
+    def __init__(self, diagnoser: Diagnoser, remediator: Remediator, *,
+                 batch_signals: TelemetrySignals | None = None,
                  rechecker: TelemetryRechecker | None = None,
                  on_suspect: OnSuspects | None = None,
-                 new_diagnoser: Callable[[], Diagnoses] | None = None,
+                 new_diagnoser: Callable[[], Diagnoser] | None = None,
                  after_pass: Callable[[], None] | None = None) -> None:
         self.diagnoser = diagnoser
         self.remediator = remediator
@@ -168,6 +158,15 @@ class RemediationService:
                     out.append((diagnosis, self.remediator.preview(diagnosis)))
         return out
 
+    def health(self) -> list[NodeHealth]:
+        """Every node the diagnoser has seen, by name."""
+        with self._lock:
+            return self.diagnoser.nodes()
+
+    def node_health(self, node: str) -> NodeHealth:
+        with self._lock:
+            return self.diagnoser.node(node)
+
     def approve(self, plan_id: str, actor: str) -> Plan:
         with self._lock:
             plan = self.remediator.approve(plan_id, actor)
@@ -182,6 +181,12 @@ class RemediationService:
         with self._lock:
             self.remediator.close_breaker(actor)
         self.wake.set()
+
+    def feedback(self, signal: Signal) -> None:
+        """A signal from remediation itself (a re-check's result), diagnosed at once; the
+        remediation thread holds the lock already."""
+        with self._lock:
+            self._observe(signal)
 
     def locked(self) -> threading.RLock:
         """The lock to hold while reading the diagnoser or remediator from another thread."""

@@ -37,6 +37,8 @@ class Ingestor:
     store: MetricsStore
     registry: CollectorRegistry
     on_node_seen: NodeSeen | None = None
+    on_batch: Callable[[Batch], object] | None = None
+    """Sees every stored batch (health diagnosis looks for fault series in it)."""
     _last_seq: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -58,6 +60,11 @@ class Ingestor:
         """Store `batch`; returns once it is durable."""
         if len(batch):
             self.store.append(batch)
+            if self.on_batch is not None:
+                try:
+                    self.on_batch(batch)
+                except Exception:  # diagnosis must never lose an acknowledged batch
+                    log.exception("health diagnosis could not read a batch from %s", source)
         self.samples_total.labels(source).inc(len(batch))
         self.batches_total.labels(source).inc()
         return IngestResult(len(batch))
