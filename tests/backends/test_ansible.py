@@ -175,6 +175,12 @@ def test_a_host_not_in_the_inventory_is_not_found(ansible_workdir: AnsibleWorkdi
         runner.run("noop", [])
 
 
+def test_variables_that_are_not_json_are_invalid(ansible_workdir: AnsibleWorkdir) -> None:
+    ansible_workdir.playbook("noop", "- hosts: all\n  tasks: []\n")
+    with pytest.raises(Invalid, match="must be JSON values"):
+        ansible_workdir.runner().run("noop", ["localhost"], extravars={"at": object()})
+
+
 def test_a_missing_playbook_is_not_found(ansible_workdir: AnsibleWorkdir) -> None:
     with pytest.raises(NotFound, match="playbook 'no-such-playbook' not found"):
         ansible_workdir.runner().run("no-such-playbook", ["localhost"])

@@ -289,7 +289,7 @@ def sbatch_sleep(cluster: SlurmCluster, dcops_id: str) -> str:
     """A requeueable job tagged with a dcops id, running on the node; its Slurm id."""
     slurm_id = cluster.command("sbatch", "--parsable", "--requeue", "--gres=gpu:1",
                                f"--comment=dcops:{dcops_id}", "--job-name=dcops-admin-test",
-                               "--wrap=sleep 300").strip().split(";")[0]
+                               "--output=/dev/null", "--wrap=sleep 300").strip().split(";")[0]
     cluster.wait(lambda: job_field(cluster, slurm_id, "JobState") == "RUNNING", 30,
                  f"Slurm job {slurm_id} running")
     return slurm_id

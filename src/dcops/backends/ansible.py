@@ -14,6 +14,7 @@ Playbooks are found by name in the configured directory, then among those dcops 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -28,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner  # type: ignore[import-untyped]
+from ansible_runner.exceptions import AnsibleRunnerException  # type: ignore[import-untyped]
 
-from dcops.core.errors import DcopsError, Invalid, NotFound, Unavailable
+from dcops.core.errors import Invalid, NotFound, Unavailable
 from dcops.fleet.model import Node
 from dcops.remediation.actuator import PlaybookEvent, PlaybookResult
 
@@ -171,6 +173,14 @@ def event_time(created: object) -> float:
     return time.time()
 
 
+def check_extravars(extravars: Mapping[str, Any]) -> None:
+    """Extra variables go to Ansible as JSON: anything else is refused before the run."""
+    try:
+        json.dumps(dict(extravars))
+    except (TypeError, ValueError) as exc:
+        raise Invalid(f"playbook variables must be JSON values: {exc}", where="ansible") from exc
+
+
 # -- the runner -------------------------------------------------------------------------
 
 
@@ -206,6 +216,7 @@ class AnsibleRunner:
         path = resolve_playbook(playbook, self.playbook_dirs)
         inventory = self.inventory()
         self._check_hosts(hosts, inventory)
+        check_extravars(extravars or {})
         if self.work_dir is not None:
             self.work_dir.mkdir(parents=True, exist_ok=True)
         private = Path(tempfile.mkdtemp(prefix="dcops-ansible-", dir=self.work_dir))
@@ -249,9 +260,7 @@ class AnsibleRunner:
                 playbook=path.name, inventory=dict(inventory), limit=",".join(hosts),
                 extravars=dict(extravars), envvars=self._env(private), event_handler=handle,
                 quiet=True, timeout=math.ceil(self.timeout_s))
-        except DcopsError:
-            raise
-        except Exception as exc:  # ansible-runner's own failure to start the run
+        except (AnsibleRunnerException, OSError) as exc:  # the run did not start
             raise Unavailable(f"ansible-runner could not run {path.name}: {exc}",
                               where="ansible", hint="is ansible-core installed "
                                                     "(ansible-playbook on PATH)?") from exc
