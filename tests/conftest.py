@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.recorder",
     "tests.fixtures.slurm",
+    "tests.fixtures.ansible",
 ]

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dcops.backends.slurm import (
-    CommandResult,
     SlurmCommandFailed,
     SlurmExecutor,
     SlurmUnavailable,
@@ -22,41 +21,9 @@ from dcops.core.errors import Conflict, Invalid, NotFound
 from dcops.scheduling.cluster import NodeInfo
 from dcops.scheduling.executor import JobEvent
 from dcops.scheduling.model import Job, JobSpec, JobState, Placement
-from tests.fixtures.slurm import NODE_CPUS, NODE_GPUS, NODE_MEMORY_MB, SlurmCluster
+from tests.fixtures.slurm import NODE_CPUS, NODE_GPUS, NODE_MEMORY_MB, FakeSlurm, SlurmCluster
 
 T0 = 1_700_000_000.0
-
-
-class FakeSlurm:
-    """A runner that answers each command (by its name) from recorded outputs, in order,
-    and keeps every command line it was given."""
-
-    def __init__(self) -> None:
-        self.answers: dict[str, list[CommandResult | BaseException]] = {}
-        self.calls: list[list[str]] = []
-        self.envs: list[Mapping[str, str]] = []
-
-    def answer(self, command: str, stdout: str = "", *, returncode: int = 0,
-               stderr: str = "") -> None:
-        self.answers.setdefault(command, []).append(CommandResult(returncode, stdout, stderr))
-
-    def fail_with(self, command: str, error: BaseException) -> None:
-        self.answers.setdefault(command, []).append(error)
-
-    def __call__(self, argv: Sequence[str], *, env: Mapping[str, str],
-                 timeout_s: float) -> CommandResult:
-        self.calls.append(list(argv))
-        self.envs.append(env)
-        queue = self.answers.get(Path(argv[0]).name)
-        if not queue:
-            raise AssertionError(f"no recorded answer for {argv}")
-        answer = queue.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    def commands(self) -> list[str]:
-        return [" ".join([Path(argv[0]).name, *argv[1:3]]) for argv in self.calls]
 
 
 def job(job_id: str = "j1", *, gpus_per_task: int = 1, tasks: int = 1,
@@ -270,9 +237,18 @@ def test_a_job_gone_from_squeue_without_accounting_is_reported_lost(
 
 def test_squeue_failing_otherwise_is_an_error(executor: SlurmExecutor, fake: FakeSlurm) -> None:
     started(executor, fake)
+    fake.answer("squeue", returncode=1, stderr="squeue: error: Invalid user: nobody\n")
+    with pytest.raises(SlurmCommandFailed, match="Invalid user"):
+        executor.poll()
+    assert executor.slurm_id("j1") == "41"  # still tracked: the next poll asks again
+
+
+def test_an_unreachable_controller_is_unavailable(executor: SlurmExecutor,
+                                                  fake: FakeSlurm) -> None:
+    started(executor, fake)
     fake.answer("squeue", returncode=1, stderr="slurm_load_jobs error: Unable to contact "
                                                "slurm controller (connect failure)\n")
-    with pytest.raises(SlurmCommandFailed, match="Unable to contact slurm controller"):
+    with pytest.raises(SlurmUnavailable, match="could not reach slurmctld: slurm_load_jobs"):
         executor.poll()
     assert executor.slurm_id("j1") == "41"  # still tracked: the next poll asks again
 

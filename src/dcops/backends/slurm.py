@@ -12,22 +12,29 @@ until the scheduler starts it again: `start` then moves it to its new placement 
 it eligible now instead of submitting a second copy (if Slurm is still completing the
 stopped run, the next `poll` that sees it pending does so).
 
-Commands run with a timeout; a failure raises `SlurmCommandFailed` (which command, its
-exit status and stderr), an absent binary or a timeout `SlurmUnavailable`.
+Commands run through `dcops.backends.slurm_commands` with a timeout; a failure raises
+`SlurmCommandFailed` (which command, its exit status and stderr), an absent binary, a
+timeout or an unreachable slurmctld `SlurmUnavailable`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import shlex
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
+from dcops.backends.slurm_commands import (
+    HINT,
+    CommandResult,
+    Runner,
+    SlurmCommandFailed,
+    SlurmCommands,
+    SlurmUnavailable,
+    subprocess_runner,
+)
 from dcops.backends.slurm_output import (
     COMMENT_PREFIX,
     FINAL_PHASES,
@@ -45,58 +52,15 @@ from dcops.backends.slurm_output import (
     phase,
 )
 from dcops.core.clock import Clock, SystemClock
-from dcops.core.errors import Conflict, DcopsError, Invalid, NotFound, Unavailable
+from dcops.core.errors import Conflict, DcopsError, Invalid, NotFound
 from dcops.scheduling.cluster import NodeInfo
 from dcops.scheduling.executor import JobEvent
 from dcops.scheduling.model import Job, JobState, Placement
 
 log = logging.getLogger(__name__)
 
-HINT = "is slurmctld up (`scontrol ping`), and does SLURM_CONF point at it?"
-
-
-class SlurmCommandFailed(DcopsError):
-    """A Slurm command ran and exited non-zero."""
-
-    status = 502
-    code = "slurm_command_failed"
-
-    def __init__(self, argv: Sequence[str], returncode: int, stderr: str, *,
-                 problem: str | None = None) -> None:
-        self.argv = tuple(argv)
-        self.returncode = returncode
-        self.stderr = stderr.strip()
-        problem = problem or (f"exited with {returncode}: "
-                              f"{self.stderr or '(nothing on stderr)'}")
-        super().__init__(f"`{shlex.join(argv)}` {problem}", where="slurm", hint=HINT)
-
-
-class SlurmUnavailable(Unavailable):
-    """A Slurm command could not be run (not installed there) or did not answer in time."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class Runner(Protocol):
-    """Runs one command: `subprocess_runner` in production, recorded answers in tests."""
-
-    def __call__(self, argv: Sequence[str], *, env: Mapping[str, str],
-                 timeout_s: float) -> CommandResult:
-        """May raise OSError (no such binary) or subprocess.TimeoutExpired."""
-        ...
-
-
-def subprocess_runner(argv: Sequence[str], *, env: Mapping[str, str],
-                      timeout_s: float) -> CommandResult:
-    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s,
-                          env=dict(env), stdin=subprocess.DEVNULL, check=False)
-    return CommandResult(done.returncode, done.stdout, done.stderr)
-
+__all__ = ["HINT", "CommandResult", "Runner", "SlurmCommandFailed", "SlurmExecutor",
+           "SlurmUnavailable", "subprocess_runner", "tasks_per_node"]
 
 @dataclass(slots=True)
 class Tracked:
@@ -125,17 +89,14 @@ class SlurmExecutor:
                  output: str | None = None, extra_sbatch_args: Sequence[str] = (),
                  slurm_places: bool = False, timeout_s: float = 30.0,
                  clock: Clock | None = None, runner: Runner | None = None) -> None:
-        self.env = {**os.environ, **(env or {})}
-        if slurm_conf is not None:
-            self.env["SLURM_CONF"] = str(slurm_conf)
-        self.bin_dir = Path(bin_dir) if bin_dir is not None else None
+        self.commands = SlurmCommands(slurm_conf=slurm_conf, bin_dir=bin_dir, env=env,
+                                      timeout_s=timeout_s, runner=runner)
+        self.env = self.commands.env
         self.partition = partition
         self.output = output
         self.extra_sbatch_args = tuple(extra_sbatch_args)
         self.slurm_places = slurm_places
-        self.timeout_s = timeout_s
         self.clock = clock or SystemClock()
-        self.runner: Runner = runner or subprocess_runner
         self._jobs: dict[str, Tracked] = {}
         """Jobs not yet reported final, by dcops id, in submission order."""
 
@@ -389,20 +350,7 @@ class SlurmExecutor:
         return JobEvent(job_id, now, JobState.FAILED, failure_reason(self._exit_code(slurm_job)))
 
     def _run(self, command: str, *args: str) -> str:
-        binary = str(self.bin_dir / command) if self.bin_dir else command
-        argv = [binary, *args]
-        try:
-            done = self.runner(argv, env=self.env, timeout_s=self.timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise SlurmUnavailable(f"`{shlex.join(argv)}` did not answer within "
-                                   f"{self.timeout_s:g}s", where="slurm", hint=HINT) from exc
-        except OSError as exc:
-            raise SlurmUnavailable(f"cannot run {binary}: {exc.strerror or exc}", where="slurm",
-                                   hint="install Slurm's client commands (slurm-client) "
-                                        "or set the executor's bin_dir") from exc
-        if done.returncode != 0:
-            raise SlurmCommandFailed(argv, done.returncode, done.stderr)
-        return done.stdout
+        return self.commands.run(command, *args)
 
 
 def tasks_per_node(gpus_per_task: int, tasks: int, placement: Placement) -> int | None:
