@@ -278,13 +278,13 @@ def actuator_of(settings: Settings, jobs: JobService) -> Actuator:
     """What carries remediation out: the scheduler, Slurm, or nothing."""
     cfg = settings.remediation
     if cfg.executor == "slurm":
-        from dcops.backends.slurm_admin import SlurmActuator
+        from dcops.backends.slurm_admin import DEFAULT_REBOOT, SlurmActuator
 
         slurm = settings.scheduling.slurm
         return SlurmActuator(slurm_conf=slurm.slurm_conf, bin_dir=slurm.bin_dir,
                              timeout_s=slurm.timeout_s,
-                             reset_command=tuple(cfg.slurm.reset_command) or None,
-                             reboot_command=tuple(cfg.slurm.reboot_command) or None)
+                             reset_command=cfg.slurm.reset_command or None,
+                             reboot_command=cfg.slurm.reboot_command or DEFAULT_REBOOT)
     if cfg.executor == "none":
         from dcops.remediation.memory import MemoryActuator
 
@@ -294,15 +294,14 @@ def actuator_of(settings: Settings, jobs: JobService) -> Actuator:
     return SchedulerActuator(jobs)
 
 
-def playbooks_of(settings: Settings, state: StateStore) -> PlaybookRunner | None:
-    """Ansible over the inventory, with the configured (or shipped) playbooks."""
-    try:
-        from dcops.backends.ansible import AnsibleRunner
-    except ImportError:  # ansible-runner not installed: playbook steps fail with the reason
-        return None
+def playbooks_of(settings: Settings, state: StateStore) -> PlaybookRunner:
+    """Ansible over an inventory made from dcops's own, with the configured playbooks (or
+    the ones shipped with dcops)."""
+    from dcops.backends.ansible import AnsibleRunner, inventory_from_nodes
+
     directory = settings.remediation.playbook_dir
-    return AnsibleRunner(playbook_dir=directory.expanduser() if directory else None,
-                         nodes=state.inventory.list_nodes,
+    return AnsibleRunner(lambda: inventory_from_nodes(state.inventory.list_nodes()),
+                         playbook_dir=directory.expanduser() if directory else None,
                          work_dir=settings.storage.resolved_data_dir() / "ansible")
 
 

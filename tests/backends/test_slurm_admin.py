@@ -22,7 +22,7 @@ from dcops.backends.slurm_commands import (
 from dcops.core.errors import Invalid, NotFound, Unavailable
 from dcops.remediation.actuator import Actuator, NodeStatus
 from tests.fixtures.engines import free_port
-from tests.fixtures.slurm import FakeSlurm, SlurmCluster
+from tests.fixtures.slurm import FakeSlurm, SlurmCluster, job_field, sbatch_sleep
 
 SINFO_IDLE = "gpu01|idle|none\n"
 SINFO_DRAINED = "gpu01|idle+drain|xid 79\n"
@@ -283,22 +283,6 @@ def real(slurm_cluster: SlurmCluster) -> Iterator[SlurmActuator]:
             slurm_cluster.command("scontrol", "update", f"NodeName={slurm_cluster.node}",
                                   "State=RESUME")
         slurm_cluster.wait_idle()
-
-
-def sbatch_sleep(cluster: SlurmCluster, dcops_id: str) -> str:
-    """A requeueable job tagged with a dcops id, running on the node; its Slurm id."""
-    slurm_id = cluster.command("sbatch", "--parsable", "--requeue", "--gres=gpu:1",
-                               f"--comment=dcops:{dcops_id}", "--job-name=dcops-admin-test",
-                               "--output=/dev/null", "--wrap=sleep 300").strip().split(";")[0]
-    cluster.wait(lambda: job_field(cluster, slurm_id, "JobState") == "RUNNING", 30,
-                 f"Slurm job {slurm_id} running")
-    return slurm_id
-
-
-def job_field(cluster: SlurmCluster, slurm_id: str, name: str) -> str:
-    text = cluster.command("scontrol", "show", "job", "--oneliner", slurm_id)
-    found = re.search(rf"(?:^|\s){name}=(\S+)", text)
-    return found.group(1) if found else ""
 
 
 @pytest.mark.engines

@@ -117,11 +117,13 @@ def _recheck(ctx: StepContext, plan: Plan, step: Step, now: float) -> str | None
         raise Invalid("no health re-check configured: the node stays drained",
                       where="remediation.recheck", hint="approve the resume by hand")
     signal = ctx.rechecker.recheck(plan.node, step.action.gpu, now)
-    if ctx.on_signal is not None:
+    clean = signal.kind is SignalKind.CHECK_PASSED
+    last = step.attempts >= ctx.recheck_attempts
+    if ctx.on_signal is not None and (clean or last):  # not yet clean is not a verdict
         ctx.on_signal(signal)
-    if signal.kind is SignalKind.CHECK_PASSED:
+    if clean:
         return f"clean{': ' + signal.detail if signal.detail else ''}"
-    if step.attempts >= ctx.recheck_attempts:
+    if last:
         raise DcopsError(f"re-check failed {step.attempts} times ({signal.detail or 'fault'}): "
                          "left drained for repair")
     step.result = f"re-check {step.attempts} not clean ({signal.detail or 'fault'}); again later"
@@ -131,10 +133,10 @@ def _recheck(ctx: StepContext, plan: Plan, step: Step, now: float) -> str | None
 
 def _resume(ctx: StepContext, plan: Plan, step: Step, now: float) -> str:
     status = ctx.actuator.status(plan.node)
-    if not status.drained:
+    if not status.drained and not status.down:
         plan.node_out = False
         return "already in service"
-    if not status.reason.startswith(DRAIN_REASON_PREFIX):
+    if status.drained and not status.reason.startswith(DRAIN_REASON_PREFIX):
         plan.node_out = False
         raise Skip(f"drained by someone else ({status.reason or 'no reason'}): left alone")
     ctx.actuator.resume(plan.node)

@@ -4,7 +4,7 @@ Each has a do-nothing or in-memory implementation beside it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,11 +25,9 @@ class Notifier(Protocol):
     def notify(self, severity: str, summary: str, labels: Mapping[str, str]) -> None: ...
 
 
-class AtRisk(Protocol):
-    """GPU-hours the jobs stand to lose: their GPUs times the time since their last
-    checkpoint (the scheduler knows both)."""
-
-    def __call__(self, jobs: Sequence[str], now: float) -> float: ...
+AtRisk = Callable[[Sequence[str], float], float]
+"""GPU-hours the jobs stand to lose at a time: their GPUs times the time since their last
+checkpoint (the scheduler knows both)."""
 
 
 def no_risk(jobs: Sequence[str], now: float) -> float:

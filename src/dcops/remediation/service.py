@@ -14,7 +14,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from dcops.health.diagnose import Diagnoser
 from dcops.health.model import Diagnosis, Health, NodeHealth, Signal, SignalKind
@@ -34,10 +33,9 @@ HEARTBEATS = frozenset({"dcops_host_cpu_percent", "dcops_gpu_up", "up"})
 """Series whose samples show a node is reporting."""
 
 
-class OnSuspects(Protocol):
-    """Told which nodes are suspect, so the scheduler keeps large jobs off them."""
-
-    def __call__(self, node: str, suspect: bool) -> None: ...
+OnSuspect = Callable[[str, bool], object]
+"""Told that a node became suspect (True) or clear (False), so the scheduler keeps large
+jobs off it."""
 
 
 @dataclass
@@ -72,7 +70,7 @@ class RemediationService:
     def __init__(self, diagnoser: Diagnoser, remediator: Remediator, *,
                  batch_signals: TelemetrySignals | None = None,
                  rechecker: TelemetryRechecker | None = None,
-                 on_suspect: OnSuspects | None = None,
+                 on_suspect: OnSuspect | None = None,
                  new_diagnoser: Callable[[], Diagnoser] | None = None,
                  after_pass: Callable[[], None] | None = None) -> None:
         self.diagnoser = diagnoser
