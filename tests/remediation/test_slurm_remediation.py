@@ -60,7 +60,7 @@ def test_xid_79_drains_requeues_and_after_a_clean_recheck_resumes(
                             clock=clock, fleet_nodes=lambda: 100, policy=policy,
                             rechecker=rechecker, retry=Retry(recheck_interval_s=20.0))
     service = RemediationService(Diagnoser(), remediator, batch_signals=TelemetrySignals(),
-                                 rechecker=rechecker, retry=Retry(recheck_interval_s=20.0))
+                                 rechecker=rechecker)
     remediator.listen(service.feedback)
 
     def at(seconds: float) -> int:
