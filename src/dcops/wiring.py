@@ -15,7 +15,7 @@ from dcops.access.model import Role
 from dcops.access.store import AuditLog, TokenStore
 from dcops.alerts.journal import AlertJournal, BufferedJournal
 from dcops.core.clock import Clock, SystemClock
-from dcops.core.errors import Invalid
+from dcops.core.errors import Invalid, NotFound
 from dcops.fleet.inventory import Inventory
 from dcops.fleet.registration import Registrar
 from dcops.settings import Settings
@@ -233,6 +233,7 @@ def remediation_of(settings: Settings, clock: Clock, state: StateStore, jobs: Jo
     if not cfg.enabled:
         return None
     from dcops.health.diagnose import Diagnoser
+    from dcops.health.lemon import FLEET_INTERRUPTIONS, LemonScorer, fleet_rates
     from dcops.health.signals import TelemetrySignals
     from dcops.remediation.alerting import AlertNotifier
     from dcops.remediation.engine import Remediator
@@ -266,10 +267,18 @@ def remediation_of(settings: Settings, clock: Clock, state: StateStore, jobs: Jo
         guardrails=Guardrails(GuardrailSettings(**cfg.guardrails.model_dump())),
         audit=state.audit, notifier=notifier, rechecker=rechecker,
         playbooks=playbooks_of(settings, state), at_risk=SchedulerAtRisk(jobs))
+    def gpu_model(node: str) -> str:
+        try:
+            return state.inventory.get_node(node).gpu_model
+        except NotFound:
+            return ""
+
     service = RemediationService(
         Diagnoser(), remediator, batch_signals=TelemetrySignals(), rechecker=rechecker,
         on_suspect=lambda node, suspect: jobs.set_node(node, suspect=suspect),
-        new_diagnoser=Diagnoser, after_pass=notifier.tick)
+        new_diagnoser=Diagnoser, after_pass=notifier.tick,
+        lemons=LemonScorer(fleet_rates(FLEET_INTERRUPTIONS).node_rate_per_day),
+        gpu_model=gpu_model, unreachable_s=cfg.unreachable_s)
     remediator.listen(service.feedback)
     return service
 

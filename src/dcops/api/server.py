@@ -118,6 +118,12 @@ def _demo_loop(services: Services, stop: asyncio.Event) -> asyncio.Task[None]:
     fleet = SimulatedFleet(racks=demo.racks, nodes_per_rack=demo.nodes_per_rack,
                            gpus_per_node=demo.gpus_per_node, seed=demo.seed)
     upsert_all(services.inventory, fleet.inventory_objects())
+    if services.remediation is not None:  # its nodes are simulated: so are their drains
+        from dcops.remediation.memory import FallbackActuator, MemoryActuator
+
+        remediator = services.remediation.remediator
+        remediator.use_actuator(FallbackActuator(remediator.actuator,
+                                                 MemoryActuator(fleet.node_names)))
 
     def tick() -> None:
         services.ingestor.accept(fleet.tick(int(services.clock.now() * 1000)), "demo")

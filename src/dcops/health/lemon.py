@@ -38,6 +38,11 @@ class FleetRates:
     """GPU-caused interruptions per GPU-day."""
 
 
+FLEET_INTERRUPTIONS = Path(__file__).with_name("fleet_interruptions.csv")
+"""The Llama 3 405B run's interruption counts by cause (54 days, 16,384 H100 GPUs), the
+prior for lemon scoring."""
+
+
 def fleet_rates(path: Path | str, *, gpus: int = 16_384, nodes: int = 2_048,
                 days: float = 54.0) -> FleetRates:
     """Rates from an interruptions CSV (component,category,count). The defaults are the

@@ -194,6 +194,11 @@ class Remediator:
         self._untrack(plan)
         return plan
 
+    def use_actuator(self, actuator: Actuator) -> None:
+        """Act through another actuator from now on."""
+        self.actuator = actuator
+        self._context.actuator = actuator
+
     def listen(self, on_signal: Callable[[Signal], None]) -> None:
         """Where re-check results go (the diagnoser, so a clean check clears the node)."""
         self._context.on_signal = on_signal

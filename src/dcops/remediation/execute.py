@@ -99,7 +99,7 @@ def _playbook(ctx: StepContext, plan: Plan, step: Step, now: float) -> str:
                       hint="set remediation.playbook_dir to use playbook actions")
 
     def on_event(event: PlaybookEvent) -> None:
-        if event.event in {"runner_on_ok", "runner_on_failed", "runner_on_unreachable"}:
+        if event.event in {"ok", "changed", "failed", "unreachable"}:
             ctx.incidents.note(plan, "playbook", f"{event.event} {event.host} {event.task}"
                                f"{': ' + event.detail if event.detail else ''}")
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dcops.core.errors import NotFound, Unavailable
-from dcops.remediation.actuator import NodeStatus
+from dcops.remediation.actuator import Actuator, NodeStatus
 
 
 @dataclass
@@ -83,3 +83,37 @@ class MemoryActuator:
         if self.unavailable > 0:
             self.unavailable -= 1
             raise Unavailable("cluster manager unreachable (injected)")
+
+
+class FallbackActuator:
+    """Acts through `primary`, and through `fallback` for the nodes `primary` does not
+    know (`NotFound`): the simulated fleet's nodes in the demo, beside the scheduler's."""
+
+    def __init__(self, primary: Actuator, fallback: Actuator) -> None:
+        self.primary = primary
+        self.fallback = fallback
+
+    def _for(self, node: str) -> Actuator:
+        try:
+            self.primary.status(node)
+        except NotFound:
+            return self.fallback
+        return self.primary
+
+    def status(self, node: str) -> NodeStatus:
+        return self._for(node).status(node)
+
+    def drain(self, node: str, reason: str, *, hard: bool = False) -> None:
+        self._for(node).drain(node, reason, hard=hard)
+
+    def resume(self, node: str) -> None:
+        self._for(node).resume(node)
+
+    def requeue(self, jobs: Sequence[str]) -> list[str]:
+        return [*self.primary.requeue(jobs), *self.fallback.requeue(jobs)]
+
+    def reset_gpu(self, node: str, gpu: int) -> None:
+        self._for(node).reset_gpu(node, gpu)
+
+    def reboot(self, node: str) -> None:
+        self._for(node).reboot(node)

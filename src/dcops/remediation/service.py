@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from dcops.health.diagnose import Diagnoser
+from dcops.health.lemon import LemonScorer
 from dcops.health.model import Diagnosis, Health, NodeHealth, Signal, SignalKind
 from dcops.health.signals import TelemetrySignals
 from dcops.remediation.engine import Remediator
@@ -72,7 +73,10 @@ class RemediationService:
                  rechecker: TelemetryRechecker | None = None,
                  on_suspect: OnSuspect | None = None,
                  new_diagnoser: Callable[[], Diagnoser] | None = None,
-                 after_pass: Callable[[], None] | None = None) -> None:
+                 after_pass: Callable[[], None] | None = None,
+                 lemons: LemonScorer | None = None,
+                 gpu_model: Callable[[str], str] | None = None,
+                 unreachable_s: float = 60.0) -> None:
         self.diagnoser = diagnoser
         self.remediator = remediator
         self.batch_signals = batch_signals
@@ -80,11 +84,17 @@ class RemediationService:
         self.on_suspect = on_suspect
         self.new_diagnoser = new_diagnoser
         self.after_pass = after_pass
+        self.lemons = lemons
+        self.gpu_model = gpu_model or (lambda node: "")
+        self.unreachable_s = unreachable_s
+        """A node silent this long (after it reported) gets an UNREACHABLE signal each pass."""
         self.wake = threading.Event()
         self.dropped = 0
         self.diagnoses: deque[Diagnosis] = deque(maxlen=RECENT)
         self._queue: deque[Signal] = deque()
         self._suspects: set[str] = set()
+        self._lemons: set[str] = set()
+        """Nodes quarantined as lemons: suspect until an operator clears them."""
         self._queue_lock = threading.Lock()
         self._lock = threading.RLock()
 
@@ -124,7 +134,7 @@ class RemediationService:
             signals = list(self._queue)
             self._queue.clear()
         with self._lock:
-            for signal in signals:
+            for signal in [*signals, *self._silent()]:
                 self._observe(signal)
             changed = self.remediator.advance()
         if self.after_pass is not None:
@@ -198,30 +208,57 @@ class RemediationService:
             self.rechecker.last_fault[signal.node] = signal.at
         for diagnosis in self.diagnoser.observe(signal):
             self.diagnoses.append(diagnosis)
-            self._mark_suspect(diagnosis)
+            self._score_lemon(diagnosis)
             try:
                 self.remediator.handle(diagnosis)
             except Exception:  # one bad diagnosis must not stop the others
                 log.exception("could not plan for %s: %s", diagnosis.target, diagnosis.cause)
+        self._mark_suspect(signal.node)
 
-    def _mark_suspect(self, diagnosis: Diagnosis) -> None:
-        """A suspect GPU makes its node suspect (large jobs avoid it); a clean node-wide
-        finding clears it. Degraded and failed nodes are drained by their plans."""
+    def _mark_suspect(self, node: str) -> None:
+        """A node is suspect for placement while the diagnoser finds anything wrong with it
+        (large jobs avoid it; degraded and failed ones are drained by their plans too), or
+        while it is a quarantined lemon; it is clear again once healthy."""
         if self.on_suspect is None:
             return
-        if diagnosis.health is Health.SUSPECT:
-            suspect = True
-        elif diagnosis.health is Health.HEALTHY and diagnosis.gpu is None:
-            suspect = False
-        else:
+        suspect = (self.diagnoser.node(node).health is not Health.HEALTHY
+                   or node in self._lemons)
+        if suspect != (node in self._suspects):
+            self._tell_suspect(node, suspect)
+
+    def _tell_suspect(self, node: str, suspect: bool) -> None:
+        (self._suspects.add if suspect else self._suspects.discard)(node)
+        if self.on_suspect is None:
             return
-        if suspect == (diagnosis.node in self._suspects):
-            return
-        (self._suspects.add if suspect else self._suspects.discard)(diagnosis.node)
         try:
-            self.on_suspect(diagnosis.node, suspect)
+            self.on_suspect(node, suspect)
         except Exception as error:  # a node the scheduler does not run jobs on
-            log.debug("suspect mark for %s not taken: %s", diagnosis.node, error)
+            log.debug("suspect mark for %s not taken: %s", node, error)
+
+    def _score_lemon(self, diagnosis: Diagnosis) -> None:
+        """A hardware fault (degraded or failed) counts against the node; a node whose
+        faults make it a likely lemon against its identical peers is marked suspect."""
+        if self.lemons is None or diagnosis.health.rank < Health.DEGRADED.rank:
+            return
+        node = diagnosis.node
+        self.lemons.observe(node, self.gpu_model(node), diagnosis.at)
+        score = self.lemons.score(node)
+        if score.suspect and node not in self._lemons:
+            log.warning("%s looks like a lemon: %d faults in %.0f days, P=%.3f; quarantined",
+                        node, score.faults, score.exposure_days, score.p_lemon)
+            self._lemons.add(node)
+            if node not in self._suspects:
+                self._tell_suspect(node, True)
+
+    def _silent(self) -> list[Signal]:
+        """UNREACHABLE signals for nodes that reported before and have been silent for
+        `unreachable_s` (their value: seconds silent)."""
+        if self.rechecker is None or not self.rechecker.last_seen:
+            return []
+        now = self.remediator.clock.now()
+        return [Signal(now, node, SignalKind.UNREACHABLE, value=now - seen, source="heartbeat")
+                for node, seen in self.rechecker.last_seen.items()
+                if now - seen >= self.unreachable_s]
 
     def _seen(self, rechecker: TelemetryRechecker, batch: Batch) -> None:
         """Note the nodes this batch has a heartbeat series of (one per node or GPU, so
@@ -234,5 +271,7 @@ class RemediationService:
             if labels and labels[0][0] == "__name__" and labels[0][1] in HEARTBEATS:
                 for key, value in labels:
                     if key == "node":
+                        if self.lemons is not None and value not in seen:
+                            self.lemons.observe(value, self.gpu_model(value), at, False)
                         seen[value] = at
                         break
