@@ -8,7 +8,7 @@ import pytest
 
 from dcops.core.errors import Invalid
 from dcops.health.diagnose import Diagnoser
-from dcops.health.model import Health, Remedy, SignalKind
+from dcops.health.model import Health, Remedy, Signal, SignalKind
 from dcops.health.state import DiagnoserConfig
 from tests.health.helpers import brief, sig, xid
 
@@ -165,3 +165,14 @@ def test_storm_of_xid_79_on_a_thousand_nodes_is_fast() -> None:
     assert all(x.remedy is Remedy.REBOOT for x in out)
     assert len(d.nodes()) == 1000
     assert elapsed < 5.0  # about 0.1 s here; loose for shared machines
+
+
+def test_thermal_throttling_that_lasts_is_a_repair() -> None:
+    d = Diagnoser()
+    found = []
+    for t in range(0, 960, 60):
+        found += d.observe(Signal(float(t), "n1", SignalKind.THERMAL, 2, value=95.0))
+    kinds = [(x.health, x.remedy) for x in found]
+    assert kinds[0] == (Health.DEGRADED, Remedy.WATCH)
+    assert kinds[-1] == (Health.DEGRADED, Remedy.REPAIR)
+    assert "thermal interface needs a technician" in d.gpu("n1", 2).cause

@@ -121,13 +121,20 @@ def test_repeat_with_no_report_from_the_peer_blames_the_reporter() -> None:
 
 def test_reports_from_both_ends_blame_the_link_not_a_gpu() -> None:
     d = Diagnoser()
-    for t in range(0, 100, 10):
-        d.observe(sig(t, SignalKind.NVLINK, gpu=0, peer="n1/1"))
-        d.observe(sig(t + 1, SignalKind.NVLINK, gpu=1, peer="n1/0"))
+    first = d.observe(sig(0, SignalKind.NVLINK, gpu=0, peer="n1/1"))
+    assert {(x.gpu, x.health, x.remedy) for x in first} == {
+        (0, Health.SUSPECT, Remedy.WATCH), (1, Health.SUSPECT, Remedy.WATCH)}
+    for t in range(1, 100, 10):
+        d.observe(sig(t, SignalKind.NVLINK, gpu=1, peer="n1/0"))
+        d.observe(sig(t + 1, SignalKind.NVLINK, gpu=0, peer="n1/1"))
     for index in (0, 1):
         view = d.gpu("n1", index)
-        assert (view.health, view.remedy) == (Health.SUSPECT, Remedy.WATCH)
-    assert "the link (cable or NVSwitch) is suspect" in d.gpu("n1", 0).cause
+        assert (view.health, view.remedy) == (Health.DEGRADED, Remedy.REBOOT)
+    assert "the link (cable or NVSwitch) is at fault" in d.gpu("n1", 0).cause
+    d.observe(sig(200, SignalKind.CHECK_PASSED))
+    d.observe(sig(300, SignalKind.NVLINK, gpu=0, peer="n1/1"))
+    out = d.observe(sig(301, SignalKind.NVLINK, gpu=1, peer="n1/0"))
+    assert all(x.remedy is not Remedy.REPAIR for x in out)  # no strike against a GPU
 
 
 def test_errors_with_two_distinct_peers_blame_the_gpu() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dcops.core.errors import Invalid
-from dcops.health.model import Remedy
+from dcops.health.model import Health, Remedy
 from dcops.remediation.guardrails import Guardrails, GuardrailSettings
 from dcops.remediation.model import ActionKind, Mode, PlanState, StepState
 from tests.remediation.conftest import diagnosis, make_rig
@@ -136,3 +136,14 @@ def test_settings_are_checked(field: str, value: float, message: str) -> None:
 def test_budget_is_the_smaller_of_count_and_share() -> None:
     settings = GuardrailSettings(max_out_nodes=10, max_out_fraction=0.02)
     assert [settings.budget(n) for n in (10, 100, 1000, 100_000)] == [1, 2, 10, 10]
+
+
+def test_a_node_still_draining_counts_against_the_budget() -> None:
+    rig = make_rig(settings=GuardrailSettings(max_out_nodes=1, max_out_fraction=1.0))
+    rig.actuator.place("n1", "long-job")
+    rig.remediator.handle(diagnosis("n1", health=Health.DEGRADED, remedy=Remedy.RESET_GPU))
+    rig.run()
+    assert rig.remediator.out == {"n1"}
+    rig.remediator.handle(diagnosis("n2", remedy=Remedy.REPAIR))
+    rig.run()
+    assert drained(rig.actuator.log) == ["n1"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dcops.health.model import Evidence, Health, Remedy, Signal
+from dcops.health.model import Evidence, Health, Remedy, Signal, SignalKind
 from dcops.health.state import DiagnoserConfig, Finding, NodeState, Target
 
 REMEDY_WORDS = {
@@ -124,6 +124,14 @@ def throttle(step: Step) -> None:
     count = step.target.rate(kind, config.throttle_window_s, step.at, 1.0)
     step.record(f"{kind} throttling ({count:g} of {config.throttle_signals} within "
                 f"{config.throttle_window_s:g} s)")
+    if step.signal.kind is SignalKind.THERMAL:
+        lasting = step.target.rate("thermal_long", config.thermal_repair_s, step.at, 1.0)
+        if lasting >= config.thermal_repair_signals:
+            step.find(kind, Health.DEGRADED, Remedy.REPAIR,
+                      f"thermal throttling on {place(step.target)} for "
+                      f"{config.thermal_repair_s:g} s ({lasting:g} signals): cooling or the "
+                      "thermal interface needs a technician")
+            return
     if count >= config.throttle_signals:
         step.find(kind, Health.DEGRADED, Remedy.WATCH,
                   f"sustained {kind} throttling on {place(step.target)} ({count:g} signals "

@@ -39,6 +39,10 @@ class DiagnoserConfig:
     throttle_window_s: float = 300.0
     throttle_signals: int = 3
     """Thermal or power throttle signals within the window that make throttling sustained."""
+    thermal_repair_s: float = 900.0
+    thermal_repair_signals: int = 10
+    """Thermal throttling this persistent (signals within `thermal_repair_s`) is a cooling
+    or thermal-interface fault: the GPU is drained for a technician."""
     unreachable_s: float = 120.0
     disk_free_fraction: float = 0.05
     contradiction_s: float = 1.0

@@ -156,7 +156,10 @@ class XidRules:
     def nvlink(self, step: Step) -> None:
         """An NVLink error is the link's until the evidence points at one end.
 
-        Both ends become suspect/watch, with evidence on both. This GPU is blamed
+        A first report makes both ends suspect/watch, with evidence on both; once both ends
+        have reported, the link (cable or NVSwitch) is at fault, not a GPU: both ends are
+        degraded/reboot (a reboot retrains the links and restarts the fabric manager),
+        with no strike against either GPU. This GPU is blamed
         (degraded/reset the GPU) only when, within `nvlink_window_s`, its own reports name
         two or more distinct peers, or it reports the same peer (or an unknown one) twice
         or more while that peer reports no NVLink error naming it (or no peer). A blame
@@ -177,13 +180,15 @@ class XidRules:
             for at, key in peer.links)
         shown = peer_key or "an unknown peer"
         both = (f"NVLink errors from both ends of {own} <-> {peer_key}: the link (cable or "
-                "NVSwitch) is suspect")
+                "NVSwitch) is at fault; reboot to retrain it")
         step.record(f"NVLink error on {own} to {shown}")
         if peer is not None:
             step.record(f"NVLink error reported by {own}", target=peer)
-            self._suspect(step, both if answered else
-                          f"NVLink error on the link {own} <-> {peer_key}, reported by {own}",
-                          peer)
+            if answered:
+                self._link(step, both, peer)
+            else:
+                self._suspect(step, f"NVLink error on the link {own} <-> {peer_key}, "
+                                    f"reported by {own}", peer)
         if len(peers) >= 2:
             self._blame(step, f"NVLink errors on {place(target)} with {len(peers)} different "
                               f"peers within {config.nvlink_window_s:g} s")
@@ -191,7 +196,7 @@ class XidRules:
             self._blame(step, f"{repeats} NVLink errors on {place(target)} to {shown} within "
                               f"{config.nvlink_window_s:g} s with no report from the peer")
         elif answered:
-            self._suspect(step, both, target)
+            self._link(step, both, target)
         else:
             self._suspect(step, f"NVLink error on the link {own} <-> {shown}", target)
 
@@ -200,6 +205,12 @@ class XidRules:
         current = target.findings.get("nvlink")
         if current is None or current.health is Health.SUSPECT:
             step.find("nvlink", Health.SUSPECT, Remedy.WATCH, cause, target=target)
+
+    def _link(self, step: Step, cause: str, target: Target) -> None:
+        """The link between `target` and its peer failed: degraded, reboot (no strike)."""
+        current = target.findings.get("nvlink")
+        if current is None or current.health.rank < Health.DEGRADED.rank:
+            step.find("nvlink", Health.DEGRADED, Remedy.REBOOT, cause, target=target)
 
     def _blame(self, step: Step, cause: str) -> None:
         target = step.target

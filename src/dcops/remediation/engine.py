@@ -350,7 +350,8 @@ class Remediator:
             step.state, step.finished_at = StepState.FAILED, now
             step.result = f"{type(error).__name__}: {error}"
         else:
-            if result is None:
+            if result is None:  # in progress: a soft drain counts against the budget now
+                self._sync_out(plan)
                 return
             step.state, step.result, step.finished_at = StepState.DONE, result, now
         self._sync_out(plan)
