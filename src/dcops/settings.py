@@ -281,6 +281,8 @@ class RemediationSettings(_Strict):
     """Where remediation playbooks live (default: the ones shipped with dcops)."""
     playbooks: dict[str, str] = Field(default_factory=dict)
     """Cause keyword -> playbook, for degraded nodes (e.g. ``disk: disk-cleanup.yml``)."""
+    playbook_vars: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Playbook -> its variables (e.g. ``disk-cleanup.yml: {dcops_scratch_dir: /scratch}``)."""
     unreachable_s: float = Field(120.0, gt=0)
     """A node that reported and then went silent this long is unreachable."""
     recheck_quiet_s: float = Field(30.0, ge=0)

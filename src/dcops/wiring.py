@@ -263,7 +263,7 @@ def remediation_of(settings: Settings, clock: Clock, state: StateStore, jobs: Jo
 
     remediator = Remediator(
         state.remediation, actuator_of(settings, jobs), clock=clock, fleet_nodes=fleet_nodes,
-        policy=RemediationPolicy.from_settings(modes, cfg.playbooks),
+        policy=RemediationPolicy.from_settings(modes, cfg.playbooks, cfg.playbook_vars),
         guardrails=Guardrails(GuardrailSettings(**cfg.guardrails.model_dump())),
         audit=state.audit, notifier=notifier, rechecker=rechecker,
         playbooks=playbooks_of(settings, state), at_risk=SchedulerAtRisk(jobs))

@@ -57,10 +57,15 @@ class RemediationPolicy:
 
     modes: Mapping[ActionKind, Mode] = field(default_factory=lambda: dict(DEFAULT_MODES))
     playbooks: Mapping[str, str] = field(default_factory=dict)
+    playbook_vars: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Extra variables per playbook (e.g. the scratch directory a cleanup empties); every
+    run also gets ``dcops_node``, ``dcops_cause`` and ``dcops_plan_reason``."""
 
     @classmethod
     def from_settings(cls, modes: Mapping[str, str] | None = None,
-                      playbooks: Mapping[str, str] | None = None) -> RemediationPolicy:
+                      playbooks: Mapping[str, str] | None = None,
+                      playbook_vars: Mapping[str, Mapping[str, str]] | None = None
+                      ) -> RemediationPolicy:
         """From the settings' plain strings; unknown kinds or modes are `Invalid`."""
         merged = dict(DEFAULT_MODES)
         for kind, mode in (modes or {}).items():
@@ -71,7 +76,7 @@ class RemediationPolicy:
                               where="remediation.modes",
                               hint=f"kinds: {', '.join(k.value for k in ActionKind)}; "
                                    f"modes: {', '.join(m.value for m in Mode)}") from None
-        return cls(merged, dict(playbooks or {}))
+        return cls(merged, dict(playbooks or {}), dict(playbook_vars or {}))
 
     def mode(self, kind: ActionKind) -> Mode:
         return self.modes.get(kind, DEFAULT_MODES[kind])
@@ -99,8 +104,11 @@ class RemediationPolicy:
             return steps
         playbook = self._playbook_for(diagnosis)
         if playbook and diagnosis.health.rank >= Health.DEGRADED.rank:
+            extravars = {**self.playbook_vars.get(playbook, {}), "dcops_node": node,
+                         "dcops_cause": diagnosis.cause, "dcops_plan_reason": reason}
             return [Action(ActionKind.INCIDENT, node, gpu, reason=reason),
-                    Action(ActionKind.PLAYBOOK, node, gpu, playbook=playbook, reason=reason),
+                    Action(ActionKind.PLAYBOOK, node, gpu, playbook=playbook,
+                           extravars=tuple(sorted(extravars.items())), reason=reason),
                     Action(ActionKind.RECHECK, node, gpu, reason=reason)]
         return []
 
