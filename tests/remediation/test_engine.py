@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dcops.core.errors import DcopsError
 from dcops.health.model import Health, Remedy
+from dcops.remediation.engine import Remediator
 from dcops.remediation.memory import MemoryActuator
 from dcops.remediation.model import (
     ActionKind,
@@ -229,3 +232,36 @@ def test_cancel_stops_a_plan_and_only_live_plans_change(rig: Rig) -> None:
     with pytest.raises(DcopsError, match="is cancelled, not live"):
         rig.remediator.approve(plan.id, "bob")
     assert "n1" in rig.remediator.out
+
+
+def test_a_node_the_cluster_manager_does_not_know_fails_with_the_reason(rig: Rig) -> None:
+    plan = rig.remediator.handle(diagnosis("ghost-17", remedy=Remedy.REPAIR))
+    assert plan is not None
+    rig.run()
+    stored = rig.store.plan(plan.id)
+    assert stored.state is PlanState.FAILED
+    assert "node 'ghost-17' not found" in stored.reason
+    assert any("remediation failed" in text for _, text, _ in rig.notifier.sent)
+
+
+def test_a_crash_resumes_from_the_sqlite_store(tmp_path: Path) -> None:
+    from dcops.backends.sql.state import open_state
+
+    with open_state(f"sqlite:///{tmp_path / 'state.db'}") as state:
+        rig = make_rig(modes={ActionKind.REBOOT: Mode.AUTO})
+        first = Remediator(state.remediation, rig.actuator, clock=rig.clock,
+                           fleet_nodes=lambda: 3, rechecker=rig.rechecker)
+        plan = first.handle(diagnosis(remedy=Remedy.REPAIR))
+        assert plan is not None
+        drain = plan.steps[1]
+        drain.state = StepState.RUNNING  # killed while draining: saved as running
+        state.remediation.save_plan(plan)
+        rig.actuator.drain("n1", plan.steps[1].action.reason)  # the drain had happened
+        restarted = Remediator(state.remediation, rig.actuator, clock=rig.clock,
+                               fleet_nodes=lambda: 3, rechecker=rig.rechecker)
+        assert [p.id for p in restarted.live()] == [plan.id]
+        restarted.advance()
+        assert [e[0] for e in rig.actuator.log] == ["drain"]
+        done = state.remediation.plan(plan.id)
+        assert done.state is PlanState.DONE and done.node_out
+        assert restarted.out == {"n1"}
