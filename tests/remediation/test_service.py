@@ -3,7 +3,12 @@ silent nodes found unreachable, previews that change nothing."""
 
 from __future__ import annotations
 
+import threading
+
+import pytest
+
 from dcops.core.clock import FakeClock
+from dcops.core.errors import Unavailable
 from dcops.health.diagnose import Diagnoser
 from dcops.health.lemon import LemonScorer
 from dcops.health.model import Signal, SignalKind
@@ -123,3 +128,30 @@ def test_a_flood_of_signals_keeps_the_newest() -> None:
     flood = [Signal(1000.0 + i, "n1", SignalKind.ECC_SBE, 0) for i in range(module.MAX_QUEUED + 5)]
     assert service.submit(flood) == module.MAX_QUEUED + 5
     assert service.dropped == 5
+
+
+def test_an_operator_waiting_on_a_long_step_is_told_to_retry(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dcops.remediation import service as module
+
+    clock = FakeClock(1000.0)
+    service, _, _ = build(clock)
+    monkeypatch.setattr(module, "OPERATOR_WAIT_S", 0.05)
+    held, release = threading.Event(), threading.Event()
+
+    def long_step() -> None:
+        with service._engine:  # as a playbook run in a pass holds it
+            held.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=long_step)
+    worker.start()
+    held.wait(5)
+    try:
+        with pytest.raises(Unavailable, match="busy carrying out a step"):
+            service.close_breaker("alice")
+        assert service.health() == []  # reading health does not wait for the engine
+    finally:
+        release.set()
+        worker.join()
+    service.close_breaker("alice")

@@ -83,16 +83,13 @@ def _now(request: Request) -> float:
 def plans(request: Request, live: bool = False,
           limit: int = Query(200, ge=1, le=10_000)) -> list[dict[str, Any]]:
     """Plans, newest first; `live`: those still running or holding a node out."""
-    service = _service(request)
-    with service.locked():
-        return [plan_dict(p) for p in service.remediator.store.plans(live=live, limit=limit)]
+    store = _service(request).remediator.store
+    return [plan_dict(p) for p in store.plans(live=live, limit=limit)]
 
 
 @router.get("/remediation/plans/{plan_id}", dependencies=[viewer])
 def plan(request: Request, plan_id: str) -> dict[str, Any]:
-    service = _service(request)
-    with service.locked():
-        return plan_dict(service.remediator.plan(plan_id))
+    return plan_dict(_service(request).remediator.store.plan(plan_id))
 
 
 @router.post("/remediation/plans/{plan_id}/approve", dependencies=[operator])
@@ -120,15 +117,12 @@ def preview(request: Request, body: SignalsIn) -> list[dict[str, Any]]:
 
 @router.get("/remediation/breaker", dependencies=[viewer])
 def breaker(request: Request) -> dict[str, Any]:
-    service = _service(request)
-    now = _now(request)
-    with service.locked():
-        remediator = service.remediator
-        guard = remediator.guardrails
-        return {"open": guard.breaker_open(now), "tripped_at": guard.tripped_at,
-                "flagged_in_window": guard.flagged_in_window(now),
-                "out_nodes": sorted(remediator.out),
-                "budget": guard.settings.budget(remediator.fleet_nodes())}
+    remediator = _service(request).remediator
+    guard, now = remediator.guardrails, _now(request)
+    return {"open": guard.tripped_at is not None, "tripped_at": guard.tripped_at,
+            "flagged_in_window": guard.flagged_in_window(now),
+            "out_nodes": sorted(remediator.out),
+            "budget": guard.settings.budget(remediator.fleet_nodes())}
 
 
 @router.post("/remediation/breaker/close", dependencies=[operator])
@@ -142,17 +136,13 @@ def close_breaker(request: Request) -> dict[str, Any]:
 def incidents(request: Request, open_only: bool = Query(False, alias="open"),
               limit: int = Query(200, ge=1, le=10_000)) -> list[dict[str, Any]]:
     """Open incidents first, the most GPU-hours at risk first; then the newest."""
-    service = _service(request)
-    with service.locked():
-        return [incident_dict(i) for i in
-                service.remediator.store.incidents(open_only=open_only, limit=limit)]
+    store = _service(request).remediator.store
+    return [incident_dict(i) for i in store.incidents(open_only=open_only, limit=limit)]
 
 
 @router.get("/incidents/{incident_id}", dependencies=[viewer])
 def incident(request: Request, incident_id: str) -> dict[str, Any]:
-    service = _service(request)
-    with service.locked():
-        return incident_dict(service.remediator.store.incident(incident_id))
+    return incident_dict(_service(request).remediator.store.incident(incident_id))
 
 
 @router.post("/health/signals", dependencies=[operator], status_code=202)

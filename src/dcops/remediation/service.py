@@ -9,12 +9,14 @@ wakes every `tick_s` to advance waiting plans (retries, re-checks, approvals).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from dcops.core.errors import Unavailable
 from dcops.health.diagnose import Diagnoser
 from dcops.health.lemon import LemonScorer
 from dcops.health.model import Diagnosis, Health, NodeHealth, Signal, SignalKind
@@ -30,6 +32,8 @@ MAX_QUEUED = 100_000
 counted): a flood of one kind of signal must not take the server's memory."""
 RECENT = 1000
 """Diagnoses kept for the API."""
+OPERATOR_WAIT_S = 10.0
+"""How long an operator's request waits for a running remediation pass."""
 HEARTBEATS = frozenset({"dcops_host_cpu_percent", "dcops_gpu_up", "up"})
 """Series whose samples show a node is reporting."""
 
@@ -96,7 +100,11 @@ class RemediationService:
         self._lemons: set[str] = set()
         """Nodes quarantined as lemons: suspect until an operator clears them."""
         self._queue_lock = threading.Lock()
-        self._lock = threading.RLock()
+        self._feed_lock = threading.Lock()
+        self._diagnosis = threading.RLock()
+        """Held while the diagnoser changes or is read (short: no action runs under it)."""
+        self._engine = threading.RLock()
+        """Held while the remediator runs a pass, which may run a playbook for minutes."""
 
     # -- signals in ---------------------------------------------------------------------
 
@@ -107,7 +115,7 @@ class RemediationService:
             self._seen(self.rechecker, batch)
         if self.batch_signals is None:
             return 0
-        with self._lock:
+        with self._feed_lock:
             signals = self.batch_signals.feed(batch)
         return self.submit(signals) if signals else 0
 
@@ -133,9 +141,9 @@ class RemediationService:
         with self._queue_lock:
             signals = list(self._queue)
             self._queue.clear()
-        with self._lock:
-            for signal in [*signals, *self._silent()]:
-                self._observe(signal)
+        for signal in [*signals, *self._silent()]:
+            self._observe(signal)
+        with self._engine:
             changed = self.remediator.advance()
         if self.after_pass is not None:
             self.after_pass()
@@ -159,58 +167,64 @@ class RemediationService:
         if self.new_diagnoser is None:
             raise RuntimeError("preview needs a diagnoser factory")
         fresh = self.new_diagnoser()
-        out = []
-        with self._lock:
-            for signal in signals:
-                for diagnosis in fresh.observe(signal):
-                    out.append((diagnosis, self.remediator.preview(diagnosis)))
-        return out
+        found = [d for signal in signals for d in fresh.observe(signal)]
+        with self._operator_turn():
+            return [(d, self.remediator.preview(d)) for d in found]
 
     def health(self) -> list[NodeHealth]:
         """Every node the diagnoser has seen, by name."""
-        with self._lock:
+        with self._diagnosis:
             return self.diagnoser.nodes()
 
     def node_health(self, node: str) -> NodeHealth:
-        with self._lock:
+        with self._diagnosis:
             return self.diagnoser.node(node)
 
     def approve(self, plan_id: str, actor: str) -> Plan:
-        with self._lock:
+        with self._operator_turn():
             plan = self.remediator.approve(plan_id, actor)
         self.wake.set()
         return plan
 
     def cancel(self, plan_id: str, actor: str, reason: str = "") -> Plan:
-        with self._lock:
+        with self._operator_turn():
             return self.remediator.cancel(plan_id, actor, reason)
 
     def close_breaker(self, actor: str) -> None:
-        with self._lock:
+        with self._operator_turn():
             self.remediator.close_breaker(actor)
         self.wake.set()
 
     def feedback(self, signal: Signal) -> None:
-        """A signal from remediation itself (a re-check's result), diagnosed at once; the
-        remediation thread holds the lock already."""
-        with self._lock:
-            self._observe(signal)
+        """A signal from remediation itself (a re-check's result), diagnosed at once."""
+        self._observe(signal)
 
-    def locked(self) -> threading.RLock:
-        """The lock to hold while reading the diagnoser or remediator from another thread."""
-        return self._lock
+    @contextlib.contextmanager
+    def _operator_turn(self) -> Iterator[None]:
+        """The engine for an operator's request, or `Unavailable` when a long step (a
+        playbook) holds it past `OPERATOR_WAIT_S`."""
+        if not self._engine.acquire(timeout=OPERATOR_WAIT_S):
+            raise Unavailable("remediation is busy carrying out a step",
+                              hint="try again in a minute; `dcops remediate list` shows it")
+        try:
+            yield
+        finally:
+            self._engine.release()
 
     # -- internals ----------------------------------------------------------------------
 
     def _observe(self, signal: Signal) -> None:
+        with self._diagnosis:
+            diagnoses = self.diagnoser.observe(signal)
         if self.rechecker is not None and signal.kind not in {
                 SignalKind.CHECK_PASSED, SignalKind.CHECK_FAILED}:
             self.rechecker.last_fault[signal.node] = signal.at
-        for diagnosis in self.diagnoser.observe(signal):
+        for diagnosis in diagnoses:
             self.diagnoses.append(diagnosis)
             self._score_lemon(diagnosis)
             try:
-                self.remediator.handle(diagnosis)
+                with self._engine:
+                    self.remediator.handle(diagnosis)
             except Exception:  # one bad diagnosis must not stop the others
                 log.exception("could not plan for %s: %s", diagnosis.target, diagnosis.cause)
         self._mark_suspect(signal.node)
@@ -221,8 +235,9 @@ class RemediationService:
         while it is a quarantined lemon; it is clear again once healthy."""
         if self.on_suspect is None:
             return
-        suspect = (self.diagnoser.node(node).health is not Health.HEALTHY
-                   or node in self._lemons)
+        with self._diagnosis:
+            health = self.diagnoser.node(node).health
+        suspect = health is not Health.HEALTHY or node in self._lemons
         if suspect != (node in self._suspects):
             self._tell_suspect(node, suspect)
 

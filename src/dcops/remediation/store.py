@@ -7,6 +7,7 @@ killed mid-plan resumes from the stored plan without repeating a finished step."
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Protocol
 
 from dcops.core.errors import NotFound
@@ -43,36 +44,45 @@ def rank_incidents(incidents: list[Incident], limit: int) -> list[Incident]:
 
 
 class MemoryRemediationStore:
-    """Copies in process memory."""
+    """Copies in process memory, safe to read from other threads."""
 
     def __init__(self) -> None:
         self._plans: dict[str, Plan] = {}
         self._incidents: dict[str, Incident] = {}
+        self._lock = threading.Lock()
 
     def save_plan(self, plan: Plan) -> None:
-        self._plans[plan.id] = copy.deepcopy(plan)
+        saved = copy.deepcopy(plan)
+        with self._lock:
+            self._plans[plan.id] = saved
 
     def plan(self, plan_id: str) -> Plan:
-        try:
-            return copy.deepcopy(self._plans[plan_id])
-        except KeyError:
-            raise NotFound("plan", plan_id) from None
+        with self._lock:
+            found = self._plans.get(plan_id)
+        if found is None:
+            raise NotFound("plan", plan_id)
+        return copy.deepcopy(found)
 
     def plans(self, *, live: bool = False, limit: int = 200) -> list[Plan]:
-        chosen = [p for p in self._plans.values() if not live or p.active or p.node_out]
+        with self._lock:
+            chosen = [p for p in self._plans.values() if not live or p.active or p.node_out]
         chosen.sort(key=lambda p: (-p.created_at, p.id))
         return [copy.deepcopy(p) for p in chosen[:limit]]
 
     def save_incident(self, incident: Incident) -> None:
-        self._incidents[incident.id] = copy.deepcopy(incident)
+        saved = copy.deepcopy(incident)
+        with self._lock:
+            self._incidents[incident.id] = saved
 
     def incident(self, incident_id: str) -> Incident:
-        try:
-            return copy.deepcopy(self._incidents[incident_id])
-        except KeyError:
-            raise NotFound("incident", incident_id) from None
+        with self._lock:
+            found = self._incidents.get(incident_id)
+        if found is None:
+            raise NotFound("incident", incident_id)
+        return copy.deepcopy(found)
 
     def incidents(self, *, open_only: bool = False, limit: int = 200) -> list[Incident]:
-        chosen = [i for i in self._incidents.values()
-                  if not open_only or i.state is not IncidentState.RESOLVED]
+        with self._lock:
+            chosen = [i for i in self._incidents.values()
+                      if not open_only or i.state is not IncidentState.RESOLVED]
         return [copy.deepcopy(i) for i in rank_incidents(chosen, limit)]
