@@ -39,6 +39,24 @@ def test_a_storm_drains_no_more_than_the_budget_and_pages_once() -> None:
     assert records.count("remediation.breaker.open") == 1
 
 
+
+def test_a_growing_storm_notes_each_held_plan_once() -> None:
+    """The breaker's reason does not change with every new flag, so a plan it holds is
+    noted (and saved) once, not again on every pass while the storm grows."""
+    nodes = [f"n{i:03d}" for i in range(60)]
+    rig = make_rig(nodes, settings=GuardrailSettings(storm_nodes=5, storm_window_s=300.0))
+    plans = []
+    for node in nodes:
+        rig.clock.advance(1.0)
+        plans.append(rig.remediator.handle(diagnosis(node, remedy=Remedy.REPAIR,
+                                                     at=rig.clock.now())))
+        rig.remediator.advance()
+    assert plans[10] is not None
+    held = rig.store.plan(plans[10].id)
+    assert held.reason.startswith("circuit breaker open") and "(5 nodes flagged" in held.reason
+    timeline = rig.store.incident(held.incident_id).timeline
+    assert sum(1 for entry in timeline if entry.kind == "blocked") == 1
+
 def test_the_drain_budget_counts_nodes_left_for_repair() -> None:
     rig = make_rig(settings=GuardrailSettings(max_out_nodes=1, max_out_fraction=1.0))
     first = rig.remediator.handle(diagnosis("n1", remedy=Remedy.REPAIR))

@@ -73,6 +73,9 @@ class Guardrails:
     _flags: deque[tuple[float, str]] = field(default_factory=deque)
     _flagged: dict[str, int] = field(default_factory=dict)
     tripped_at: float | None = None
+    tripped_flags: int = 0
+    """Nodes flagged within the window when the breaker opened (what its reason shows: a
+    reason that changes with every new flag would note every held plan again each pass)."""
     last_flag_at: float = -math.inf
 
     # -- the breaker ---------------------------------------------------------------------
@@ -84,7 +87,7 @@ class Guardrails:
         self._flags.append((now, node))
         self._flagged[node] = self._flagged.get(node, 0) + 1
         if self.tripped_at is None and len(self._flagged) >= self.settings.storm_nodes:
-            self.tripped_at = now
+            self.tripped_at, self.tripped_flags = now, len(self._flagged)
             return True
         return False
 
@@ -123,7 +126,7 @@ class Guardrails:
         dcops has out of service now."""
         if not approved and self.breaker_open(now):
             return (f"circuit breaker open since {self.tripped_at:.0f} "
-                    f"({self.flagged_in_window(now)} nodes flagged within "
+                    f"({self.tripped_flags} nodes flagged within "
                     f"{self.settings.storm_window_s:.0f} s): waiting for an operator")
         if kind in DRAINS:
             return self._check_drain(node, now, out_nodes, fleet_nodes, approved)
