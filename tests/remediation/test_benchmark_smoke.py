@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_storm_only_run_prints_its_figures_last() -> None:
     done = subprocess.run(
-        [sys.executable, "benchmarks/remediation.py", "--faults", "0", "--storm-nodes", "100"],
+        [sys.executable, "benchmarks/remediation.py", "--faults", "0", "--storm-nodes", "100",
+         "--no-goodput"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     figures = json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,6 +1,7 @@
 """End to end on a real Slurm: an Xid 79 sample for a node leads to the node drained in
 Slurm with dcops's reason and its job requeued; after a clean re-check (the node reports
-again, with no fault) it is resumed. Everything is read back from Slurm itself."""
+again, with no fault) it is resumed — here once an operator confirms the reboot, which the
+test Slurm cannot do itself. Everything is read back from Slurm itself."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dcops.core.clock import FakeClock
 from dcops.health.diagnose import Diagnoser
 from dcops.health.signals import TelemetrySignals
 from dcops.remediation.engine import Remediator, Retry
-from dcops.remediation.model import ActionKind, IncidentState, Mode, PlanState
+from dcops.remediation.model import ActionKind, IncidentState, Mode, PlanState, StepState
 from dcops.remediation.policy import DEFAULT_MODES, RemediationPolicy
 from dcops.remediation.service import RemediationService, TelemetryRechecker
 from dcops.remediation.store import MemoryRemediationStore
@@ -81,6 +82,13 @@ def test_xid_79_drains_requeues_and_after_a_clean_recheck_resumes(
     recheck = plan.step(ActionKind.RECHECK)
     assert recheck is not None and "not clean" in recheck.result
     service.ingest(telemetry(node, 1.0, at(50)))  # reporting again, no new Xid
+    service.process()
+    waiting = store.plan(plan.id)
+    resume = waiting.step(ActionKind.RESUME)
+    assert resume is not None and resume.state is StepState.AWAITING_APPROVAL
+    assert "not carried out (notify-only)" in resume.result
+    assert "drain" in node_state(cluster)  # not resumed on a re-check alone
+    service.approve(plan.id, "alice")  # the operator rebooted it by hand
     service.process()
     done = store.plan(plan.id)
     assert done.state is PlanState.DONE, done.reason

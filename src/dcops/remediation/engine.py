@@ -300,6 +300,14 @@ class Remediator:
         if action.kind in GATED and not approved and step.mode is not Mode.AUTO:
             self._gate(plan, step, now)
             return
+        if action.kind is ActionKind.RESUME and not approved and _fix_not_done(plan):
+            step.state = StepState.AWAITING_APPROVAL
+            step.result = ("the reset or reboot was not carried out (notify-only): "
+                           "approve to resume once the node is fixed")
+            self.notifier.notify("warning", f"{plan.node}: {step.result}",
+                                 {"node": plan.node, "plan": plan.id, "action": "resume"})
+            self.incidents.note(plan, "gated", step.result)
+            return
         if action.kind in DISRUPTIVE and step.state is not StepState.RUNNING:
             why = self.guardrails.check(action.kind, plan.node, now, out_nodes=self.out,
                                         fleet_nodes=self.fleet_nodes(), approved=approved)
@@ -423,6 +431,14 @@ class Remediator:
         self.audit.record(AuditRecord(self.clock.now(), actor, action, plan.node,
                                       {"plan": plan.id, "incident": plan.incident_id,
                                        **details}))
+
+
+def _fix_not_done(plan: Plan) -> bool:
+    """Whether a reset or reboot of this plan was skipped as notify-only: the node is as
+    broken as it was, whatever a re-check of its telemetry says."""
+    return any(s.action.kind in {ActionKind.RESET_GPU, ActionKind.REBOOT}
+               and s.state is StepState.SKIPPED and s.result.startswith("notify-only")
+               for s in plan.steps)
 
 
 def new_id(prefix: str) -> str:
