@@ -101,21 +101,20 @@ def row_remap_failure(step: Step) -> None:
 
 
 def ecc_sbe(step: Step) -> None:
-    per_hour = step.target.rate("sbe", 3600.0, step.at, step.signal.value)
-    step.record(f"{step.signal.value:g} corrected ECC error(s), {per_hour:g} in the last hour")
-    if per_hour > step.config.sbe_per_hour:
-        step.find("sbe", Health.SUSPECT, Remedy.WATCH,
-                  f"{per_hour:g} corrected ECC errors per hour on {place(step.target)} "
-                  f"(over {step.config.sbe_per_hour:g})")
+    _hourly(step, "sbe", "corrected ECC error", step.config.sbe_per_hour)
 
 
 def pcie(step: Step) -> None:
-    per_hour = step.target.rate("pcie", 3600.0, step.at, step.signal.value)
-    step.record(f"{step.signal.value:g} PCIe replay(s), {per_hour:g} in the last hour")
-    if per_hour > step.config.pcie_replays_per_hour:
-        step.find("pcie", Health.SUSPECT, Remedy.WATCH,
-                  f"{per_hour:g} PCIe replays per hour on {place(step.target)} "
-                  f"(over {step.config.pcie_replays_per_hour:g})")
+    _hourly(step, "pcie", "PCIe replay", step.config.pcie_replays_per_hour)
+
+
+def _hourly(step: Step, name: str, what: str, limit: float) -> None:
+    """Count the signal's `value` into an hourly rate; over `limit`, suspect/watch."""
+    per_hour = step.target.rate(name, 3600.0, step.at, step.signal.value)
+    step.record(f"{step.signal.value:g} {what}(s), {per_hour:g} in the last hour")
+    if per_hour > limit:
+        step.find(name, Health.SUSPECT, Remedy.WATCH,
+                  f"{per_hour:g} {what}s per hour on {place(step.target)} (over {limit:g})")
 
 
 def throttle(step: Step) -> None:
