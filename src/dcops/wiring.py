@@ -280,6 +280,8 @@ def remediation_of(settings: Settings, clock: Clock, state: StateStore, jobs: Jo
         lemons=LemonScorer(fleet_rates(FLEET_INTERRUPTIONS).node_rate_per_day),
         gpu_model=gpu_model, unreachable_s=cfg.unreachable_s)
     remediator.listen(service.feedback)
+    if cfg.executor == "scheduler":  # its node states live in memory: drains are restored
+        remediator.restore_drains()
     return service
 
 

@@ -27,7 +27,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(sim.app, name="sim")
 app.add_typer(remediate.app, name="remediate")
 app.add_typer(remediate.incidents_app, name="incidents")
-app.add_typer(remediate.health_app, name="health")
+app.command("health")(remediate.health)
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

@@ -134,11 +134,6 @@ def breaker(close: bool = typer.Option(False, "--close", help="close an open bre
         out.print("  " + " ".join(state["out_nodes"]), highlight=False)
 
 
-health_app = typer.Typer(help="Node and GPU health as diagnosed from telemetry and events.",
-                         invoke_without_command=True)
-
-
-@health_app.callback()
 @friendly
 def health(node: str | None = typer.Argument(None, help="one node, with its evidence"),
            worst: bool = typer.Option(False, "--worst", help="only nodes not healthy"),

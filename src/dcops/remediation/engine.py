@@ -194,6 +194,29 @@ class Remediator:
         self._untrack(plan)
         return plan
 
+    def restore_drains(self) -> list[str]:
+        """Drain again the nodes dcops has out, where the cluster manager forgot them in a
+        restart (dcops's own scheduler keeps node states in memory; Slurm keeps its own,
+        and there a node back in service was resumed by someone, so this is not for it).
+        Returns the nodes drained again."""
+        restored = []
+        plans = {p.node: p for p in self.store.plans(live=True, limit=100_000) if p.node_out}
+        for node in sorted(self.out):
+            plan = plans.get(node)
+            drain = next((s for s in plan.steps if s.action.kind in
+                          {ActionKind.DRAIN, ActionKind.DRAIN_NOW}), None) if plan else None
+            if drain is None:
+                continue
+            try:
+                if not self.actuator.status(node).drained:
+                    self.actuator.drain(node, drain.action.reason)
+                    restored.append(node)
+            except DcopsError as error:
+                log.warning("could not drain %s again after a restart: %s", node, error)
+        if restored:
+            log.info("drained again after a restart: %s", ", ".join(restored))
+        return restored
+
     def use_actuator(self, actuator: Actuator) -> None:
         """Act through another actuator from now on."""
         self.actuator = actuator

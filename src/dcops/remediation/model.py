@@ -105,8 +105,6 @@ class Action:
             text += f" jobs {','.join(self.jobs)}"
         if self.playbook:
             text += f" playbook {self.playbook}"
-        if self.reason:
-            text += f" ({self.reason})"
         return text
 
 
