@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from dcops.core.errors import Invalid
-from dcops.health.lemon import LemonScorer, fleet_rates
+from dcops.health.lemon import FLEET_INTERRUPTIONS, LemonScorer, fleet_rates
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared/data/failures"
-LLAMA3 = SHARED / "llama3_interruptions.csv"
 DAY = 86_400.0
 
 
@@ -31,9 +30,8 @@ def with_node(scorer: LemonScorer, node: str, model: str, faults: int, days: flo
         scorer.observe(node, model, 0.0)
 
 
-@pytest.mark.skipif(not LLAMA3.exists(), reason="shared data not beside the repository")
 def test_fleet_rates_from_the_llama3_table() -> None:
-    rates = fleet_rates(LLAMA3)
+    rates = fleet_rates(FLEET_INTERRUPTIONS)
     assert rates.node_rate_per_day == pytest.approx(419 / (2048 * 54))
     assert rates.gpu_rate_per_day == pytest.approx(268 / (16384 * 54))
 
@@ -94,3 +92,9 @@ def test_unknown_node_and_bad_settings_are_invalid() -> None:
         LemonScorer(fleet_rate_per_day=0.0)
     with pytest.raises(Invalid):
         LemonScorer(fleet_rate_per_day=0.004, threshold=1.5)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared data not beside the repository")
+def test_the_packaged_table_is_the_published_one() -> None:
+    shipped = FLEET_INTERRUPTIONS.read_text("utf-8")
+    assert shipped == (SHARED / "llama3_interruptions.csv").read_text("utf-8")
