@@ -73,3 +73,26 @@ def test_incidents_rank_open_ones_by_gpu_hours_at_risk(state_store: StateStore) 
     assert back.timeline == timeline and back.resolved_at == 35.0 and back.gpu == 3
     with pytest.raises(NotFound, match="incident 'x' not found"):
         store.incident("x")
+
+
+def test_what_is_saved_or_read_back_is_a_copy(state_store: StateStore) -> None:
+    """Changing a plan or incident after saving it, or one read back, changes nothing
+    stored until it is saved again."""
+    store = state_store.remediation
+    plan = make_plan("plan-a", "n1", 100.0)
+    store.save_plan(plan)
+    plan.steps[0].state = StepState.FAILED
+    plan.steps.append(Step(Action(ActionKind.RESUME, "n1")))
+    back = store.plan("plan-a")
+    assert [s.state for s in back.steps] == [StepState.DONE, StepState.AWAITING_APPROVAL]
+    back.steps[1].result = "changed"
+    store.plans()[0].steps.clear()
+    assert store.plan("plan-a").steps[1].result == "waiting"
+    assert len(store.plans()[0].steps) == 2
+    incident = Incident("i1", "n1", "Xid 79", 10.0, timeline=[
+        TimelineEntry(10.0, "signal", "Xid 79 on gpu 3")])
+    store.save_incident(incident)
+    incident.timeline.append(TimelineEntry(11.0, "drain_now", "drained"))
+    store.incident("i1").timeline.clear()
+    assert len(store.incident("i1").timeline) == 1
+    assert len(store.incidents()[0].timeline) == 1

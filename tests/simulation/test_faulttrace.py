@@ -170,7 +170,9 @@ def test_signals_round_trip_through_json_lines(llama3: FailureModel, tmp_path: P
     path = tmp_path / "trace.jsonl"
     assert write_trace(path, trace) == len(trace.signals)
     assert read_signals(path) == list(trace.signals)
-    assert '"truth":{"item":' in path.read_text().splitlines()[0]
+    header, first = path.read_text().splitlines()[:2]
+    assert header == '{"trace":{"nodes":64,"gpus_per_node":8,"horizon_s":2592000.0}}'
+    assert '"truth":{"item":' in first
     plain = tmp_path / "plain.jsonl"
     write_signals(plain, trace.signals[:5])
     assert read_signals(plain) == list(trace.signals[:5])

