@@ -10,13 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from dcops.cli.main import app
+from dcops.health.lemon import FLEET_INTERRUPTIONS
 from dcops.remediation.replay import DRAINS, ReplaySettings, _Replay
 from dcops.simulation.signalio import read_trace
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}
-TABLE = Path(__file__).parents[2].parent / "shared" / "data" / "failures" / \
-    "llama3_interruptions.csv"
+TABLE = FLEET_INTERRUPTIONS
 SMALL = ["--nodes", "64", "--days", "7", "--rate-multiplier", "20", "--max-out-fraction",
          "0.2"]
 """64 nodes: the default budget (2% of the fleet) would be one node."""
