@@ -374,30 +374,6 @@ def test_nodes_from_sinfo(executor: SlurmExecutor, fake: FakeSlurm) -> None:
     assert fake.calls[0][1:] == ["--Node", "--noheader", "--format=%N|%c|%m|%G|%T|%E"]
 
 
-def test_drain_and_resume_are_scontrol_updates(executor: SlurmExecutor,
-                                               fake: FakeSlurm) -> None:
-    fake.answer("scontrol")
-    fake.answer("scontrol")
-    executor.drain("gpu01", "xid 79 on gpu 3")
-    executor.resume("gpu01")
-    assert [c[1:] for c in fake.calls] == [
-        ["update", "NodeName=gpu01", "State=DRAIN", "Reason=xid 79 on gpu 3"],
-        ["update", "NodeName=gpu01", "State=RESUME"]]
-
-
-def test_drain_needs_a_reason(executor: SlurmExecutor, fake: FakeSlurm) -> None:
-    with pytest.raises(Invalid, match="needs a reason"):
-        executor.drain("gpu01", "  ")
-    assert fake.calls == []
-
-
-def test_an_unknown_node_is_not_found(executor: SlurmExecutor, fake: FakeSlurm) -> None:
-    fake.answer("scontrol", returncode=1,
-                stderr="slurm_update error: Invalid node name specified\n")
-    with pytest.raises(NotFound, match="node 'gpu99' not found"):
-        executor.resume("gpu99")
-
-
 # -- against a real Slurm -----------------------------------------------------------------
 
 
@@ -514,24 +490,3 @@ def test_nodes_reads_the_node_and_its_fake_gpus(real: SlurmExecutor,
                                                 slurm_cluster: SlurmCluster) -> None:
     assert real.nodes() == [NodeInfo(name=slurm_cluster.node, gpus=NODE_GPUS, cpus=NODE_CPUS,
                                      memory_mb=NODE_MEMORY_MB)]
-
-
-@pytest.mark.engines
-def test_drain_and_resume(real: SlurmExecutor, slurm_cluster: SlurmCluster) -> None:
-    node = slurm_cluster.node
-    real.drain(node, "xid 79 on gpu 1 (dcops test)")
-    try:
-        (drained,) = real.nodes()
-        assert (drained.schedulable, drained.reason) == (False, "xid 79 on gpu 1 (dcops test)")
-        assert "xid 79 on gpu 1" in slurm_cluster.command("sinfo", "--list-reasons")
-    finally:
-        real.resume(node)
-    slurm_cluster.wait_idle()
-    (resumed,) = real.nodes()
-    assert (resumed.schedulable, resumed.reason) == (True, "")
-
-
-@pytest.mark.engines
-def test_draining_a_node_slurm_does_not_have(real: SlurmExecutor) -> None:
-    with pytest.raises(NotFound, match="node 'no-such-node' not found"):
-        real.drain("no-such-node", "test")

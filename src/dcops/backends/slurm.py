@@ -159,18 +159,6 @@ class SlurmExecutor:
             events.extend(self._observe(job_id, tracked, slurm_job, now))
         return events
 
-    # -- node administration (for health remediation) -----------------------------------
-
-    def drain(self, node: str, reason: str) -> None:
-        """Let `node`'s jobs finish and place nothing new on it; Slurm keeps `reason`."""
-        if not reason.strip():
-            raise Invalid("draining a node needs a reason (Slurm shows it in sinfo -R)")
-        self._update_node(node, "State=DRAIN", f"Reason={reason}")
-
-    def resume(self, node: str) -> None:
-        """Return a drained (or down) node to service."""
-        self._update_node(node, "State=RESUME")
-
     # -- recovery ------------------------------------------------------------------------
 
     def adopt(self, job_ids: Iterable[str] | None = None) -> dict[str, str]:
@@ -262,14 +250,6 @@ class SlurmExecutor:
             raise NotFound("Slurm job for dcops job", job.id,
                            hint="it was not started by this executor, or has ended")
         return tracked
-
-    def _update_node(self, node: str, *fields: str) -> None:
-        try:
-            self._run("scontrol", "update", f"NodeName={node}", *fields)
-        except SlurmCommandFailed as exc:
-            if "Invalid node name" in exc.stderr:
-                raise NotFound("node", node, hint="`sinfo -N` lists Slurm's nodes") from exc
-            raise
 
     def _squeue(self, slurm_ids: list[str]) -> dict[str, SlurmJob]:
         try:
