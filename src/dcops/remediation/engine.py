@@ -200,11 +200,11 @@ class Remediator:
         and there a node back in service was resumed by someone, so this is not for it).
         Returns the nodes drained again."""
         restored = []
-        plans = {p.node: p for p in self.store.plans(live=True, limit=100_000) if p.node_out}
+        holding = self._holding()
         for node in sorted(self.out):
-            plan = plans.get(node)
-            drain = next((s for s in plan.steps if s.action.kind in
-                          {ActionKind.DRAIN, ActionKind.DRAIN_NOW}), None) if plan else None
+            plans = holding.get(node, [])
+            drain = next((s for plan in plans for s in plan.steps if s.action.kind in
+                          {ActionKind.DRAIN, ActionKind.DRAIN_NOW}), None)
             if drain is None:
                 continue
             try:
@@ -433,20 +433,31 @@ class Remediator:
         idle = self.out - {p.node for p in self._live.values()}
         if len(self.out) < self.guardrails.settings.budget(self.fleet_nodes()):
             self._budget_warned = False
+        back = []
         for node in sorted(idle):
             try:
-                status = self.actuator.status(node)
+                if not self.actuator.status(node).drained:
+                    back.append(node)
             except DcopsError as error:
                 log.debug("reconcile %s: %s", node, error)
-                continue
-            if not status.drained:
-                self.out.discard(node)
-                for plan in self.store.plans(live=True, limit=100_000):
-                    if plan.node == node and plan.node_out:
-                        plan.node_out = False
-                        self.store.save_plan(plan)
-                        self.incidents.finish(plan, IncidentState.RESOLVED, now,
-                                              "back in service (resumed outside dcops)")
+        if not back:
+            return
+        holding = self._holding()
+        for node in back:
+            self.out.discard(node)
+            for plan in holding.get(node, []):
+                plan.node_out = False
+                self.store.save_plan(plan)
+                self.incidents.finish(plan, IncidentState.RESOLVED, now,
+                                      "back in service (resumed outside dcops)")
+
+    def _holding(self) -> dict[str, list[Plan]]:
+        """The stored plans holding a node out of service, by node (one read)."""
+        found: dict[str, list[Plan]] = {}
+        for plan in self.store.plans(live=True, limit=100_000):
+            if plan.node_out:
+                found.setdefault(plan.node, []).append(plan)
+        return found
 
     def _record(self, actor: str, action: str, plan: Plan, details: dict[str, object]) -> None:
         if self.audit is None:
