@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 MAX_QUEUED = 100_000
 """Signals waiting for the remediation thread; beyond this the oldest are dropped (and
 counted): a flood of one kind of signal must not take the server's memory."""
-RECENT = 1000
-"""Diagnoses kept for the API."""
 OPERATOR_WAIT_S = 10.0
 """How long an operator's request waits for a running remediation pass."""
 HEARTBEATS = frozenset({"dcops_host_cpu_percent", "dcops_gpu_up", "up"})
@@ -94,7 +92,6 @@ class RemediationService:
         """A node silent this long (after it reported) gets an UNREACHABLE signal each pass."""
         self.wake = threading.Event()
         self.dropped = 0
-        self.diagnoses: deque[Diagnosis] = deque(maxlen=RECENT)
         self._queue: deque[Signal] = deque()
         self._suspects: set[str] = set()
         self._lemons: set[str] = set()
@@ -220,7 +217,6 @@ class RemediationService:
                 SignalKind.CHECK_PASSED, SignalKind.CHECK_FAILED}:
             self.rechecker.last_fault[signal.node] = signal.at
         for diagnosis in diagnoses:
-            self.diagnoses.append(diagnosis)
             self._score_lemon(diagnosis)
             try:
                 with self._engine:
