@@ -267,6 +267,7 @@ def remediation_of(settings: Settings, clock: Clock, state: StateStore, jobs: Jo
         guardrails=Guardrails(GuardrailSettings(**cfg.guardrails.model_dump())),
         audit=state.audit, notifier=notifier, rechecker=rechecker,
         playbooks=playbooks_of(settings, state), at_risk=SchedulerAtRisk(jobs))
+
     def gpu_model(node: str) -> str:
         try:
             return state.inventory.get_node(node).gpu_model
