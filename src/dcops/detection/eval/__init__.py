@@ -1,0 +1,1 @@
+"""Evaluation on public labelled benchmarks (NAB, SMD) exactly as they are published."""
