@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -113,6 +115,24 @@ def test_torn_wal_tail_is_ignored_on_open(tmp_path: Path, caplog: pytest.LogCapt
     got = store.select([name_matcher(NAME)], 0, 2 * T0)
     assert got[0].ts_ms.tolist() == [T0, T0 + 1]
     assert segment_numbers(tmp_path / "wal") == [store._wal.active]
+    store.close()
+
+
+def test_wal_records_of_earlier_versions_are_replayed(tmp_path: Path) -> None:
+    """Earlier versions wrote a record's new series as JSON; they are still read, beside
+    the marshalled ones written now."""
+    wal = WriteAheadLog(tmp_path / "wal")
+    old = make_labels(NAME, {"node": "n0", "gpu": "0"})
+    new = make_labels(NAME, {"node": "n1", "gpu": "0"})
+    series_json = json.dumps([(0, old)]).encode()
+    sids, ts, values = np.array([0]), np.array([T0]), np.array([1.0])
+    wal.append(struct.pack("<II", len(series_json), 1) + series_json + sids.tobytes()
+               + ts.tobytes() + values.tobytes())
+    wal.append(encode_record([(1, new)], np.array([1]), np.array([T0]), np.array([2.0])))
+    wal.close()
+    store = open_store(tmp_path)
+    got = {s.labels: s.values.tolist() for s in store.select([name_matcher(NAME)], 0, 2 * T0)}
+    assert got == {old: [1.0], new: [2.0]}
     store.close()
 
 

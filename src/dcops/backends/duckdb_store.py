@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import marshal
 import operator
 import struct
 import threading
@@ -58,6 +59,7 @@ _MAX_SERIES = 2**24
 """Series one query may read before its sort key falls back to two columns."""
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
+_MARSHALLED = b"M"
 _MISS = (object(), -1)
 """What an identity lookup finds for a tuple it has not seen: matches no label set."""
 _ROLLUP_AGGS = {"avg": "sum / count", "min": "min", "max": "max", "last": "last",
@@ -73,19 +75,31 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)
 
 
 def encode_record(new_series: list[tuple[int, Labels]], sids: I64, ts: I64, values: F64) -> bytes:
-    """One WAL payload: new series definitions, then three sample columns."""
-    series_json = (json.dumps(new_series, check_circular=False, separators=(",", ":")).encode()
-                   if new_series else b"[]")  # tuples are written as JSON arrays
-    return b"".join((_RECORD.pack(len(series_json), len(sids)), series_json,
+    """One WAL payload: new series definitions, then three sample columns.
+
+    The definitions are marshalled (``M`` then `marshal` data: three times as fast as JSON
+    when ~30,000 alerts start firing at once and each brings a new ALERTS series). The WAL
+    is local, CRC-checked and replayed by the same installation, which is what marshal is
+    for; records written as JSON by earlier versions are still read."""
+    series = b"[]"
+    if new_series:
+        try:
+            series = _MARSHALLED + marshal.dumps(new_series)
+        except ValueError:  # a label that is no plain str: JSON takes it as its str
+            series = json.dumps(new_series, check_circular=False).encode()
+    return b"".join((_RECORD.pack(len(series), len(sids)), series,
                      sids.tobytes(), ts.tobytes(), values.tobytes()))
 
 
 def decode_record(payload: bytes) -> tuple[list[tuple[int, Labels]], I64, I64, F64]:
-    json_len, n = _RECORD.unpack_from(payload)
+    series_len, n = _RECORD.unpack_from(payload)
     pos = _RECORD.size
-    series = [(int(sid), tuple((k, v) for k, v in pairs))
-              for sid, pairs in json.loads(payload[pos : pos + json_len])]
-    pos += json_len
+    blob = payload[pos : pos + series_len]
+    if blob.startswith(_MARSHALLED):
+        series: list[tuple[int, Labels]] = marshal.loads(blob[1:])
+    else:  # JSON, as earlier versions wrote it
+        series = [(int(sid), tuple((k, v) for k, v in pairs)) for sid, pairs in json.loads(blob)]
+    pos += series_len
     sids = np.frombuffer(payload, dtype=np.int64, count=n, offset=pos)
     ts = np.frombuffer(payload, dtype=np.int64, count=n, offset=pos + 8 * n)
     values = np.frombuffer(payload, dtype=np.float64, count=n, offset=pos + 16 * n)
