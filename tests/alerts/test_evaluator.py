@@ -227,7 +227,8 @@ def test_staleness_markers_go_by_labels_not_by_which_tuple_holds_them() -> None:
         batch = Batch()
         for one in labels:
             batch.add(one, at_ms, 1.0)
-        evaluator._emit("r", batch, at_ms)
+        evaluator._emit("r", batch, at_ms, ("r",))
+        evaluator._write_held(at_ms)
         return [(dict(lab)["node"], "stale" if math.isnan(v) else v)
                 for lab, _, v in written[-1].samples()] if written else []
 

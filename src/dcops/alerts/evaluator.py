@@ -38,6 +38,7 @@ from dcops.alerts.model import (
     RuleGroup,
 )
 from dcops.alerts.template import Template
+from dcops.alerts.writes import GroupWrites
 from dcops.core.errors import DcopsError
 from dcops.query.querier import Querier
 from dcops.query.result import QueryError, Result
@@ -84,6 +85,8 @@ class GroupEvaluator:
     _templates: dict[tuple[str, str, str], Template] = field(default_factory=dict)
     _written: dict[str, dict[int, Labels]] = field(default_factory=dict)
     """Per rule, the label sets it wrote last time, by object id (held, so ids stay theirs)."""
+    _writes: GroupWrites = field(default_factory=GroupWrites)
+    """Outputs of this evaluation's rules not yet written (see `GroupWrites`)."""
     _labelled: dict[tuple[str, str], dict[Labels, Labels]] = field(default_factory=dict)
     """Per recording rule, and alerting rule whose label templates ignore the value: the
     label sets it made last time from each answer's labels (rebuilt at every evaluation,
@@ -112,6 +115,8 @@ class GroupEvaluator:
             key = _key(rule)
             health = self.health.setdefault(key, RuleHealth())
             health.last_eval_ms = at_ms
+            if self._writes.read_by(_reads(rule, restoring=self.restore)):
+                self._write_held(at_ms)
             try:
                 if isinstance(rule, RecordingRule):
                     self._record(rule, at_ms)
@@ -123,7 +128,14 @@ class GroupEvaluator:
                 log.warning("rule %s in group %s failed at %d: %s", key, self.group.name,
                             at_ms, exc)
                 out += list(self.alerts.get(key, {}).values())
+        self._write_held(at_ms)
         return out
+
+    def _write_held(self, at_ms: int) -> None:
+        for key, exc in self._writes.flush(self.write):
+            self.health.setdefault(key, RuleHealth()).error = str(exc)
+            log.warning("rule %s in group %s could not write its output at %d: %s", key,
+                        self.group.name, at_ms, exc)
 
     def _record(self, rule: RecordingRule, at_ms: int) -> None:
         batch = Batch()
@@ -138,11 +150,13 @@ class GroupEvaluator:
                                  "labelset after applying rule labels")
             seen.add(out)
             batch.add(out, at_ms, value)
-        self._emit(rule.record, batch, at_ms)
+        self._emit(rule.record, batch, at_ms, (rule.record,))
 
-    def _emit(self, key: str, batch: Batch, at_ms: int) -> None:
-        """Write a rule's samples, with staleness markers for the series it wrote last time
-        and not now (as Prometheus does, so they end at once instead of after 5 minutes)."""
+    def _emit(self, key: str, batch: Batch, at_ms: int, names: tuple[str, ...]) -> None:
+        """Write a rule's samples (named `names`), with staleness markers for the series it
+        wrote last time and not now (as Prometheus does, so they end at once instead of
+        after 5 minutes). They are held with the group's other outputs until a rule that
+        may read them, or the end of the evaluation."""
         now = {id(labels): labels for labels in batch.labels}
         before = self._written.get(key, {})
         gone = [labels for i, labels in before.items() if i not in now]
@@ -152,7 +166,7 @@ class GroupEvaluator:
             batch.add(labels, at_ms, STALE)
         self._written[key] = now
         if len(batch) and self.write is not None:
-            self.write(batch)
+            self._writes.add(key, batch, names)
 
     def _alert_labels(self, rule: AlertingRule, labels: Labels, value: float) -> Labels:
         data = dict(labels)
@@ -250,7 +264,7 @@ class GroupEvaluator:
             out.append(alert)
         if flaps and rule.flapping is not None:
             self._flap(rule.flapping, flaps, active)
-        self._emit(rule.name, _alert_series(out, at_ms), at_ms)
+        self._emit(rule.name, _alert_series(out, at_ms), at_ms, _ALERT_SERIES)
         return out
 
     def _flap(self, thresholds: FlapThresholds, flaps: dict[Labels, FlapTrack],
@@ -353,6 +367,18 @@ _ALERTSTATE = ("alertstate",)
 
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+_ALERT_SERIES = ("ALERTS", "ALERTS_FOR_STATE")
+
+
+def _reads(rule: AlertingRule | RecordingRule, *, restoring: bool) -> tuple[str, ...]:
+    """The expressions a rule queries (and, the first time after a restart, its
+    ALERTS_FOR_STATE)."""
+    if isinstance(rule, RecordingRule):
+        return (rule.expr,)
+    exprs = tuple(e for e in (rule.expr, rule.clear_expr, rule.nodata_expr) if e)
+    return (*exprs, "ALERTS_FOR_STATE") if restoring and rule.for_s > 0 else exprs
 
 
 def _key(rule: AlertingRule | RecordingRule) -> str:
