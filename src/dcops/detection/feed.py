@@ -66,7 +66,7 @@ class Frame:
     @property
     def present(self) -> NDArray[np.bool_]:
         """(T, N): whether the entity had any value at the step."""
-        return np.isfinite(self.values).any(axis=2)
+        return np.asarray(np.isfinite(self.values).any(axis=2), dtype=np.bool_)
 
 
 def gather(results: Sequence[Result], grid: Grid, spec: DetectorSpec) -> Frame:

@@ -173,8 +173,8 @@ class FleetDetector:
         return np.abs(smooth)
 
     def _to_score(self, smooth: FloatArray) -> FloatArray:
-        m2 = self._magnitude(smooth).max(axis=-1) ** 2
-        return m2 / (m2 + self.half_sigma**2)
+        m2 = np.asarray(self._magnitude(smooth).max(axis=-1), dtype=np.float64) ** 2
+        return np.asarray(m2 / (m2 + self.half_sigma**2), dtype=np.float64)
 
     # -- GPUs appearing and vanishing -----------------------------------------------------
 
@@ -262,7 +262,7 @@ class FleetDetector:
             made = cls(metrics, alpha=_num(state["alpha"]), clip_sigma=_num(state["clip_sigma"]),
                        half_sigma=_num(state["half_sigma"]),
                        min_group=int(_num(state["min_group"])),
-                       direction=direction,  # type: ignore[arg-type]
+                       direction=direction,
                        rel_spread=_num(state["rel_spread"]), abs_spread=_num(state["abs_spread"]))
             d, n = len(metrics), len(keys)
             smooth = np.asarray(state["smooth"], dtype=np.float64).reshape(n, d)

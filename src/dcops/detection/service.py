@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dcops.core.clock import Clock
 from dcops.core.errors import DcopsError
@@ -26,7 +26,7 @@ from dcops.detection.alerting import AnomalyAlert
 from dcops.detection.model import load_state, save_state
 from dcops.detection.runner import Latest, Runner
 from dcops.detection.selection import SCORE_METRIC
-from dcops.telemetry.model import Batch, Matcher
+from dcops.telemetry.model import Batch
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,12 @@ class RaisedAlert:
     firing: bool
     starts_at: float
     ends_at: float | None = None
+
+
+class LabelMatcher(Protocol):
+    """A condition on labels: `dcops.telemetry.model.Matcher` or an alert matcher."""
+
+    def matches(self, labels: Mapping[str, str]) -> bool: ...
 
 
 Write = Callable[[Batch], object]
@@ -152,7 +158,7 @@ class DetectionService:
         with self._lock:
             return [_status(r) for r in self.runners]
 
-    def scores(self, matchers: Sequence[Matcher] = (), *, detector: str | None = None,
+    def scores(self, matchers: Sequence[LabelMatcher] = (), *, detector: str | None = None,
                min_score: float = 0.0, limit: int = 1000) -> list[dict[str, Any]]:
         """The latest score of each series matching `matchers` (over the labels of its
         ``dcops_anomaly_score`` series), highest first, with what explains it."""
