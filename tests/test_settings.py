@@ -124,3 +124,28 @@ def test_bad_scheduling_settings_say_where(data: dict[str, object], where: str,
         parse_settings({"scheduling": data})
     assert caught.value.where == f"config: {where}"
     assert message in caught.value.message
+
+
+def test_detection_settings_name_the_file_key_and_reason() -> None:
+    from dcops.core.errors import Invalid as _Invalid
+
+    default = parse_settings({}).detection
+    assert default.enabled and [d.kind for d in default.detectors] == ["fleet"]
+    cases = {
+        "detection.detectors.0.kind: Value error, unknown detector kind 'nope'":
+            {"name": "a", "kind": "nope", "selectors": ["x"]},
+        "detection.detectors.0.selectors: Value error, 'x{' is not a PromQL expression":
+            {"name": "a", "kind": "fleet", "selectors": ["x{"]},
+        "exactly one selector": {"name": "a", "kind": "zscore", "selectors": ["x", "y"]},
+        "does not take these params": {"name": "a", "kind": "fleet", "selectors": ["x"],
+                                       "params": {"bogus": 1}},
+        "detection.detectors.0.group_by: Value error, '1x' is not a label name":
+            {"name": "a", "kind": "fleet", "selectors": ["x"], "group_by": ["1x"]},
+    }
+    for reason, detector in cases.items():
+        with pytest.raises(_Invalid) as caught:
+            parse_settings({"detection": {"detectors": [detector]}}, "dcops.yml")
+        assert str(caught.value).startswith("dcops.yml: ") and reason in str(caught.value)
+    with pytest.raises(_Invalid, match="listed more than once"):
+        parse_settings({"detection": {"detectors": [
+            {"name": "a", "kind": "fleet", "selectors": ["x"]}] * 2}}, "dcops.yml")

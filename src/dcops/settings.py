@@ -7,6 +7,7 @@ variables ``DCOPS_DATA_DIR`` and ``DCOPS_CONFIG`` override where data and config
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from dcops.core.errors import Invalid
@@ -302,6 +304,114 @@ class RemediationSettings(_Strict):
         return value
 
 
+DETECTOR_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class DetectorSettings(_Strict):
+    """One anomaly detector run by the server (see `dcops.detection.spec.DetectorSpec`)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=DETECTOR_NAME)
+    """Its ``detector`` label on ``dcops_anomaly_score`` and on its alerts."""
+    kind: str
+    """fleet, zscore, univariate, multivariate, or another registered kind."""
+    selectors: list[str] = Field(min_length=1, max_length=32)
+    """PromQL, one column each: plain selectors are read per interval (counters, named
+    *_total, as rates); other expressions as written."""
+    group_by: list[str] = Field(default_factory=list)
+    """fleet: entities with the same values of these labels are peers (e.g. model)."""
+    entity_by: list[str] | None = None
+    """Labels naming what gets one score (default: all labels of a series)."""
+    threshold: float = Field(0.8, gt=0, le=1)
+    for_s: float = Field(120.0, ge=0)
+    resolve_s: float | None = Field(None, ge=0)
+    """Below the threshold this long resolves the alert (default for_s)."""
+    severity: str = Field("warning", min_length=1, max_length=50)
+    rate: bool | None = None
+    window_s: float | None = Field(None, gt=0)
+    interval_s: float | None = Field(None, gt=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the detector kind (fleet: direction, alpha, min_group, half_sigma...)."""
+
+    @field_validator("group_by", "entity_by")
+    @classmethod
+    def _label_names(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name == "__name__":
+                raise ValueError(f"{name!r} is not a label name")
+        return value
+
+    @field_validator("selectors")
+    @classmethod
+    def _promql(cls, value: list[str]) -> list[str]:
+        from dcops.core.errors import DcopsError
+        from dcops.detection.selection import parse
+
+        for text in value:
+            try:
+                parse(text)
+            except DcopsError as exc:
+                raise ValueError(f"{text!r} is {exc.message}") from None
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from dcops.core.errors import DcopsError
+        from dcops.detection.registry import lookup
+
+        try:
+            lookup(value)
+        except DcopsError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _params_fit(self) -> DetectorSettings:
+        from dcops.core.errors import DcopsError
+        from dcops.detection.registry import check
+
+        try:
+            check(self.kind, self.params, self.selectors)
+        except DcopsError as exc:
+            raise ValueError(exc.message) from None
+        return self
+
+
+def _default_detectors() -> list[DetectorSettings]:
+    """GPU temperature against identical peers: on by default, on real and demo fleets.
+    Built unvalidated (it is known good), so reading settings loads neither numpy nor the
+    PromQL parser (the agent reads settings too)."""
+    return [DetectorSettings.model_construct(name="gpu-temperature-vs-peers", kind="fleet",
+                             selectors=["dcops_gpu_temperature_celsius"], group_by=["model"],
+                             params={"direction": "high"})]
+
+
+class DetectionSettings(_Strict):
+    """Anomaly detectors run continuously on the stored series; their scores are written
+    as ``dcops_anomaly_score`` and raise ``AnomalyDetected`` alerts."""
+
+    enabled: bool = True
+    interval_s: float = Field(30.0, gt=0)
+    """The step detectors score at (each may set its own)."""
+    delay_s: float = Field(15.0, ge=0)
+    """A step is scored this long after it ends, so late samples are in."""
+    backfill_s: float = Field(900.0, ge=0)
+    """On a start with no saved state (or after a long stop), how far back to score."""
+    forget_after_s: float = Field(3600.0, gt=0)
+    """A series silent this long is dropped, with its detector state."""
+    save_every_s: float = Field(300.0, gt=0)
+    detectors: list[DetectorSettings] = Field(default_factory=_default_detectors)
+
+    @field_validator("detectors")
+    @classmethod
+    def _unique_names(cls, value: list[DetectorSettings]) -> list[DetectorSettings]:
+        names = [d.name for d in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"detector {twice[0]!r} is listed more than once")
+        return value
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
@@ -313,6 +423,7 @@ class Settings(_Strict):
     demo: DemoSettings = DemoSettings()
     scheduling: SchedulingSettings = SchedulingSettings()
     remediation: RemediationSettings = RemediationSettings()
+    detection: DetectionSettings = DetectionSettings()
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

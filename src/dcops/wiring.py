@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,10 +24,12 @@ from dcops.telemetry.ingest import Ingestor
 from dcops.telemetry.store import MetricsStore, Retention
 
 if TYPE_CHECKING:  # the PromQL engine loads only where a server is built
+    from dcops.alerts.notifications import NotifiedAlert
     from dcops.alerts.pipeline import Pipeline
     from dcops.alerts.service import Rules
     from dcops.alerts.silences import Silences
     from dcops.backends.sql.state import StateStore
+    from dcops.detection.service import DetectionService, RaisedAlert
     from dcops.query import Querier
     from dcops.remediation.actuator import Actuator, PlaybookRunner
     from dcops.remediation.service import RemediationService
@@ -65,6 +68,9 @@ class Services:
     """GPU jobs: the scheduler over the configured executor, ticked by the server."""
     remediation: RemediationService | None = None
     """Health diagnosis and remediation, driven by its own thread; None when switched off."""
+    detection: DetectionService | None = None
+    """Anomaly detectors over the stored series, driven by their own thread; None when
+    switched off."""
     _closers: list[object] = field(default_factory=list)
 
     @property
@@ -72,6 +78,8 @@ class Services:
         return self.settings.storage.resolved_data_dir()
 
     def close(self) -> None:
+        if self.detection is not None:  # its state is saved before anything closes
+            self.detection.close()
         self.store.close()
         for closer in self._closers:
             close = getattr(closer, "close", None)
@@ -132,7 +140,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     manager = executor_of(settings, clock)
     # running jobs stop before the database they are saved in closes
     return _assemble(settings, clock, metrics, state, journal, manager,
-                     [manager, journal, state])
+                     [manager, journal, state], state_dir=data_dir / "detection")
 
 
 def build_memory_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -153,7 +161,7 @@ def build_memory_services(settings: Settings, clock: Clock | None = None) -> Ser
 
 def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Querier],
               state: StateStore, journal: AlertJournal, manager: ClusterManager,
-              closers: list[object]) -> Services:
+              closers: list[object], state_dir: Path | None = None) -> Services:
     from dcops.alerts.silences import Silences
 
     store, querier = metrics
@@ -167,9 +175,52 @@ def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Que
     remediation = remediation_of(settings, clock, state, jobs, pipeline)
     if remediation is not None:
         ingestor.on_batch = remediation.ingest
+    detection = detection_of(settings, clock, querier, ingestor, pipeline, state_dir)
     return Services(settings, clock, store, querier, state.inventory, state.tokens,
                     state.audit, registry, ingestor, rules, journal, silences, pipeline,
-                    jobs, remediation, _closers=closers)
+                    jobs, remediation, detection, _closers=closers)
+
+
+def detection_of(settings: Settings, clock: Clock, querier: Querier, ingestor: Ingestor,
+                 pipeline: Pipeline, state_dir: Path | None) -> DetectionService | None:
+    """The configured detectors over the PromQL querier, their scores written through the
+    ingestor and their alerts put into the alerting pipeline; their saved state (under
+    `state_dir`) read back. None when switched off."""
+    cfg = settings.detection
+    if not cfg.enabled or not cfg.detectors:
+        return None
+    from dcops.detection.runner import Runner
+    from dcops.detection.service import DetectionService
+    from dcops.detection.spec import DetectorSpec
+
+    runners = []
+    for d in cfg.detectors:
+        spec = DetectorSpec(d.name, d.kind, tuple(d.selectors), tuple(d.group_by),
+                            None if d.entity_by is None else tuple(d.entity_by), d.threshold,
+                            d.for_s, d.resolve_s, d.severity, d.rate, d.window_s,
+                            d.interval_s, dict(d.params))
+        runners.append(Runner(spec, querier, step_s=d.interval_s or cfg.interval_s,
+                              delay_s=cfg.delay_s, backfill_s=cfg.backfill_s,
+                              forget_after_s=cfg.forget_after_s))
+
+    def put(alerts: Sequence[RaisedAlert], now: float) -> None:
+        pipeline.put([notified(a) for a in alerts], now)
+
+    service = DetectionService(runners, clock, lambda batch: ingestor.accept(batch, "detection"),
+                               alerts=put, state_dir=state_dir,
+                               interval_s=min(r.step_ms for r in runners) / 1000.0,
+                               save_every_s=cfg.save_every_s)
+    service.load()
+    return service
+
+
+def notified(alert: RaisedAlert) -> NotifiedAlert:
+    """A detection alert as the alerting pipeline's alert."""
+    from dcops.alerts.notifications import AlertStatus, NotifiedAlert
+
+    status = AlertStatus.FIRING if alert.firing else AlertStatus.RESOLVED
+    return NotifiedAlert(dict(alert.labels), dict(alert.annotations), status, alert.starts_at,
+                         alert.ends_at)
 
 
 def executor_of(settings: Settings, clock: Clock) -> ClusterManager:

@@ -1,8 +1,8 @@
 """Running the control plane: the HTTP server plus its background loops.
 
 `dcops up` and `dcops serve` call `run`. Background work (scraping exporters, the
-simulated fleet, compaction, the local agent, the scheduler's tick) starts with the
-server and stops with it.
+simulated fleet, compaction, the local agent, the scheduler's tick, anomaly detection)
+starts with the server and stops with it.
 """
 
 from __future__ import annotations
@@ -110,6 +110,17 @@ def _remediation_thread(services: Services, stop: threading.Event) -> threading.
     return thread
 
 
+def _detection_thread(services: Services, stop: threading.Event) -> threading.Thread | None:
+    """Anomaly detectors in a thread of their own (a tick over a large fleet reads and
+    scores every GPU's series, which must not hold up the event loop)."""
+    service = services.detection
+    if service is None:
+        return None
+    thread = threading.Thread(target=service.run, args=(stop,), name="detection", daemon=True)
+    thread.start()
+    return thread
+
+
 def _demo_loop(services: Services, stop: asyncio.Event) -> asyncio.Task[None]:
     from dcops.fleet.sync import upsert_all
     from dcops.simulation.fleet import SimulatedFleet
@@ -175,6 +186,9 @@ async def serve(services: Services, options: RunOptions,
     remediation = _remediation_thread(services, thread_stop)
     if remediation is not None:
         threads.append(remediation)
+    detection = _detection_thread(services, thread_stop)
+    if detection is not None:
+        threads.append(detection)
     if services.settings.scrape:
         from dcops.backends.scraper import Scraper
 

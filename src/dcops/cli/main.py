@@ -11,7 +11,18 @@ from pathlib import Path
 import typer
 
 import dcops
-from dcops.cli import alerts, inventory, jobs, notify, remediate, rules, silences, sim, tokens
+from dcops.cli import (
+    alerts,
+    detect,
+    inventory,
+    jobs,
+    notify,
+    remediate,
+    rules,
+    silences,
+    sim,
+    tokens,
+)
 from dcops.cli.common import friendly, out
 from dcops.settings import DemoSettings, Settings, load_settings
 
@@ -28,6 +39,7 @@ app.add_typer(sim.app, name="sim")
 app.add_typer(remediate.app, name="remediate")
 app.add_typer(remediate.incidents_app, name="incidents")
 app.command("health")(remediate.health)
+app.add_typer(detect.app, name="detect")
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

@@ -91,7 +91,7 @@ function renderTotals(data) {
   }));
 }
 
-function gpuTitle(node, now) {
+function gpuTitle(node, now, anomaly) {
   const lines = [node.name + " — " + node.state + (node.reporting ? "" : " (not reporting)"),
     "last seen " + ago(node.last_seen, now)];
   if (node.gpu_model) lines.push(node.gpu_count + " × " + node.gpu_model);
@@ -102,21 +102,25 @@ function gpuTitle(node, now) {
     if (g.faults) line += ", " + g.faults + " fault(s)";
     lines.push(line);
   }
+  if (anomaly) lines.push("anomaly score " + anomaly.score.toFixed(2) + ": " + anomaly.summary);
   return lines.join("\n");
 }
 
-function renderNode(node, data) {
+function renderNode(node, data, anomalies) {
   const th = data.thresholds;
   const cell = el("div", "node");
   if (!node.reporting) cell.classList.add("silent");
   if (node.state !== "active") cell.classList.add("not-active");
   if (node.gpu_temperature_max_celsius !== null && node.gpu_temperature_max_celsius >= th.temperature_hot_celsius) cell.classList.add("hot");
   cell.style.backgroundColor = utilColor(node.gpu_utilization_avg_percent);
-  cell.title = gpuTitle(node, data.generated_at);
+  const anomaly = anomalies.get(node.name);
+  cell.title = gpuTitle(node, data.generated_at, anomaly);
 
   const head = el("div", "node-head");
   head.append(el("span", "node-name", node.name));
   if (node.faults) head.append(el("span", "badge fault", "⚠ " + node.faults));
+  const badge = anomalyBadge(anomaly);
+  if (badge) head.append(badge);
   cell.append(head);
 
   const stats = el("div", "node-stats");
@@ -141,7 +145,7 @@ function renderNode(node, data) {
   return cell;
 }
 
-function renderRack(rack, data) {
+function renderRack(rack, data, anomalies) {
   const panel = el("section", "rack");
   const head = el("header", "rack-head");
   head.append(el("h3", "", rack.name));
@@ -157,14 +161,15 @@ function renderRack(rack, data) {
   head.append(info);
   panel.append(head);
   const grid = el("div", "nodes");
-  grid.append(...rack.nodes.map((n) => renderNode(n, data)));
+  grid.append(...rack.nodes.map((n) => renderNode(n, data, anomalies)));
   if (!rack.nodes.length) grid.append(el("div", "empty", "no nodes"));
   panel.append(grid);
   return panel;
 }
 
-function render(data) {
+function render(data, scores) {
   renderTotals(data);
+  const anomalies = scoresByNode(scores);
   const fleet = document.getElementById("fleet");
   const parts = [];
   for (const room of data.rooms) {
@@ -172,13 +177,13 @@ function render(data) {
     block.append(el("h2", "", room.name ? room.name + (room.site ? " · " + room.site : "")
       : "racks not in the inventory"));
     const racks = el("div", "racks");
-    racks.append(...room.racks.map((r) => renderRack(r, data)));
+    racks.append(...room.racks.map((r) => renderRack(r, data, anomalies)));
     block.append(racks);
     parts.push(block);
   }
   if (data.unplaced.length) {
     parts.push(renderRack({ name: "unplaced nodes", inlet_temperature_celsius: null, power_watts: null,
-      power_capacity_watts: null, nodes: data.unplaced }, data));
+      power_capacity_watts: null, nodes: data.unplaced }, data, anomalies));
   }
   if (!parts.length) parts.push(el("p", "empty", "No racks or nodes yet. Start an agent or register inventory."));
   fleet.replaceChildren(...parts);
@@ -208,7 +213,9 @@ async function refresh() {
     }
     if (!response.ok) throw new Error("HTTP " + response.status);
     const data = await response.json();
-    render(data);
+    const scores = await fetchScores(token);
+    render(data, scores);
+    await renderAnomalies(scores, token, data.generated_at);
     setStatus("updated " + new Date(data.generated_at * 1000).toLocaleTimeString(), false);
   } catch (err) {
     setStatus("cannot reach dcops: " + err.message + " (retrying)", true);

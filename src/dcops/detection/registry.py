@@ -1,0 +1,161 @@
+"""Which detector kinds the detection service can run, by the name settings give them.
+
+A kind is a factory plus the shape of what it scores:
+
+- ``series``: one `Detector` per series, given ``(T,)`` rows (needs exactly one selector);
+- ``rows``: one `Detector` per entity (a node, a GPU), given ``(T, D)`` rows, one column
+  per selector;
+- ``fleet``: one `PeerDetector` for all entities at once, given ``(T, N, D)`` values and
+  each entity's peer group.
+
+A factory is called as ``factory(params, columns)``: the ``params`` mapping from settings
+and the column names (metric names, one per selector). Shipped: ``fleet``
+(`dcops.detection.fleet.FleetDetector`) and ``zscore`` (a plain streaming z-score).
+``univariate`` and ``multivariate`` register themselves from `PLUGGED` once their modules
+are there; any other detector is added with `register`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, Self
+
+from dcops.core.errors import DcopsError, Invalid
+from dcops.detection.model import Detector, Explanation, FloatArray, State, StateValue
+
+log = logging.getLogger(__name__)
+
+Shape = Literal["series", "rows", "fleet"]
+SHAPES: tuple[Shape, ...] = ("series", "rows", "fleet")
+Factory = Callable[[Mapping[str, Any], Sequence[str]], Any]
+
+
+class PeerDetector(Protocol):
+    """A detector that scores every entity against its peers at once (see `fleet`)."""
+
+    name: str
+
+    def score(self, values: FloatArray, keys: Sequence[str] | None = None,
+              groups: Sequence[str] | None = None) -> FloatArray: ...
+
+    def forget(self, keys: Sequence[str]) -> None: ...
+
+    def explain_key(self, key: str) -> Explanation: ...
+
+    def state(self) -> State: ...
+
+    @classmethod
+    def restore(cls, state: Mapping[str, StateValue]) -> Self: ...
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A registered detector kind."""
+
+    name: str
+    shape: Shape
+    factory: Factory
+    description: str = ""
+
+    def make(self, params: Mapping[str, Any], columns: Sequence[str]) -> Any:
+        """A fresh detector; bad params are `Invalid` naming the kind."""
+        try:
+            return self.factory(params, columns)
+        except DcopsError as exc:
+            raise Invalid(f"detector kind {self.name!r}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise Invalid(f"detector kind {self.name!r} does not take these params: {exc}"
+                          ) from None
+
+
+PLUGGED: tuple[tuple[str, str, str, Shape], ...] = (
+    ("univariate", "dcops.detection.univariate", "UnivariateDetector", "series"),
+    ("multivariate", "dcops.detection.multivariate", "MultivariateDetector", "rows"),
+)
+"""(kind, module, class, shape) registered as ``cls(**params)`` when the module imports and
+has the class; a kind whose constructor differs is registered with `register` instead."""
+
+_kinds: dict[str, Kind] = {}
+_lock = threading.Lock()
+_plugged = False
+
+
+def register(kind: str, factory: Factory, *, shape: Shape = "series",
+             description: str = "") -> None:
+    """Make `kind` available to settings (``detection.detectors[].kind``); replaces any
+    earlier registration of the same name."""
+    if not kind or not kind.replace("_", "").replace("-", "").isalnum():
+        raise Invalid(f"detector kind {kind!r} must be letters, digits, - and _")
+    if shape not in SHAPES:
+        raise Invalid(f"detector shape must be one of {', '.join(SHAPES)}, not {shape!r}")
+    with _lock:
+        _kinds[kind] = Kind(kind, shape, factory, description)
+
+
+def lookup(kind: str) -> Kind:
+    """The registered kind; `Invalid` listing the known ones otherwise."""
+    _plug()
+    found = _kinds.get(kind)
+    if found is None:
+        raise Invalid(f"unknown detector kind {kind!r}; one of: {', '.join(kinds())}")
+    return found
+
+
+def kinds() -> list[str]:
+    _plug()
+    return sorted(_kinds)
+
+
+def check(kind: str, params: Mapping[str, Any], columns: Sequence[str]) -> Kind:
+    """The kind, once a detector has been built from `params` (so settings report bad
+    params when they load, not when the service starts)."""
+    found = lookup(kind)
+    if found.shape == "series" and len(columns) != 1:
+        raise Invalid(f"detector kind {kind!r} scores one series: give exactly one selector "
+                      f"(not {len(columns)})")
+    found.make(params, columns)
+    return found
+
+
+def _fleet(params: Mapping[str, Any], columns: Sequence[str]) -> Any:
+    from dcops.detection.fleet import FleetDetector
+
+    return FleetDetector(columns, **params)
+
+
+def _zscore(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
+    from dcops.detection.zscore import ZScoreDetector
+
+    return ZScoreDetector(metric=columns[0], **params)
+
+
+def _class_factory(cls: Any) -> Factory:
+    return lambda params, columns: cls(**params)
+
+
+def _plug() -> None:
+    """Register the kinds of `PLUGGED` whose modules are there (once)."""
+    global _plugged
+    with _lock:
+        if _plugged:
+            return
+        _plugged = True
+    for kind, module_name, class_name, shape in PLUGGED:
+        if kind in _kinds:
+            continue
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            log.debug("detector kind %s not available (%s.%s)", kind, module_name, class_name)
+            continue
+        register(kind, _class_factory(cls), shape=shape)
+
+
+register("fleet", _fleet, shape="fleet",
+         description="each entity against its peers (same group_by labels) at each moment")
+register("zscore", _zscore, shape="series",
+         description="streaming exponentially weighted z-score of one series (a baseline)")
