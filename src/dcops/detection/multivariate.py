@@ -135,7 +135,8 @@ class MultivariateDetector:
         p = self._precision[np.ix_(present.astype(bool), present.astype(bool))]
         m = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, p, centred), 0.0))
         tails = np.array([np.quantile(z, self.tail_quantile), np.quantile(m, self.tail_quantile)])
-        return np.maximum(tails, 1e-6)
+        out: FloatArray = np.maximum(tails, 1e-6)
+        return out
 
     def _reset_stream(self) -> None:
         self._mean = self._base_mean.copy()

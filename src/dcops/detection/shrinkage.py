@@ -23,4 +23,5 @@ def ledoit_wolf(centred: FloatArray) -> FloatArray:
     delta = (delta_sum - 2 * mu * float(np.trace(emp)) + p * mu**2) / p
     beta = min(beta, delta)
     shrink = 0.0 if beta <= 0 or delta <= 0 else beta / delta
-    return (1 - shrink) * emp + shrink * mu * np.eye(p)
+    out: FloatArray = (1 - shrink) * emp + shrink * mu * np.eye(p)
+    return out

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from dcops.core.errors import Invalid
 from dcops.detection.eval.metrics import all_metrics, f1_at_threshold
@@ -48,7 +49,7 @@ class SmdReport:
                 "seconds": self.seconds}
 
 
-def evaluate_machine(train: FloatArray, test: FloatArray, labels: object,
+def evaluate_machine(train: FloatArray, test: FloatArray, labels: ArrayLike,
                      factory: DetectorFactory = MultivariateDetector) -> dict[str, float]:
     """Fits on `train`, scores `test` in one causal stream, and scores it against `labels`."""
     detector = factory().fit(train)
