@@ -43,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from typing import Self
 
 import numpy as np
+from scipy.signal import lfilter
 
 from dcops.core.errors import Invalid
 from dcops.detection.model import Explanation, FloatArray, Progress, State, StateValue
@@ -50,6 +51,10 @@ from dcops.detection.multivariate_kernel import step_rows
 from dcops.detection.shrinkage import ledoit_wolf
 
 MIN_TRAIN_ROWS = 20
+SHORT_ROWS = 5
+SHORT_WEIGHT = 0.7
+"""A burst shorter than the smoothing window still counts: the score is at least SHORT_WEIGHT
+times the mean raw score of the last SHORT_ROWS rows."""
 ABNORMAL_DRIFT_RATIO = 1 / 20
 """How much more slowly a baseline drifts towards rows judged abnormal than normal ones."""
 
@@ -61,10 +66,14 @@ class MultivariateDetector:
 
     def __init__(self, names: Sequence[str] | None = None, *, scale_floor: float = 0.02,
                  mahalanobis_weight: float = 0.5, tail_quantile: float = 0.999,
-                 ridge: float = 1e-4, smooth_rows: int = 10, drift_halflife_rows: float = 360.0,
+                 ridge: float = 1e-4, smooth_rows: int = 20, drift_halflife_rows: float = 360.0,
+                 change_weight: float = 1.0, change_halflife_rows: float = 15.0,
                  threshold_quantile: float = 0.99) -> None:
         _check_settings(scale_floor, mahalanobis_weight, tail_quantile, ridge, smooth_rows,
                         drift_halflife_rows, threshold_quantile)
+        if change_weight < 0 or change_halflife_rows <= 0:
+            raise Invalid("change_weight or change_halflife_rows is out of range",
+                          where="multivariate", hint="give a weight >= 0 and a half-life > 0")
         self.names: tuple[str, ...] | None = tuple(names) if names is not None else None
         self.scale_floor = float(scale_floor)
         self.mahalanobis_weight = float(mahalanobis_weight)
@@ -72,15 +81,18 @@ class MultivariateDetector:
         self.ridge = float(ridge)
         self.smooth_rows = int(smooth_rows)
         self.drift_halflife_rows = float(drift_halflife_rows)
+        self.change_weight = float(change_weight)
+        self.change_halflife_rows = float(change_halflife_rows)
         self.threshold_quantile = float(threshold_quantile)
         self.threshold = 0.5
         self._fitted = False
         self._present = np.zeros(0)
         self._base_mean = np.zeros(0)
         self._mean = np.zeros(0)
+        self._recent = np.zeros(0)
         self._scale = np.zeros(0)
         self._precision = np.zeros((0, 0))
-        self._calib = np.ones(2)
+        self._calib = np.ones(3)
         self._ring = np.zeros(self.smooth_rows)
         self._cursor = np.zeros(2, dtype=np.int64)
         self._contrib = np.zeros(0)
@@ -118,6 +130,7 @@ class MultivariateDetector:
         self._scale = np.maximum(std, self.scale_floor)
         self._precision = precision
         self._calib = self._train_calibration(centred, present)
+        self._calib[2] = self._change_calibration(np.where(finite, x, mean), present)
         if progress:
             progress("fit", 2, 3)
         self._fitted = True
@@ -128,26 +141,44 @@ class MultivariateDetector:
             progress("fit", 3, 3)
         return self
 
+    def _alpha(self, halflife_rows: float) -> float:
+        return 1.0 - 0.5 ** (1.0 / halflife_rows) if halflife_rows else 0.0
+
+    def _change_calibration(self, x: FloatArray, present: FloatArray) -> float:
+        """The train-tail distance of each row from the fast average of the rows before it."""
+        if not present.any():
+            return 1.0
+        a = self._alpha(self.change_halflife_rows)
+        cols = x[:, present]
+        mean = self._base_mean[present]
+        level, _ = lfilter([a], [1.0, a - 1.0], cols, axis=0, zi=((1.0 - a) * mean)[None, :])
+        before = np.vstack([mean[None, :], level[:-1]])
+        c = np.max(np.abs(cols - before) / self._scale[present], axis=1)
+        return max(float(np.quantile(c, self.tail_quantile)), 1e-6)
+
     def _train_calibration(self, centred: FloatArray, present: FloatArray) -> FloatArray:
         if centred.shape[1] == 0:
-            return np.ones(2)
+            return np.ones(3)
         z = np.max(np.abs(centred) / self._scale[present.astype(bool)], axis=1)
         p = self._precision[np.ix_(present.astype(bool), present.astype(bool))]
         m = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, p, centred), 0.0))
-        tails = np.array([np.quantile(z, self.tail_quantile), np.quantile(m, self.tail_quantile)])
+        tails = np.array([np.quantile(z, self.tail_quantile), np.quantile(m, self.tail_quantile),
+                          1.0])
         out: FloatArray = np.maximum(tails, 1e-6)
         return out
 
     def _reset_stream(self) -> None:
         self._mean = self._base_mean.copy()
+        self._recent = self._base_mean.copy()
         self._ring = np.zeros(self.smooth_rows)
         self._cursor = np.zeros(2, dtype=np.int64)
         self._contrib = np.zeros(self.dims)
 
     def _params(self) -> FloatArray:
-        alpha = 1.0 - 0.5 ** (1.0 / self.drift_halflife_rows) if self.drift_halflife_rows else 0.0
+        alpha = self._alpha(self.drift_halflife_rows)
         return np.array([self._calib[0], self._calib[1], self.mahalanobis_weight, alpha,
-                         alpha * ABNORMAL_DRIFT_RATIO, 1.0])
+                         alpha * ABNORMAL_DRIFT_RATIO, 1.0, self._calib[2], self.change_weight,
+                         self._alpha(self.change_halflife_rows), SHORT_ROWS, SHORT_WEIGHT])
 
     def score(self, values: FloatArray) -> FloatArray:
         """Scores the next rows (T, D) in time order: T values in [0, 1)."""
@@ -159,8 +190,8 @@ class MultivariateDetector:
             raise Invalid(f"rows have {x.shape[1]} metrics, the detector {self.dims}",
                           where=self.name, hint="score rows with the columns it was fitted on")
         out = np.zeros(x.shape[0])
-        step_rows(x, self._present, self._mean, self._scale, self._precision, self._params(),
-                  self._ring, self._cursor, out, self._contrib)
+        step_rows(x, self._present, self._mean, self._recent, self._scale, self._precision,
+                  self._params(), self._ring, self._cursor, out, self._contrib)
         return out
 
     def explain(self) -> Explanation:
@@ -178,9 +209,11 @@ class MultivariateDetector:
             "scale_floor": self.scale_floor, "mahalanobis_weight": self.mahalanobis_weight,
             "tail_quantile": self.tail_quantile, "ridge": self.ridge,
             "smooth_rows": self.smooth_rows, "drift_halflife_rows": self.drift_halflife_rows,
+            "change_weight": self.change_weight,
+            "change_halflife_rows": self.change_halflife_rows,
             "threshold_quantile": self.threshold_quantile, "threshold": self.threshold,
             "present": self._present.copy(), "base_mean": self._base_mean.copy(),
-            "mean": self._mean.copy(), "scale": self._scale.copy(),
+            "mean": self._mean.copy(), "recent": self._recent.copy(), "scale": self._scale.copy(),
             "precision": self._precision.copy(), "calib": self._calib.copy(),
             "ring": self._ring.copy(), "cursor": self._cursor.astype(np.float64),
             "contrib": self._contrib.copy(),
@@ -197,11 +230,14 @@ class MultivariateDetector:
                       tail_quantile=_num(state, "tail_quantile"), ridge=_num(state, "ridge"),
                       smooth_rows=int(_num(state, "smooth_rows")),
                       drift_halflife_rows=_num(state, "drift_halflife_rows"),
+                      change_weight=_num(state, "change_weight"),
+                      change_halflife_rows=_num(state, "change_halflife_rows"),
                       threshold_quantile=_num(state, "threshold_quantile"))
             det.threshold = _num(state, "threshold")
             det._present = _arr(state, "present")
             det._base_mean = _arr(state, "base_mean")
             det._mean = _arr(state, "mean")
+            det._recent = _arr(state, "recent")
             det._scale = _arr(state, "scale")
             det._precision = _arr(state, "precision").reshape(det.dims, det.dims)
             det._calib = _arr(state, "calib")

@@ -35,22 +35,33 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 
 
 @_jit
-def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, scale: FloatArray,
-              precision: FloatArray, params: FloatArray, ring: FloatArray, cursor: IntArray,
-              out: FloatArray, contrib: FloatArray) -> None:  # pragma: no cover - compiled
+def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent: FloatArray,
+              scale: FloatArray, precision: FloatArray, params: FloatArray, ring: FloatArray,
+              cursor: IntArray, out: FloatArray,
+              contrib: FloatArray) -> None:  # pragma: no cover - compiled
     """Scores `values` (T, D) into `out` (T,) and leaves the last scored row's per-metric
     contributions in `contrib`.
 
-    params: [calib_z, calib_m, weight_m, alpha_normal, alpha_abnormal, gate];
+    params: [calib_z, calib_m, weight_m, alpha_normal, alpha_abnormal, gate, calib_c, weight_c,
+    alpha_recent, short_rows, short_weight]; `recent` is each metric's fast moving average, the level a sudden change is
+    measured from;
     ring: the last raw scores (its length is the smoothing window); cursor: [next slot, filled].
+    The smoothed score is the larger of the mean over the whole ring and `short_weight` times
+    the mean over its last `short_rows` entries, so a short burst is not averaged away.
     A row with no usable value scores 0 and changes nothing. The drift step is bounded by the
-    train-tail distance of each metric, so one wild value cannot drag a baseline away."""
+    train-tail distance of each metric, and so is each step of the fast average, so one wild value
+    cannot drag a baseline away."""
     calib_z = params[0]
     calib_m = params[1]
     weight_m = params[2]
     alpha_normal = params[3]
     alpha_abnormal = params[4]
     gate = params[5]
+    calib_c = params[6]
+    weight_c = params[7]
+    alpha_recent = params[8]
+    short_rows = int(params[9])
+    short_weight = params[10]
     n_rows, dims = values.shape
     window = ring.shape[0]
     d = np.zeros(dims)
@@ -60,6 +71,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, scale: 
         seen = 0
         zmax = 0.0
         top = -1
+        cmax = 0.0
+        ctop = -1
         for j in range(dims):
             x = values[t, j]
             if present[j] > 0.0 and np.isfinite(x):
@@ -69,6 +82,12 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, scale: 
                 if z > zmax or top < 0:
                     zmax = z
                     top = j
+                c = abs(x - recent[j]) / scale[j]
+                if c > cmax or ctop < 0:
+                    cmax = c
+                    ctop = j
+                bound = calib_z * scale[j]
+                recent[j] += alpha_recent * min(max(x - recent[j], -bound), bound)
                 seen += 1
             else:
                 ok[j] = False
@@ -90,13 +109,15 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, scale: 
         dist = np.sqrt(m) if m > 0.0 else 0.0
         part_z = zmax / calib_z
         part_m = weight_m * dist / calib_m
-        raw = (part_z + part_m) / (1.0 + weight_m)
+        part_c = weight_c * cmax / calib_c
+        raw = (part_z + part_m + part_c) / (1.0 + weight_m + weight_c)
         if not np.isfinite(raw):
             raw = 1e12
         for j in range(dims):
             share = pd[j] / positive if positive > 0.0 and pd[j] > 0.0 else 0.0
             contrib[j] = part_m * share
         contrib[top] += part_z
+        contrib[ctop] += part_c
         ring[cursor[0]] = raw
         cursor[0] = (cursor[0] + 1) % window
         if cursor[1] < window:
@@ -105,6 +126,11 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, scale: 
         for i in range(cursor[1]):
             total += ring[i]
         smooth = total / cursor[1]
+        recent_rows = min(short_rows, cursor[1])
+        short_total = 0.0
+        for i in range(recent_rows):
+            short_total += ring[(cursor[0] - 1 - i) % window]
+        smooth = max(smooth, short_weight * short_total / recent_rows)
         out[t] = smooth / (smooth + 1.0)
         alpha = alpha_normal if raw < gate else alpha_abnormal
         if alpha > 0.0:
