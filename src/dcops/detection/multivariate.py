@@ -43,7 +43,6 @@ from collections.abc import Mapping, Sequence
 from typing import Self
 
 import numpy as np
-from scipy.signal import lfilter
 
 from dcops.core.errors import Invalid
 from dcops.detection.model import Explanation, FloatArray, Progress, State, StateValue
@@ -55,8 +54,6 @@ SHORT_ROWS = 5
 SHORT_WEIGHT = 0.7
 """A burst shorter than the smoothing window still counts: the score is at least SHORT_WEIGHT
 times the mean raw score of the last SHORT_ROWS rows."""
-ABNORMAL_DRIFT_RATIO = 1 / 20
-"""How much more slowly a baseline drifts towards rows judged abnormal than normal ones."""
 
 
 class MultivariateDetector:
@@ -66,7 +63,7 @@ class MultivariateDetector:
 
     def __init__(self, names: Sequence[str] | None = None, *, scale_floor: float = 0.02,
                  mahalanobis_weight: float = 0.5, tail_quantile: float = 0.999,
-                 ridge: float = 1e-4, smooth_rows: int = 20, drift_halflife_rows: float = 360.0,
+                 ridge: float = 1e-4, smooth_rows: int = 20, drift_halflife_rows: float = 180.0,
                  change_weight: float = 1.0, change_halflife_rows: float = 15.0,
                  threshold_quantile: float = 0.99) -> None:
         _check_settings(scale_floor, mahalanobis_weight, tail_quantile, ridge, smooth_rows,
@@ -145,15 +142,20 @@ class MultivariateDetector:
         return 1.0 - 0.5 ** (1.0 / halflife_rows) if halflife_rows else 0.0
 
     def _change_calibration(self, x: FloatArray, present: FloatArray) -> float:
-        """The train-tail distance of each row from the fast average of the rows before it."""
+        """The train-tail distance of each row from the fast average of the rows before it,
+        that average moving as the scoring loop moves it."""
         if not present.any():
             return 1.0
         a = self._alpha(self.change_halflife_rows)
         cols = x[:, present]
-        mean = self._base_mean[present]
-        level, _ = lfilter([a], [1.0, a - 1.0], cols, axis=0, zi=((1.0 - a) * mean)[None, :])
-        before = np.vstack([mean[None, :], level[:-1]])
-        c = np.max(np.abs(cols - before) / self._scale[present], axis=1)
+        scale = self._scale[present]
+        bound = self._calib[0] * scale
+        level = self._base_mean[present].copy()
+        c = np.empty(len(cols))
+        for t, row in enumerate(cols):
+            step = row - level
+            c[t] = float(np.max(np.abs(step) / scale))
+            level += a * np.clip(step, -bound, bound)
         return max(float(np.quantile(c, self.tail_quantile)), 1e-6)
 
     def _train_calibration(self, centred: FloatArray, present: FloatArray) -> FloatArray:
@@ -177,7 +179,7 @@ class MultivariateDetector:
     def _params(self) -> FloatArray:
         alpha = self._alpha(self.drift_halflife_rows)
         return np.array([self._calib[0], self._calib[1], self.mahalanobis_weight, alpha,
-                         alpha * ABNORMAL_DRIFT_RATIO, 1.0, self._calib[2], self.change_weight,
+                         self._calib[2], self.change_weight,
                          self._alpha(self.change_halflife_rows), SHORT_ROWS, SHORT_WEIGHT])
 
     def score(self, values: FloatArray) -> FloatArray:

@@ -2,7 +2,7 @@
 
 One loop does everything a row needs, in time order: the distance of each metric from its
 baseline, the Mahalanobis distance of the whole row, the trailing mean that smooths the score,
-and the slow drift of the baseline towards rows judged normal. The drift makes each row depend on
+and the drift of the baseline towards the recent level. The drift makes each row depend on
 the ones before it, so the loop cannot be vectorised over time; compiled it runs at about a
 million rows of 38 metrics a second on one core. Without numba the same code runs as plain
 Python (about a hundred times slower), so the detector still works where numba is missing.
@@ -42,9 +42,9 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     """Scores `values` (T, D) into `out` (T,) and leaves the last scored row's per-metric
     contributions in `contrib`.
 
-    params: [calib_z, calib_m, weight_m, alpha_normal, alpha_abnormal, gate, calib_c, weight_c,
-    alpha_recent, short_rows, short_weight]; `recent` is each metric's fast moving average, the level a sudden change is
-    measured from;
+    params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
+    short_rows, short_weight]; `recent` is each metric's fast moving average,
+    the level a sudden change is measured from;
     ring: the last raw scores (its length is the smoothing window); cursor: [next slot, filled].
     The smoothed score is the larger of the mean over the whole ring and `short_weight` times
     the mean over its last `short_rows` entries, so a short burst is not averaged away.
@@ -54,14 +54,12 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     calib_z = params[0]
     calib_m = params[1]
     weight_m = params[2]
-    alpha_normal = params[3]
-    alpha_abnormal = params[4]
-    gate = params[5]
-    calib_c = params[6]
-    weight_c = params[7]
-    alpha_recent = params[8]
-    short_rows = int(params[9])
-    short_weight = params[10]
+    alpha_drift = params[3]
+    calib_c = params[4]
+    weight_c = params[5]
+    alpha_recent = params[6]
+    short_rows = int(params[7])
+    short_weight = params[8]
     n_rows, dims = values.shape
     window = ring.shape[0]
     d = np.zeros(dims)
@@ -132,9 +130,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             short_total += ring[(cursor[0] - 1 - i) % window]
         smooth = max(smooth, short_weight * short_total / recent_rows)
         out[t] = smooth / (smooth + 1.0)
-        alpha = alpha_normal if raw < gate else alpha_abnormal
-        if alpha > 0.0:
+        if alpha_drift > 0.0:
             for j in range(dims):
                 if ok[j]:
                     bound = calib_z * scale[j]
-                    mean[j] += alpha * min(max(d[j], -bound), bound)
+                    mean[j] += alpha_drift * min(max(d[j], -bound), bound)
