@@ -65,10 +65,11 @@ class MultivariateDetector:
                  mahalanobis_weight: float = 0.5, tail_quantile: float = 0.999,
                  ridge: float = 1e-4, smooth_rows: int = 20, drift_halflife_rows: float = 180.0,
                  change_weight: float = 1.0, change_halflife_rows: float = 15.0,
+                 spread_halflife_rows: float = 2880.0,
                  threshold_quantile: float = 0.99) -> None:
         _check_settings(scale_floor, mahalanobis_weight, tail_quantile, ridge, smooth_rows,
                         drift_halflife_rows, threshold_quantile)
-        if change_weight < 0 or change_halflife_rows <= 0:
+        if change_weight < 0 or change_halflife_rows <= 0 or spread_halflife_rows < 0:
             raise Invalid("change_weight or change_halflife_rows is out of range",
                           where="multivariate", hint="give a weight >= 0 and a half-life > 0")
         self.names: tuple[str, ...] | None = tuple(names) if names is not None else None
@@ -80,6 +81,7 @@ class MultivariateDetector:
         self.drift_halflife_rows = float(drift_halflife_rows)
         self.change_weight = float(change_weight)
         self.change_halflife_rows = float(change_halflife_rows)
+        self.spread_halflife_rows = float(spread_halflife_rows)
         self.threshold_quantile = float(threshold_quantile)
         self.threshold = 0.5
         self._fitted = False
@@ -87,6 +89,7 @@ class MultivariateDetector:
         self._base_mean = np.zeros(0)
         self._mean = np.zeros(0)
         self._recent = np.zeros(0)
+        self._spread = np.zeros(0)
         self._scale = np.zeros(0)
         self._precision = np.zeros((0, 0))
         self._calib = np.ones(3)
@@ -172,6 +175,7 @@ class MultivariateDetector:
     def _reset_stream(self) -> None:
         self._mean = self._base_mean.copy()
         self._recent = self._base_mean.copy()
+        self._spread = self._scale.copy()
         self._ring = np.zeros(self.smooth_rows)
         self._cursor = np.zeros(2, dtype=np.int64)
         self._contrib = np.zeros(self.dims)
@@ -180,7 +184,8 @@ class MultivariateDetector:
         alpha = self._alpha(self.drift_halflife_rows)
         return np.array([self._calib[0], self._calib[1], self.mahalanobis_weight, alpha,
                          self._calib[2], self.change_weight,
-                         self._alpha(self.change_halflife_rows), SHORT_ROWS, SHORT_WEIGHT])
+                         self._alpha(self.change_halflife_rows), SHORT_ROWS, SHORT_WEIGHT,
+                         self._alpha(self.spread_halflife_rows)])
 
     def score(self, values: FloatArray) -> FloatArray:
         """Scores the next rows (T, D) in time order: T values in [0, 1)."""
@@ -192,7 +197,7 @@ class MultivariateDetector:
             raise Invalid(f"rows have {x.shape[1]} metrics, the detector {self.dims}",
                           where=self.name, hint="score rows with the columns it was fitted on")
         out = np.zeros(x.shape[0])
-        step_rows(x, self._present, self._mean, self._recent, self._scale, self._precision,
+        step_rows(x, self._present, self._mean, self._recent, self._spread, self._scale, self._precision,
                   self._params(), self._ring, self._cursor, out, self._contrib)
         return out
 
@@ -213,9 +218,11 @@ class MultivariateDetector:
             "smooth_rows": self.smooth_rows, "drift_halflife_rows": self.drift_halflife_rows,
             "change_weight": self.change_weight,
             "change_halflife_rows": self.change_halflife_rows,
+            "spread_halflife_rows": self.spread_halflife_rows,
             "threshold_quantile": self.threshold_quantile, "threshold": self.threshold,
             "present": self._present.copy(), "base_mean": self._base_mean.copy(),
-            "mean": self._mean.copy(), "recent": self._recent.copy(), "scale": self._scale.copy(),
+            "mean": self._mean.copy(), "recent": self._recent.copy(),
+            "spread": self._spread.copy(), "scale": self._scale.copy(),
             "precision": self._precision.copy(), "calib": self._calib.copy(),
             "ring": self._ring.copy(), "cursor": self._cursor.astype(np.float64),
             "contrib": self._contrib.copy(),
@@ -234,12 +241,14 @@ class MultivariateDetector:
                       drift_halflife_rows=_num(state, "drift_halflife_rows"),
                       change_weight=_num(state, "change_weight"),
                       change_halflife_rows=_num(state, "change_halflife_rows"),
+                      spread_halflife_rows=_num(state, "spread_halflife_rows"),
                       threshold_quantile=_num(state, "threshold_quantile"))
             det.threshold = _num(state, "threshold")
             det._present = _arr(state, "present")
             det._base_mean = _arr(state, "base_mean")
             det._mean = _arr(state, "mean")
             det._recent = _arr(state, "recent")
+            det._spread = _arr(state, "spread")
             det._scale = _arr(state, "scale")
             det._precision = _arr(state, "precision").reshape(det.dims, det.dims)
             det._calib = _arr(state, "calib")

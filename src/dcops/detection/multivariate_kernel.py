@@ -36,14 +36,16 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 
 @_jit
 def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent: FloatArray,
-              scale: FloatArray, precision: FloatArray, params: FloatArray, ring: FloatArray,
+              spread: FloatArray, scale: FloatArray, precision: FloatArray, params: FloatArray, ring: FloatArray,
               cursor: IntArray, out: FloatArray,
               contrib: FloatArray) -> None:  # pragma: no cover - compiled
     """Scores `values` (T, D) into `out` (T,) and leaves the last scored row's per-metric
     contributions in `contrib`.
 
     params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
-    short_rows, short_weight]; `recent` is each metric's fast moving average,
+    short_rows, short_weight, alpha_spread]; `spread` is each metric's current scale, which
+    grows towards the recent typical distance (never below the train `scale`), so a metric that
+    became noisier for good stops alarming; `recent` is each metric's fast moving average,
     the level a sudden change is measured from;
     ring: the last raw scores (its length is the smoothing window); cursor: [next slot, filled].
     The smoothed score is the larger of the mean over the whole ring and `short_weight` times
@@ -60,6 +62,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     alpha_recent = params[6]
     short_rows = int(params[7])
     short_weight = params[8]
+    alpha_spread = params[9]
     n_rows, dims = values.shape
     window = ring.shape[0]
     d = np.zeros(dims)
@@ -76,11 +79,11 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             if present[j] > 0.0 and np.isfinite(x):
                 ok[j] = True
                 d[j] = x - mean[j]
-                z = abs(d[j]) / scale[j]
+                z = abs(d[j]) / spread[j]
                 if z > zmax or top < 0:
                     zmax = z
                     top = j
-                c = abs(x - recent[j]) / scale[j]
+                c = abs(x - recent[j]) / spread[j]
                 if c > cmax or ctop < 0:
                     cmax = c
                     ctop = j
@@ -130,8 +133,11 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             short_total += ring[(cursor[0] - 1 - i) % window]
         smooth = max(smooth, short_weight * short_total / recent_rows)
         out[t] = smooth / (smooth + 1.0)
-        if alpha_drift > 0.0:
-            for j in range(dims):
-                if ok[j]:
-                    bound = calib_z * scale[j]
-                    mean[j] += alpha_drift * min(max(d[j], -bound), bound)
+        for j in range(dims):
+            if ok[j]:
+                bound = calib_z * spread[j]
+                step = min(max(d[j], -bound), bound)
+                mean[j] += alpha_drift * step
+                var = spread[j] * spread[j]
+                var += alpha_spread * (step * step - var)
+                spread[j] = max(np.sqrt(var), scale[j])
