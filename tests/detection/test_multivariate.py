@@ -146,3 +146,28 @@ def test_ledoit_wolf_is_a_symmetric_positive_definite_covariance() -> None:
 
 def test_measure_throughput_counts_rows() -> None:
     assert measure_throughput(rows=2_000, dims=4) > 0
+
+
+def test_a_metric_that_turns_noisier_for_good_stops_alarming() -> None:
+    det = _fitted()
+    test = _normal(40_000, seed=10)
+    test[:, 5] += np.random.default_rng(11).normal(0.0, 0.15, len(test))
+    alarms = det.score(test) > det.threshold
+    first, last = np.mean(alarms[:500]), np.mean(alarms[-5_000:])
+    assert first > 0.5 and last < 0.2 and last < first / 4  # the joint term still notices some
+
+
+def test_the_plain_python_loop_matches_the_compiled_one() -> None:
+    from dcops.detection import multivariate_kernel as kernel
+
+    if not kernel.COMPILED:
+        pytest.skip("numba is not installed: only the plain loop exists")
+    test = _normal(300, seed=12)
+    test[100:103, 2] = np.nan
+    test[200:210, 1] += 0.5
+    a, b = _fitted(), _fitted()
+    want = a.score(test)
+    got = np.zeros(len(test))
+    kernel.step_rows.py_func(test, b._present, b._mean, b._recent, b._spread, b._scale,
+                             b._precision, b._params(), b._ring, b._cursor, got, b._contrib)
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)

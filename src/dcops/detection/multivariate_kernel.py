@@ -36,8 +36,8 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 
 @_jit
 def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent: FloatArray,
-              spread: FloatArray, scale: FloatArray, precision: FloatArray, params: FloatArray, ring: FloatArray,
-              cursor: IntArray, out: FloatArray,
+              spread: FloatArray, scale: FloatArray, precision: FloatArray, params: FloatArray,
+              ring: FloatArray, cursor: IntArray, out: FloatArray,
               contrib: FloatArray) -> None:  # pragma: no cover - compiled
     """Scores `values` (T, D) into `out` (T,) and leaves the last scored row's per-metric
     contributions in `contrib`.
@@ -45,7 +45,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
     short_rows, short_weight, alpha_spread]; `spread` is each metric's current scale, which
     grows towards the recent typical distance (never below the train `scale`), so a metric that
-    became noisier for good stops alarming; `recent` is each metric's fast moving average,
+    became noisier for good stops alarming (its deviation enters the Mahalanobis distance shrunk
+    by scale / spread as well); `recent` is each metric's fast moving average,
     the level a sudden change is measured from;
     ring: the last raw scores (its length is the smoothing window); cursor: [next slot, filled].
     The smoothed score is the larger of the mean over the whole ring and `short_weight` times
@@ -66,6 +67,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     n_rows, dims = values.shape
     window = ring.shape[0]
     d = np.zeros(dims)
+    u = np.zeros(dims)
     pd = np.zeros(dims)
     ok = np.zeros(dims, dtype=np.bool_)
     for t in range(n_rows):
@@ -79,6 +81,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             if present[j] > 0.0 and np.isfinite(x):
                 ok[j] = True
                 d[j] = x - mean[j]
+                u[j] = d[j] * scale[j] / spread[j]
                 z = abs(d[j]) / spread[j]
                 if z > zmax or top < 0:
                     zmax = z
@@ -93,6 +96,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             else:
                 ok[j] = False
                 d[j] = 0.0
+                u[j] = 0.0
         if seen == 0:
             out[t] = 0.0
             continue
@@ -102,8 +106,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             acc = 0.0
             if ok[j]:
                 for k in range(dims):
-                    acc += precision[j, k] * d[k]
-            pd[j] = acc * d[j]
+                    acc += precision[j, k] * u[k]
+            pd[j] = acc * u[j]
             m += pd[j]
             if pd[j] > 0.0:
                 positive += pd[j]
