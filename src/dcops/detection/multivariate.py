@@ -44,10 +44,12 @@ were within noise, 360 and more were clearly worse. Then the adaptive spread (28
 1440 and 11520 on balance). Last, shrinking a noisier metric's deviation in the Mahalanobis
 term as well (mean VUS-PR on 1-2 .. 1-4: 0.60 -> 0.68). The floor 0.02, the Mahalanobis
 weight 0.5 and the 99.9 % calibration quantile tied within noise with their neighbours. The
-threshold quantile 0.99 beat 0.98 and 0.995. Two confirmation checks went beyond that split. An early comparison of
-Mahalanobis against plain z-scores was looked at on all 7 machines, and the flood of alarms on
-machine 1-5 (seen in its scores, not its labels) prompted trying the adaptive spread, which was
-then chosen on 1-2 .. 1-4. One configuration serves every machine.
+threshold quantile 0.99 beat 0.98 and 0.995.
+
+Two looks went beyond that split. An early comparison of Mahalanobis against plain z-scores was
+seen on all 7 machines. The flood of alarms on machine 1-5 (seen in its scores, not its labels)
+prompted trying the adaptive spread, which was then chosen on 1-2 .. 1-4. One configuration
+serves every machine.
 """
 
 from __future__ import annotations
