@@ -88,6 +88,21 @@ def test_single_point_event() -> None:
     assert 0.5 < affiliation_f(late, y) < 1.0
 
 
+def test_every_row_labelled_is_defined() -> None:
+    y = np.ones(50, dtype=np.int64)
+    values = all_metrics(np.random.default_rng(2).random(50), y)
+    assert all(math.isfinite(v) for v in values.values())
+    assert values["VUS-PR"] == pytest.approx(1.0) and values["AUC-ROC"] == 0.0
+
+
+def test_range_on_the_last_row_is_missed_by_event_f1_as_in_tsbad() -> None:
+    # TSB-AD's event list ends a range that reaches the last row one row early
+    y = np.array([0, 0, 0, 1])
+    score = np.array([0.0, 0.0, 0.0, 1.0])
+    assert event_f1(score, y) == 0.0
+    assert pa_f1(score, y) == pytest.approx(1.0)
+
+
 def test_point_adjustment_credits_the_whole_range() -> None:
     y = _labels(2000, [(100, 149)])
     score = np.zeros(2000)

@@ -60,3 +60,17 @@ def test_real_machine_shape(anomaly_data: Path) -> None:
     train, test, labels = load_machine(anomaly_data / "smd", "machine-1-5")
     assert train.shape == (23705, 38) and test.shape == (23706, 38)
     assert int(labels.sum()) == 100
+
+
+def test_every_row_ragged_the_same_way(tmp_path: Path) -> None:
+    _write(tmp_path, "m-1", ["0.1,0.2"], [ROW], ["0"])
+    with pytest.raises(Invalid) as err:
+        load_machine(tmp_path, "m-1")
+    assert err.value.where is not None and err.value.where.endswith(":1")
+
+
+def test_not_a_number(tmp_path: Path) -> None:
+    _write(tmp_path, "m-1", [ROW], [ROW, ROW.replace("0.5", "abc", 1)], ["0", "0"])
+    with pytest.raises(Invalid) as err:
+        load_machine(tmp_path, "m-1")
+    assert err.value.where is not None and err.value.where.endswith(":2")

@@ -12,7 +12,8 @@ reference's per-threshold Python loops:
 * Affiliation-F (see `affiliation`), VUS-PR and VUS-ROC (see `rangeauc`);
 * PA-F1-dense: best point-adjusted F1 over the cuts unique(quantile(score, 0, 0.001, ..., 0.999)).
 
-Where labels hold no anomaly at all every metric is 0.0 (the reference fails there).
+Where labels hold no anomaly every metric is 0.0, and AUC-ROC is 0.0 where they hold no normal
+row (the reference fails on both).
 """
 
 from __future__ import annotations

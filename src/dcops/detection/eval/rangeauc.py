@@ -88,7 +88,8 @@ def vus(score: NDArray[np.floating], label: NDArray[np.integer], sliding_window:
     recall = np.minimum(tp / p_new, 1.0)
     existence = _existence(s, starts, ends, sliding_window, cuts)
     tpr = recall * existence
-    fpr = (n_pred[None, :] - tp) / (n - p_new)
+    negatives = n - p_new  # 0 only when every row is labelled; then nothing can be a false positive
+    fpr = np.divide(n_pred[None, :] - tp, negatives, out=np.zeros_like(tp), where=negatives > 0)
     precision = tp / n_pred[None, :]
 
     rows = sliding_window + 1

@@ -32,7 +32,21 @@ def _open_text(path: Path) -> list[str]:
 
 
 def _read_matrix(path: Path, dims: int = SMD_DIMS) -> FloatArray:
-    rows: list[list[float]] = []
+    lines = [line for line in _open_text(path) if line.strip()]
+    if not lines:
+        raise Invalid("file has no rows", where=str(path), hint="the file is empty or truncated")
+    try:
+        matrix = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError:
+        matrix = None
+    if matrix is not None and matrix.shape[1] == dims:
+        return matrix
+    _raise_first_bad_row(path, dims)
+    raise Invalid(f"rows do not hold {dims} values", where=str(path))
+
+
+def _raise_first_bad_row(path: Path, dims: int) -> None:
+    """Find the row the fast parser refused and say where it is."""
     for number, line in enumerate(_open_text(path), start=1):
         if not line.strip():
             continue
@@ -41,13 +55,10 @@ def _read_matrix(path: Path, dims: int = SMD_DIMS) -> FloatArray:
             raise Invalid(f"row has {len(fields)} values, not {dims}", where=f"{path}:{number}",
                           hint="every SMD row holds one value for each of the 38 metrics")
         try:
-            rows.append([float(v) for v in fields])
+            [float(v) for v in fields]
         except ValueError:
             raise Invalid("row has a value that is not a number", where=f"{path}:{number}",
                           hint="SMD values are plain decimals such as 0.058339") from None
-    if not rows:
-        raise Invalid("file has no rows", where=str(path), hint="the file is empty or truncated")
-    return np.asarray(rows, dtype=np.float64)
 
 
 def _read_labels(path: Path) -> IntArray:
