@@ -1,0 +1,328 @@
+"""The multivariate detector: all metrics of one machine scored together, row by row.
+
+A node exports dozens of metrics at once (CPU, memory, disk, network, ...). This detector learns
+what a normal row looks like from a stretch of history taken as normal (`fit`), then scores each
+new row causally (`score`), continuing its state across calls.
+
+The raw score of a row is the weighted mean of three parts, each divided by its 99.9 % quantile
+over the training rows so that 1 is the train tail:
+
+* level: the largest per-metric distance |x_d - level_d| / spread_d. One metric far from its
+  level is enough;
+* Mahalanobis: the distance of the whole row from the levels under the training covariance
+  (Ledoit-Wolf shrunk, plus a small ridge), each metric's deviation first shrunk by its train
+  scale / current spread. It catches metrics that normally move together but now disagree,
+  even when each one looks ordinary on its own (weight `mahalanobis_weight`);
+* change: the largest per-metric distance from a fast moving average of that metric (half-life
+  `change_halflife_rows`). It catches a sudden step or spike (weight `change_weight`).
+
+`spread_d` starts at max(train std_d, `scale_floor`). The floor is in the metric's own units,
+so a metric that hardly moved in training does not alarm over a tiny change. The raw score is
+smoothed causally: the larger of its mean over the last `smooth_rows` rows and 0.7 times its
+mean over the last 5 rows, so a short burst is not averaged away. It is then mapped to [0, 1)
+as s / (s + 1), so 0.5 is the train tail.
+
+Drift. Each metric's level follows the recent rows (half-life `drift_halflife_rows`), and its
+spread grows towards the recent typical distance (half-life `spread_halflife_rows`, never below
+the train value). A level or a noise level that changes for good therefore stops alarming. Each
+step is bounded by the metric's train-tail distance, so one wild value cannot drag them away.
+
+`threshold` is fixed from training data only. It is the `threshold_quantile` quantile of the
+scores the detector gives the training rows: the cut an operator would alarm on without labels.
+
+Missing values (NaN) are left out of a row: the row is scored on the metrics it has. A row with
+none scores 0 and changes nothing. A metric that is absent (all NaN) in training has no baseline
+and is never scored. Values far outside the training range give a large but finite score.
+
+How the settings were chosen. Data: the Server Machine Dataset, fitting on train halves and
+scoring test halves causally. Settings were compared on machines 1-2, 1-3 and 1-4 only, by mean
+VUS-PR (the headline), AUC-PR, Standard-F1, Event-F1 and the train-threshold F1; machines
+1-5 .. 1-8 were kept for confirmation. Smoothing gave the first large gain (1 -> 10 -> 20
+rows). Then the change term (weight 1, half-life 15). Then letting the level follow the recent
+rows: an ungated half-life of 180 beat gating the drift on "rows judged normal"; 30 .. 180
+were within noise, 360 and more were clearly worse. Then the adaptive spread (2880 beat 360,
+1440 and 11520 on balance). Last, shrinking a noisier metric's deviation in the Mahalanobis
+term as well (mean VUS-PR on 1-2 .. 1-4: 0.60 -> 0.68). The floor 0.02, the Mahalanobis
+weight 0.5 and the 99.9 % calibration quantile tied within noise with their neighbours. The
+threshold quantile 0.99 beat 0.98 and 0.995.
+
+Two looks went beyond that split. An early comparison of Mahalanobis against plain z-scores was
+seen on all 7 machines. The flood of alarms on machine 1-5 (seen in its scores, not its labels)
+prompted trying the adaptive spread, which was then chosen on 1-2 .. 1-4. One configuration
+serves every machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Self
+
+import numpy as np
+
+from dcops.core.errors import Invalid
+from dcops.detection.model import Explanation, FloatArray, Progress, State, StateValue
+from dcops.detection.multivariate_kernel import step_rows
+from dcops.detection.shrinkage import ledoit_wolf
+
+MIN_TRAIN_ROWS = 20
+SHORT_ROWS = 5
+SHORT_WEIGHT = 0.7
+"""A burst shorter than the smoothing window still counts: the score is at least SHORT_WEIGHT
+times the mean raw score of the last SHORT_ROWS rows."""
+
+
+class MultivariateDetector:
+    """A streaming anomaly detector over all metrics of one machine (see the module doc)."""
+
+    name = "multivariate"
+
+    def __init__(self, names: Sequence[str] | None = None, *, scale_floor: float = 0.02,
+                 mahalanobis_weight: float = 0.5, tail_quantile: float = 0.999,
+                 ridge: float = 1e-4, smooth_rows: int = 20, drift_halflife_rows: float = 180.0,
+                 change_weight: float = 1.0, change_halflife_rows: float = 15.0,
+                 spread_halflife_rows: float = 2880.0,
+                 threshold_quantile: float = 0.99) -> None:
+        _check_settings(scale_floor, mahalanobis_weight, tail_quantile, ridge, smooth_rows,
+                        drift_halflife_rows, threshold_quantile)
+        if change_weight < 0 or change_halflife_rows <= 0 or spread_halflife_rows < 0:
+            raise Invalid("change_weight or change_halflife_rows is out of range",
+                          where="multivariate", hint="give a weight >= 0 and a half-life > 0")
+        self.names: tuple[str, ...] | None = tuple(names) if names is not None else None
+        self.scale_floor = float(scale_floor)
+        self.mahalanobis_weight = float(mahalanobis_weight)
+        self.tail_quantile = float(tail_quantile)
+        self.ridge = float(ridge)
+        self.smooth_rows = int(smooth_rows)
+        self.drift_halflife_rows = float(drift_halflife_rows)
+        self.change_weight = float(change_weight)
+        self.change_halflife_rows = float(change_halflife_rows)
+        self.spread_halflife_rows = float(spread_halflife_rows)
+        self.threshold_quantile = float(threshold_quantile)
+        self.threshold = 0.5
+        self._fitted = False
+        self._present = np.zeros(0)
+        self._base_mean = np.zeros(0)
+        self._mean = np.zeros(0)
+        self._recent = np.zeros(0)
+        self._spread = np.zeros(0)
+        self._scale = np.zeros(0)
+        self._precision = np.zeros((0, 0))
+        self._calib = np.ones(3)
+        self._ring = np.zeros(self.smooth_rows)
+        self._cursor = np.zeros(2, dtype=np.int64)
+        self._contrib = np.zeros(0)
+
+    @property
+    def dims(self) -> int:
+        return len(self._present)
+
+    def fit(self, train: FloatArray, progress: Progress | None = None) -> Self:
+        """Learns the baseline from `train` (T, D), rows taken as normal; resets the stream."""
+        x = _as_matrix(train, "train")
+        if x.shape[0] < MIN_TRAIN_ROWS:
+            raise Invalid(f"train has {x.shape[0]} rows", where="fit",
+                          hint=f"give at least {MIN_TRAIN_ROWS} rows of normal history")
+        names = self.names or tuple(f"m{i + 1}" for i in range(x.shape[1]))
+        if len(names) != x.shape[1]:
+            raise Invalid(f"{len(names)} names for {x.shape[1]} metrics", where="fit",
+                          hint="give one name for each column of train")
+        self.names = names
+        finite = np.isfinite(x)
+        present = finite.sum(axis=0) >= 2
+        filled = np.where(finite, x, np.nan)
+        mean = np.zeros(x.shape[1])
+        std = np.zeros(x.shape[1])
+        mean[present] = np.nanmean(filled[:, present], axis=0)
+        std[present] = np.nanstd(filled[:, present], axis=0)
+        if progress:
+            progress("fit", 1, 3)
+        centred = np.where(finite & present, x - mean, 0.0)[:, present]
+        cov = ledoit_wolf(centred) + self.ridge * np.eye(int(present.sum()))
+        precision = np.zeros((x.shape[1], x.shape[1]))
+        precision[np.ix_(present, present)] = np.linalg.inv(cov)
+        self._present = present.astype(np.float64)
+        self._base_mean = mean
+        self._scale = np.maximum(std, self.scale_floor)
+        self._precision = precision
+        self._calib = self._train_calibration(centred, present)
+        self._calib[2] = self._change_calibration(np.where(finite, x, mean), present)
+        if progress:
+            progress("fit", 2, 3)
+        self._fitted = True
+        self._reset_stream()
+        self.threshold = float(np.quantile(self.score(x), self.threshold_quantile))
+        self._reset_stream()
+        if progress:
+            progress("fit", 3, 3)
+        return self
+
+    def _alpha(self, halflife_rows: float) -> float:
+        return 1.0 - 0.5 ** (1.0 / halflife_rows) if halflife_rows else 0.0
+
+    def _change_calibration(self, x: FloatArray, present: FloatArray) -> float:
+        """The train-tail distance of each row from the fast average of the rows before it,
+        that average moving as the scoring loop moves it."""
+        if not present.any():
+            return 1.0
+        a = self._alpha(self.change_halflife_rows)
+        cols = x[:, present]
+        scale = self._scale[present]
+        bound = self._calib[0] * scale
+        level = self._base_mean[present].copy()
+        c = np.empty(len(cols))
+        for t, row in enumerate(cols):
+            step = row - level
+            c[t] = float(np.max(np.abs(step) / scale))
+            level += a * np.clip(step, -bound, bound)
+        return max(float(np.quantile(c, self.tail_quantile)), 1e-6)
+
+    def _train_calibration(self, centred: FloatArray, present: FloatArray) -> FloatArray:
+        if centred.shape[1] == 0:
+            return np.ones(3)
+        z = np.max(np.abs(centred) / self._scale[present.astype(bool)], axis=1)
+        p = self._precision[np.ix_(present.astype(bool), present.astype(bool))]
+        m = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, p, centred), 0.0))
+        tails = np.array([np.quantile(z, self.tail_quantile), np.quantile(m, self.tail_quantile),
+                          1.0])
+        out: FloatArray = np.maximum(tails, 1e-6)
+        return out
+
+    def _reset_stream(self) -> None:
+        self._mean = self._base_mean.copy()
+        self._recent = self._base_mean.copy()
+        self._spread = self._scale.copy()
+        self._ring = np.zeros(self.smooth_rows)
+        self._cursor = np.zeros(2, dtype=np.int64)
+        self._contrib = np.zeros(self.dims)
+
+    def _params(self) -> FloatArray:
+        alpha = self._alpha(self.drift_halflife_rows)
+        return np.array([self._calib[0], self._calib[1], self.mahalanobis_weight, alpha,
+                         self._calib[2], self.change_weight,
+                         self._alpha(self.change_halflife_rows), SHORT_ROWS, SHORT_WEIGHT,
+                         self._alpha(self.spread_halflife_rows)])
+
+    def score(self, values: FloatArray) -> FloatArray:
+        """Scores the next rows (T, D) in time order: T values in [0, 1)."""
+        if not self._fitted:
+            raise Invalid("the detector has not been fitted", where=self.name,
+                          hint="call fit(train) with normal history first")
+        x = _as_matrix(values, "values")
+        if x.shape[1] != self.dims:
+            raise Invalid(f"rows have {x.shape[1]} metrics, the detector {self.dims}",
+                          where=self.name, hint="score rows with the columns it was fitted on")
+        out = np.zeros(x.shape[0])
+        step_rows(x, self._present, self._mean, self._recent, self._spread, self._scale,
+                  self._precision, self._params(), self._ring, self._cursor, out, self._contrib)
+        return out
+
+    def explain(self) -> Explanation:
+        """The metrics that drove the last scored row, largest share first."""
+        if not self._fitted or self.names is None:
+            return Explanation()
+        return Explanation.from_weights(list(self.names), self._contrib)
+
+    def state(self) -> State:
+        if not self._fitted or self.names is None:
+            raise Invalid("the detector has not been fitted", where=self.name,
+                          hint="only a fitted detector has state to save")
+        return {
+            "kind": self.name, "names": "\n".join(self.names),
+            "scale_floor": self.scale_floor, "mahalanobis_weight": self.mahalanobis_weight,
+            "tail_quantile": self.tail_quantile, "ridge": self.ridge,
+            "smooth_rows": self.smooth_rows, "drift_halflife_rows": self.drift_halflife_rows,
+            "change_weight": self.change_weight,
+            "change_halflife_rows": self.change_halflife_rows,
+            "spread_halflife_rows": self.spread_halflife_rows,
+            "threshold_quantile": self.threshold_quantile, "threshold": self.threshold,
+            "present": self._present.copy(), "base_mean": self._base_mean.copy(),
+            "mean": self._mean.copy(), "recent": self._recent.copy(),
+            "spread": self._spread.copy(), "scale": self._scale.copy(),
+            "precision": self._precision.copy(), "calib": self._calib.copy(),
+            "ring": self._ring.copy(), "cursor": self._cursor.astype(np.float64),
+            "contrib": self._contrib.copy(),
+        }
+
+    @classmethod
+    def restore(cls, state: Mapping[str, StateValue]) -> Self:
+        if state.get("kind") != cls.name:
+            raise Invalid(f"state is of kind {state.get('kind')!r}", where=cls.name,
+                          hint="restore it with the detector that saved it")
+        try:
+            det = cls(str(state["names"]).split("\n"), scale_floor=_num(state, "scale_floor"),
+                      mahalanobis_weight=_num(state, "mahalanobis_weight"),
+                      tail_quantile=_num(state, "tail_quantile"), ridge=_num(state, "ridge"),
+                      smooth_rows=int(_num(state, "smooth_rows")),
+                      drift_halflife_rows=_num(state, "drift_halflife_rows"),
+                      change_weight=_num(state, "change_weight"),
+                      change_halflife_rows=_num(state, "change_halflife_rows"),
+                      spread_halflife_rows=_num(state, "spread_halflife_rows"),
+                      threshold_quantile=_num(state, "threshold_quantile"))
+            det.threshold = _num(state, "threshold")
+            det._present = _arr(state, "present")
+            det._base_mean = _arr(state, "base_mean")
+            det._mean = _arr(state, "mean")
+            det._recent = _arr(state, "recent")
+            det._spread = _arr(state, "spread")
+            det._scale = _arr(state, "scale")
+            det._precision = _arr(state, "precision").reshape(det.dims, det.dims)
+            det._calib = _arr(state, "calib")
+            det._ring = _arr(state, "ring")
+            det._cursor = _arr(state, "cursor").astype(np.int64)
+            det._contrib = _arr(state, "contrib")
+        except KeyError as exc:
+            raise Invalid(f"state lacks {exc}", where=cls.name,
+                          hint="the state file is from another version; fit again") from exc
+        if len(det._ring) != det.smooth_rows or len(det._mean) != det.dims:
+            raise Invalid("state arrays do not fit together", where=cls.name,
+                          hint="the state file is damaged; fit again")
+        det._fitted = True
+        return det
+
+
+def _num(state: Mapping[str, StateValue], key: str) -> float:
+    value = state[key]
+    if isinstance(value, str):
+        raise Invalid(f"state {key} is text", where="multivariate", hint="fit again")
+    return float(value)
+
+
+def _arr(state: Mapping[str, StateValue], key: str) -> FloatArray:
+    return np.array(state[key], dtype=np.float64)
+
+
+def _as_matrix(values: FloatArray, what: str) -> FloatArray:
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 2:
+        raise Invalid(f"{what} has shape {x.shape}", where="multivariate",
+                      hint="give a (rows, metrics) array")
+    return np.ascontiguousarray(x)
+
+
+def _check_settings(scale_floor: float, mahalanobis_weight: float, tail_quantile: float,
+                    ridge: float, smooth_rows: int, drift_halflife_rows: float,
+                    threshold_quantile: float) -> None:
+    checks = [
+        (scale_floor > 0, "scale_floor", "a positive distance in the metrics' units"),
+        (mahalanobis_weight >= 0, "mahalanobis_weight", "0 or more"),
+        (0.5 <= tail_quantile < 1, "tail_quantile", "between 0.5 and 1"),
+        (ridge > 0, "ridge", "a small positive number"),
+        (smooth_rows >= 1, "smooth_rows", "1 or more"),
+        (drift_halflife_rows >= 0, "drift_halflife_rows", "0 (no drift) or more"),
+        (0 < threshold_quantile <= 1, "threshold_quantile", "in (0, 1]"),
+    ]
+    for ok, key, hint in checks:
+        if not ok:
+            raise Invalid(f"{key} is out of range", where="multivariate", hint=f"give {hint}")
+
+
+def measure_throughput(rows: int = 200_000, dims: int = 38) -> float:
+    """Rows a second the scoring path sustains on synthetic data (the fit is not timed)."""
+    rng = np.random.default_rng(0)
+    det = MultivariateDetector().fit(rng.random((5_000, dims)))
+    det.score(rng.random((10, dims)))
+    values = rng.random((rows, dims))
+    start = time.perf_counter()
+    det.score(values)
+    return rows / (time.perf_counter() - start)

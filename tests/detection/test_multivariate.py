@@ -1,0 +1,173 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcops.core.errors import Invalid
+from dcops.detection.model import load_state, save_state
+from dcops.detection.multivariate import MultivariateDetector, measure_throughput
+from dcops.detection.shrinkage import ledoit_wolf
+
+DIMS = 6
+
+
+def _normal(rows: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.5, 0.05, (rows, 1))
+    return np.clip(base + rng.normal(0.0, 0.03, (rows, DIMS)), 0.0, 1.0)
+
+
+def _fitted(**kw: float) -> MultivariateDetector:
+    return MultivariateDetector(**kw).fit(_normal(3_000))  # type: ignore[arg-type]
+
+
+def test_a_spike_in_one_metric_scores_high_and_is_explained_by_it() -> None:
+    det = _fitted()
+    test = _normal(400, seed=1)
+    test[300:305, 3] += 0.6
+    score = det.score(test[:303])
+    assert det.explain().top(1)[0][0] == "m4"
+    score = np.r_[score, det.score(test[303:])]
+    assert score[300:305].min() > det.threshold
+    assert score[300:305].min() > np.quantile(score[:300], 0.99)
+    assert np.all((score >= 0) & (score <= 1))
+
+
+def test_names_given_at_construction_are_used() -> None:
+    names = [f"gpu{i}_temp_celsius" for i in range(DIMS)]
+    det = MultivariateDetector(names).fit(_normal(2_000))
+    row = _normal(1, seed=2)
+    row[0, 1] += 1.0
+    det.score(row)
+    assert det.explain().top(1)[0][0] == "gpu1_temp_celsius"
+
+
+def test_prefix_scores_are_the_prefix_of_the_scores() -> None:
+    test = _normal(1_000, seed=3)
+    test[500:520, 2] += 0.4
+    whole = _fitted().score(test)
+    det = _fitted()
+    parts = [det.score(test[a:b]) for a, b in [(0, 1), (1, 37), (37, 600), (600, 1_000)]]
+    assert np.array_equal(np.concatenate(parts), whole)
+    assert np.array_equal(_fitted().score(test[:600]), whole[:600])
+
+
+def test_restore_mid_stream_continues_identically(tmp_path: Path) -> None:
+    test = _normal(800, seed=4)
+    test[600:610, 0] -= 0.4
+    det = _fitted()
+    det.score(test[:400])
+    save_state(det.state(), tmp_path / "det.npz")
+    again = MultivariateDetector.restore(load_state(tmp_path / "det.npz"))
+    assert np.array_equal(again.score(test[400:]), det.score(test[400:]))
+    assert again.explain() == det.explain()
+    assert again.threshold == det.threshold
+
+
+def test_nan_rows_score_zero_and_leave_the_state_alone() -> None:
+    test = _normal(300, seed=5)
+    gappy = test.copy()
+    gappy[100:110] = np.nan
+    det, ref = _fitted(), _fitted()
+    got = det.score(gappy)
+    assert np.all(got[100:110] == 0.0)
+    want = np.r_[ref.score(test[:100]), ref.score(test[110:])]
+    assert np.array_equal(np.r_[got[:100], got[110:]], want)
+
+
+def test_a_metric_that_vanishes_or_appears_raises_no_flood() -> None:
+    train = _normal(3_000)
+    train[:, 4] = np.nan
+    det = MultivariateDetector().fit(train)
+    test = _normal(2_000, seed=6)
+    test[:1_000, 2] = np.nan
+    test[:, 4] = 5.0
+    score = det.score(test)
+    assert np.all(np.isfinite(score))
+    assert np.mean(score > det.threshold) < 0.05
+    assert all(name != "m5" for name, _ in det.explain().contributions)
+
+
+def test_constant_metric_in_train_does_not_alarm_on_a_tiny_change() -> None:
+    train = _normal(3_000)
+    train[:, 1] = 0.25
+    det = MultivariateDetector().fit(train)
+    test = _normal(1_000, seed=7)
+    test[:, 1] = 0.25 + 0.001
+    score = det.score(test)
+    assert np.all(np.isfinite(score))
+    assert np.mean(score > det.threshold) < 0.05
+
+
+def test_values_far_outside_the_train_range_stay_finite_and_pass() -> None:
+    det = _fitted()
+    test = _normal(3_000, seed=8)
+    test[1_000, :] = 1e12
+    score = det.score(test)
+    assert np.all(np.isfinite(score)) and score[1_000] > 0.99
+    assert np.mean(score[1_100:] > det.threshold) < 0.05
+
+
+def test_a_lasting_level_shift_stops_alarming_eventually() -> None:
+    det = _fitted()
+    test = _normal(40_000, seed=9)
+    test[:, 0] += 0.15
+    score = det.score(test)
+    assert score[:100].min() > det.threshold
+    assert np.mean(score[-5_000:] > det.threshold) < 0.05
+
+
+def test_bad_input_is_invalid() -> None:
+    with pytest.raises(Invalid, match="not been fitted"):
+        MultivariateDetector().score(np.zeros((2, 3)))
+    with pytest.raises(Invalid, match="rows"):
+        MultivariateDetector().fit(np.zeros((3, 3)))
+    with pytest.raises(Invalid, match="names"):
+        MultivariateDetector(["a"]).fit(np.zeros((100, 3)))
+    with pytest.raises(Invalid, match="metrics"):
+        _fitted().score(np.zeros((2, DIMS + 1)))
+    with pytest.raises(Invalid, match="smooth_rows"):
+        MultivariateDetector(smooth_rows=0)
+    with pytest.raises(Invalid, match="kind"):
+        MultivariateDetector.restore({"kind": "ewma"})
+
+
+def test_fit_reports_progress() -> None:
+    seen: list[tuple[str, int, int]] = []
+    MultivariateDetector().fit(_normal(500), progress=lambda *a: seen.append(a))
+    assert seen[-1] == ("fit", 3, 3)
+
+
+def test_ledoit_wolf_is_a_symmetric_positive_definite_covariance() -> None:
+    x = _normal(200)
+    cov = ledoit_wolf(x - x.mean(axis=0))
+    assert np.allclose(cov, cov.T) and np.linalg.eigvalsh(cov).min() > 0
+
+
+def test_measure_throughput_counts_rows() -> None:
+    assert measure_throughput(rows=2_000, dims=4) > 0
+
+
+def test_a_metric_that_turns_noisier_for_good_stops_alarming() -> None:
+    det = _fitted()
+    test = _normal(40_000, seed=10)
+    test[:, 5] += np.random.default_rng(11).normal(0.0, 0.15, len(test))
+    alarms = det.score(test) > det.threshold
+    first, last = np.mean(alarms[:500]), np.mean(alarms[-5_000:])
+    assert first > 0.5 and last < 0.2 and last < first / 4  # the joint term still notices some
+
+
+def test_the_plain_python_loop_matches_the_compiled_one() -> None:
+    from dcops.detection import multivariate_kernel as kernel
+
+    if not kernel.COMPILED:
+        pytest.skip("numba is not installed: only the plain loop exists")
+    test = _normal(300, seed=12)
+    test[100:103, 2] = np.nan
+    test[200:210, 1] += 0.5
+    a, b = _fitted(), _fitted()
+    want = a.score(test)
+    got = np.zeros(len(test))
+    kernel.step_rows.py_func(test, b._present, b._mean, b._recent, b._spread, b._scale,
+                             b._precision, b._params(), b._ring, b._cursor, got, b._contrib)
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
