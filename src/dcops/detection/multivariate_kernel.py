@@ -43,7 +43,9 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     contributions in `contrib`.
 
     params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
-    short_rows, short_weight, alpha_spread]; `spread` is each metric's current scale, which
+    short_rows, short_weight, alpha_spread, top_k]; the level part is the mean of the
+    `top_k` largest per-metric distances (`top_k` 1: the largest alone); `spread` is each
+    metric's current scale, which
     grows towards the recent typical distance (never below the train `scale`), so a metric that
     became noisier for good stops alarming (its deviation enters the Mahalanobis distance shrunk
     by scale / spread as well); `recent` is each metric's fast moving average,
@@ -65,6 +67,9 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     short_weight = params[8]
     alpha_spread = params[9]
     n_rows, dims = values.shape
+    top_k = max(1, min(int(params[10]), dims))
+    top_z = np.zeros(top_k)
+    top_j = np.zeros(top_k, dtype=np.int64)
     window = ring.shape[0]
     d = np.zeros(dims)
     u = np.zeros(dims)
@@ -72,8 +77,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     ok = np.zeros(dims, dtype=np.bool_)
     for t in range(n_rows):
         seen = 0
-        zmax = 0.0
-        top = -1
+        filled = 0
         cmax = 0.0
         ctop = -1
         for j in range(dims):
@@ -83,9 +87,17 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
                 d[j] = x - mean[j]
                 u[j] = d[j] * scale[j] / spread[j]
                 z = abs(d[j]) / spread[j]
-                if z > zmax or top < 0:
-                    zmax = z
-                    top = j
+                if filled < top_k or z > top_z[filled - 1]:
+                    # insertion into the descending list of the top_k largest distances
+                    i = filled if filled < top_k else top_k - 1
+                    while i > 0 and top_z[i - 1] < z:
+                        top_z[i] = top_z[i - 1]
+                        top_j[i] = top_j[i - 1]
+                        i -= 1
+                    top_z[i] = z
+                    top_j[i] = j
+                    if filled < top_k:
+                        filled += 1
                 c = abs(x - recent[j]) / spread[j]
                 if c > cmax or ctop < 0:
                     cmax = c
@@ -112,7 +124,10 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             if pd[j] > 0.0:
                 positive += pd[j]
         dist = np.sqrt(m) if m > 0.0 else 0.0
-        part_z = zmax / calib_z
+        zsum = 0.0
+        for i in range(filled):
+            zsum += top_z[i]
+        part_z = zsum / filled / calib_z
         part_m = weight_m * dist / calib_m
         part_c = weight_c * cmax / calib_c
         raw = (part_z + part_m + part_c) / (1.0 + weight_m + weight_c)
@@ -121,7 +136,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
         for j in range(dims):
             share = pd[j] / positive if positive > 0.0 and pd[j] > 0.0 else 0.0
             contrib[j] = part_m * share
-        contrib[top] += part_z
+        for i in range(filled):
+            contrib[top_j[i]] += part_z * (top_z[i] / zsum if zsum > 0.0 else 1.0 / filled)
         contrib[ctop] += part_c
         ring[cursor[0]] = raw
         cursor[0] = (cursor[0] + 1) % window

@@ -87,7 +87,9 @@ def _settings(detector: MultivariateDetector) -> dict[str, float]:
             "tail_quantile": detector.tail_quantile, "ridge": detector.ridge,
             "smooth_rows": float(detector.smooth_rows),
             "drift_halflife_rows": detector.drift_halflife_rows,
-            "threshold_quantile": detector.threshold_quantile}
+            "change_weight": detector.change_weight, "top_k": float(detector.top_k),
+            "threshold_quantile": detector.threshold_quantile,
+            "threshold_mads": detector.threshold_mads}
 
 
 def measure_evaluation_s(smd_dir: Path) -> float:
