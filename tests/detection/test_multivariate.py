@@ -169,5 +169,19 @@ def test_the_plain_python_loop_matches_the_compiled_one() -> None:
     want = a.score(test)
     got = np.zeros(len(test))
     kernel.step_rows.py_func(test, b._present, b._mean, b._recent, b._spread, b._scale,
-                             b._precision, b._params(), b._ring, b._cursor, got, b._contrib)
+                             b._weight, b._precision, b._params(), b._ring, b._cursor, got,
+                             b._contrib)
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_metric_with_rare_big_train_spikes_is_damped() -> None:
+    train = _normal(3_000, seed=13)
+    train[::50, 4] += 0.5
+    det = MultivariateDetector().fit(train)
+    assert det._weight[4] < 0.9
+    assert np.all(det._weight[[0, 1, 2, 3, 5]] > 0.9)
+    assert np.all(det._weight <= 1.0)
+    test = _normal(400, seed=14)
+    test[200:205, 4] += 0.5
+    calm = MultivariateDetector(damping_quantile=0.0).fit(train).score(test)
+    assert det.score(test)[200:205].max() < calm[200:205].max()

@@ -36,7 +36,8 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 
 @_jit
 def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent: FloatArray,
-              spread: FloatArray, scale: FloatArray, precision: FloatArray, params: FloatArray,
+              spread: FloatArray, scale: FloatArray, weight: FloatArray, precision: FloatArray,
+              params: FloatArray,
               ring: FloatArray, cursor: IntArray, out: FloatArray,
               contrib: FloatArray) -> None:  # pragma: no cover - compiled
     """Scores `values` (T, D) into `out` (T,) and leaves the last scored row's per-metric
@@ -48,7 +49,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     metric's current scale, which
     grows towards the recent typical distance (never below the train `scale`), so a metric that
     became noisier for good stops alarming (its deviation enters the Mahalanobis distance shrunk
-    by scale / spread as well); `recent` is each metric's fast moving average,
+    by scale / spread as well); `weight` (at most 1) damps each metric's level distance, so a
+    metric with a heavy train tail counts for less; `recent` is each metric's fast moving average,
     the level a sudden change is measured from;
     ring: the last raw scores (its length is the smoothing window); cursor: [next slot, filled].
     The smoothed score is the larger of the mean over the whole ring and `short_weight` times
@@ -86,7 +88,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
                 ok[j] = True
                 d[j] = x - mean[j]
                 u[j] = d[j] * scale[j] / spread[j]
-                z = abs(d[j]) / spread[j]
+                z = weight[j] * abs(d[j]) / spread[j]
                 if filled < top_k or z > top_z[filled - 1]:
                     # insertion into the descending list of the top_k largest distances
                     i = filled if filled < top_k else top_k - 1

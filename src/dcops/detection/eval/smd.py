@@ -89,7 +89,8 @@ def _settings(detector: MultivariateDetector) -> dict[str, float]:
             "drift_halflife_rows": detector.drift_halflife_rows,
             "change_weight": detector.change_weight, "top_k": float(detector.top_k),
             "threshold_quantile": detector.threshold_quantile,
-            "threshold_mads": detector.threshold_mads}
+            "threshold_mads": detector.threshold_mads,
+            "damping_quantile": detector.damping_quantile}
 
 
 def measure_evaluation_s(smd_dir: Path) -> float:
