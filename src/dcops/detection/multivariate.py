@@ -282,7 +282,8 @@ class MultivariateDetector:
                           where=self.name, hint="score rows with the columns it was fitted on")
         out = np.zeros(x.shape[0])
         step_rows(x, self._present, self._mean, self._recent, self._spread, self._scale,
-                  self._weight, self._precision, self._params(), self._ring, self._cursor, out, self._contrib)
+                  self._weight, self._precision, self._params(), self._ring, self._cursor, out,
+                  self._contrib)
         return out
 
     def explain(self) -> Explanation:
