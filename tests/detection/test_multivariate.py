@@ -185,3 +185,11 @@ def test_a_metric_with_rare_big_train_spikes_is_damped() -> None:
     test[200:205, 4] += 0.5
     calm = MultivariateDetector(damping_quantile=0.0).fit(train).score(test)
     assert det.score(test)[200:205].max() < calm[200:205].max()
+
+
+def test_the_drift_gate_keeps_a_long_anomaly_scoring() -> None:
+    test = _normal(1_500, seed=15)
+    test[500:1_000, :3] += 0.2
+    gated = _fitted().score(test)
+    plain = _fitted(drift_gate=0.0).score(test)
+    assert gated[950:1_000].mean() > plain[950:1_000].mean()

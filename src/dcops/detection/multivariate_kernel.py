@@ -44,7 +44,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     contributions in `contrib`.
 
     params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
-    short_rows, short_weight, alpha_spread, top_k]; the level part is the mean of the
+    short_rows, short_weight, alpha_spread, top_k, drift_gate]; the level part is the mean of the
     `top_k` largest per-metric distances (`top_k` 1: the largest alone); `spread` is each
     metric's current scale, which
     grows towards the recent typical distance (never below the train `scale`), so a metric that
@@ -55,7 +55,10 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     ring: the last raw scores (its length is the smoothing window); cursor: [next slot, filled].
     The smoothed score is the larger of the mean over the whole ring and `short_weight` times
     the mean over its last `short_rows` entries, so a short burst is not averaged away.
-    A row with no usable value scores 0 and changes nothing. The drift step is bounded by the
+    A row with no usable value scores 0 and changes nothing. The drift of the level slows
+    where the smoothed raw score is high: its rate is divided by 1 + (smooth / drift_gate)^4
+    (drift_gate 0: never), so a level inside an anomaly is not learnt as the new normal
+    at full speed; the spread still adapts. The drift step is bounded by the
     train-tail distance of each metric, and so is each step of the fast average, so one wild value
     cannot drag a baseline away."""
     calib_z = params[0]
@@ -70,6 +73,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     alpha_spread = params[9]
     n_rows, dims = values.shape
     top_k = max(1, min(int(params[10]), dims))
+    drift_gate = params[11]
     top_z = np.zeros(top_k)
     top_j = np.zeros(top_k, dtype=np.int64)
     window = ring.shape[0]
@@ -155,11 +159,14 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             short_total += ring[(cursor[0] - 1 - i) % window]
         smooth = max(smooth, short_weight * short_total / recent_rows)
         out[t] = smooth / (smooth + 1.0)
+        alpha = alpha_drift
+        if drift_gate > 0.0:
+            alpha = alpha_drift / (1.0 + (smooth / drift_gate) ** 4)
         for j in range(dims):
             if ok[j]:
                 bound = calib_z * spread[j]
                 step = min(max(d[j], -bound), bound)
-                mean[j] += alpha_drift * step
+                mean[j] += alpha * step
                 var = spread[j] * spread[j]
                 var += alpha_spread * (step * step - var)
                 spread[j] = max(np.sqrt(var), scale[j])

@@ -90,7 +90,7 @@ def _settings(detector: MultivariateDetector) -> dict[str, float]:
             "change_weight": detector.change_weight, "top_k": float(detector.top_k),
             "threshold_quantile": detector.threshold_quantile,
             "threshold_mads": detector.threshold_mads,
-            "damping_quantile": detector.damping_quantile}
+            "damping_quantile": detector.damping_quantile, "drift_gate": detector.drift_gate}
 
 
 def measure_evaluation_s(smd_dir: Path) -> float:
