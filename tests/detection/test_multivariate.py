@@ -193,3 +193,12 @@ def test_the_drift_gate_keeps_a_long_anomaly_scoring() -> None:
     gated = _fitted().score(test)
     plain = _fitted(drift_gate=0.0).score(test)
     assert gated[950:1_000].mean() > plain[950:1_000].mean()
+
+
+def test_the_tail_cut_ends_an_alarm_sooner() -> None:
+    test = _normal(600, seed=16)
+    test[300:320, 2] += 0.6
+    cut = _fitted().score(test)
+    plain = _fitted(tail_rows=0).score(test)
+    assert cut[300:320].min() > _fitted().threshold
+    assert cut[332:340].max() < plain[332:340].min()

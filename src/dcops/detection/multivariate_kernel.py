@@ -35,6 +35,24 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 
 
 @_jit
+def _insert(top_v: FloatArray, top_j: IntArray, filled: int, v: float,
+            j: int) -> int:  # pragma: no cover - compiled
+    """Puts (v, j) into the descending list of the largest values (`filled` of them so far,
+    room for len(top_v)) when it belongs there; returns the new count."""
+    k = top_v.shape[0]
+    if filled == k and v <= top_v[k - 1]:
+        return filled
+    i = filled if filled < k else k - 1
+    while i > 0 and top_v[i - 1] < v:
+        top_v[i] = top_v[i - 1]
+        top_j[i] = top_j[i - 1]
+        i -= 1
+    top_v[i] = v
+    top_j[i] = j
+    return filled + 1 if filled < k else filled
+
+
+@_jit
 def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent: FloatArray,
               spread: FloatArray, scale: FloatArray, weight: FloatArray, precision: FloatArray,
               params: FloatArray,
@@ -44,8 +62,10 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     contributions in `contrib`.
 
     params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
-    short_rows, short_weight, alpha_spread, top_k, drift_gate]; the level part is the mean of the
-    `top_k` largest per-metric distances (`top_k` 1: the largest alone); `spread` is each
+    short_rows, short_weight, alpha_spread, top_k, drift_gate, tail_rows, tail_factor,
+    change_top_k]; the level part is the mean of the `top_k` largest per-metric distances
+    (`top_k` 1: the largest alone), the change part that of the `change_top_k` largest
+    changes; `spread` is each
     metric's current scale, which
     grows towards the recent typical distance (never below the train `scale`), so a metric that
     became noisier for good stops alarming (its deviation enters the Mahalanobis distance shrunk
@@ -74,6 +94,11 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     n_rows, dims = values.shape
     top_k = max(1, min(int(params[10]), dims))
     drift_gate = params[11]
+    tail_rows = min(int(params[12]), ring.shape[0])
+    tail_factor = params[13]
+    change_top_k = max(1, min(int(params[14]), dims))
+    top_c = np.zeros(change_top_k)
+    top_cj = np.zeros(change_top_k, dtype=np.int64)
     top_z = np.zeros(top_k)
     top_j = np.zeros(top_k, dtype=np.int64)
     window = ring.shape[0]
@@ -84,8 +109,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     for t in range(n_rows):
         seen = 0
         filled = 0
-        cmax = 0.0
-        ctop = -1
+        cfilled = 0
         for j in range(dims):
             x = values[t, j]
             if present[j] > 0.0 and np.isfinite(x):
@@ -93,21 +117,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
                 d[j] = x - mean[j]
                 u[j] = d[j] * scale[j] / spread[j]
                 z = weight[j] * abs(d[j]) / spread[j]
-                if filled < top_k or z > top_z[filled - 1]:
-                    # insertion into the descending list of the top_k largest distances
-                    i = filled if filled < top_k else top_k - 1
-                    while i > 0 and top_z[i - 1] < z:
-                        top_z[i] = top_z[i - 1]
-                        top_j[i] = top_j[i - 1]
-                        i -= 1
-                    top_z[i] = z
-                    top_j[i] = j
-                    if filled < top_k:
-                        filled += 1
-                c = abs(x - recent[j]) / spread[j]
-                if c > cmax or ctop < 0:
-                    cmax = c
-                    ctop = j
+                filled = _insert(top_z, top_j, filled, z, j)
+                cfilled = _insert(top_c, top_cj, cfilled, abs(x - recent[j]) / spread[j], j)
                 bound = calib_z * scale[j]
                 recent[j] += alpha_recent * min(max(x - recent[j], -bound), bound)
                 seen += 1
@@ -133,9 +144,12 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
         zsum = 0.0
         for i in range(filled):
             zsum += top_z[i]
+        csum = 0.0
+        for i in range(cfilled):
+            csum += top_c[i]
         part_z = zsum / filled / calib_z
         part_m = weight_m * dist / calib_m
-        part_c = weight_c * cmax / calib_c
+        part_c = weight_c * csum / cfilled / calib_c
         raw = (part_z + part_m + part_c) / (1.0 + weight_m + weight_c)
         if not np.isfinite(raw):
             raw = 1e12
@@ -144,7 +158,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             contrib[j] = part_m * share
         for i in range(filled):
             contrib[top_j[i]] += part_z * (top_z[i] / zsum if zsum > 0.0 else 1.0 / filled)
-        contrib[ctop] += part_c
+        for i in range(cfilled):
+            contrib[top_cj[i]] += part_c * (top_c[i] / csum if csum > 0.0 else 1.0 / cfilled)
         ring[cursor[0]] = raw
         cursor[0] = (cursor[0] + 1) % window
         if cursor[1] < window:
@@ -158,6 +173,14 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
         for i in range(recent_rows):
             short_total += ring[(cursor[0] - 1 - i) % window]
         smooth = max(smooth, short_weight * short_total / recent_rows)
+        if tail_rows > 0:
+            # the alarm ends soon after the raw score falls: at most tail_factor times the
+            # mean of the last tail_rows raw scores
+            kept = min(tail_rows, cursor[1])
+            tail_total = 0.0
+            for i in range(kept):
+                tail_total += ring[(cursor[0] - 1 - i) % window]
+            smooth = min(smooth, tail_factor * tail_total / kept)
         out[t] = smooth / (smooth + 1.0)
         alpha = alpha_drift
         if drift_gate > 0.0:

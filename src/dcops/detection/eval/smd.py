@@ -90,7 +90,9 @@ def _settings(detector: MultivariateDetector) -> dict[str, float]:
             "change_weight": detector.change_weight, "top_k": float(detector.top_k),
             "threshold_quantile": detector.threshold_quantile,
             "threshold_mads": detector.threshold_mads,
-            "damping_quantile": detector.damping_quantile, "drift_gate": detector.drift_gate}
+            "damping_quantile": detector.damping_quantile, "drift_gate": detector.drift_gate,
+            "tail_rows": float(detector.tail_rows), "tail_factor": detector.tail_factor,
+            "change_top_k": float(detector.change_top_k)}
 
 
 def measure_evaluation_s(smd_dir: Path) -> float:
