@@ -68,8 +68,8 @@ Second round (the same split; mean over 1-2 .. 1-4 of VUS-PR / Std-F1 / Event-F1
 train-threshold F1, from 0.680 / 0.587 / 0.845 / 0.572). Variants were first screened in an
 experimental copy of the row loop that calibrated its parts on its own train run (its
 numbers differ from this code's by up to about 0.01). The number after each kept step is
-this code's; those of intermediate and rejected variants are the copy's. Diagnostics (where the false-alarm points lie) used 1-2 .. 1-4
-only; 1-5 .. 1-8 were scored once after each choice:
+this code's; those of intermediate and rejected variants are the copy's. Diagnostics (where
+the false-alarm points lie) used 1-2 .. 1-4 only; 1-5 .. 1-8 were scored after each choice:
 
 * level part = mean of the top 3 distances instead of the largest: 0.697 / 0.599 / 0.839 /
   0.586 (top 2 tied, 5 and 8 a little worse); then change weight 2 (from 1): 0.706 / 0.600 /
