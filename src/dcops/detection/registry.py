@@ -74,7 +74,6 @@ class Kind:
 
 PLUGGED: tuple[tuple[str, str, str, Shape], ...] = (
     ("univariate", "dcops.detection.univariate", "UnivariateDetector", "series"),
-    ("multivariate", "dcops.detection.multivariate", "MultivariateDetector", "rows"),
 )
 """(kind, module, class, shape) registered as ``cls(**params)`` when the module imports and
 has the class; a kind whose constructor differs is registered with `register` instead."""
@@ -133,6 +132,12 @@ def _zscore(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
     return ZScoreDetector(metric=columns[0], **params)
 
 
+def _multivariate(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
+    from dcops.detection.learning import LearningMultivariate
+
+    return LearningMultivariate(columns, **params)
+
+
 def _class_factory(cls: Any) -> Factory:
     return lambda params, columns: cls(**params)
 
@@ -157,5 +162,7 @@ def _plug() -> None:
 
 register("fleet", _fleet, shape="fleet",
          description="each entity against its peers (same group_by labels) at each moment")
+register("multivariate", _multivariate, shape="rows",
+         description="all metrics of one machine together, learned from its first day")
 register("zscore", _zscore, shape="series",
          description="streaming exponentially weighted z-score of one series (a baseline)")
