@@ -8,13 +8,15 @@ import pytest
 
 from dcops.core.errors import Invalid
 from dcops.detection.learning import LearningMultivariate
+from dcops.detection.model import FloatArray
 from dcops.detection.registry import lookup
 
 
-def _rows(n: int, seed: int = 0) -> np.ndarray:
+def _rows(n: int, seed: int = 0) -> FloatArray:
     rng = np.random.default_rng(seed)
     base = np.sin(np.arange(n) / 50.0)[:, None] * np.array([1.0, 0.5, 2.0])
-    return base + rng.normal(0, 0.05, (n, 3))
+    out: FloatArray = base + rng.normal(0, 0.05, (n, 3))
+    return out
 
 
 def test_it_learns_first_then_scores_a_spike_in_the_metric_that_moved() -> None:
