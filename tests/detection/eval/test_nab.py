@@ -113,7 +113,8 @@ def test_sweep_picks_the_threshold_that_maximises_the_corpus_score() -> None:
     sw = sweep(scores, window, weight, 1.0)
     assert list(sw.thresholds) == [1.1, 0.9, 0.8, 0.7, 0.6]
     assert sw.totals == pytest.approx([-1.0, -1.11, 0.39, 0.28, 0.68])
-    assert sw.best() == (0.6, pytest.approx(0.68))
+    threshold, raw = sw.best()
+    assert threshold == 0.6 and raw == pytest.approx(0.68)
 
 
 def test_low_fn_profile_doubles_the_miss(tmp_path: Path) -> None:
@@ -125,7 +126,7 @@ def test_low_fn_profile_doubles_the_miss(tmp_path: Path) -> None:
 def test_missing_labels_file_is_named(tmp_path: Path) -> None:
     root = _corpus(tmp_path)
     (root / "labels" / "combined_windows.json").unlink()
-    with pytest.raises(Invalid, match="combined_windows.json"):
+    with pytest.raises(Invalid, match=r"combined_windows\.json"):
         load_corpus(root)
 
 
@@ -144,7 +145,7 @@ def test_label_for_a_missing_series_is_named(tmp_path: Path) -> None:
     root = _corpus(tmp_path)
     (root / "labels" / "combined_windows.json").write_text(
         json.dumps({"cat/s.csv": [], "cat/gone.csv": []}))
-    with pytest.raises(Invalid, match="cat/gone.csv"):
+    with pytest.raises(Invalid, match=r"cat/gone\.csv"):
         load_corpus(root)
 
 
