@@ -48,7 +48,7 @@ class UnivariateConfig:
     rate_scale: float = 1e9
     shift_scale: float = 1e9
     range_scale: float = 0.2
-    range_decay: float = 0.0003
+    range_decay: float = 0.0001
     raw_short_alpha: float = 0.5
     raw_long_alpha: float = 0.002
     alarm_level: float = 0.9
