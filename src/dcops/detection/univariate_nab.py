@@ -3,7 +3,9 @@
 Per sample, from the past only:
 
 * range: the value lies beyond the (slowly decaying) highest or lowest value seen so far by more
-  than `range_tol` of that range. This is HTM's "spatial anomaly" in NAB and scores 1 outright.
+  than `range_tol` of that range. This is HTM's "spatial anomaly" in NAB and scores 1 outright,
+  unless the previous such excursion was fewer than `range_quiet` rows ago (and this one is
+  smaller than the range's width).
 * prediction error: the distance from an exponentially weighted level, in all-time ranges;
 * subsequence: the distance of the last `knn_window` values to their nearest neighbour among
   the windows ending 16..`knn_lags` rows earlier (a causal left matrix profile, updated in
@@ -48,6 +50,7 @@ class NabConfig:
     """The one configuration for every series (how it was tuned: see the NAB notes)."""
 
     range_tol: float = 0.02
+    range_quiet: int = 20
     range_decay: float = 1e-4
     level_alpha: float = 0.1
     knn_window: int = 16
@@ -60,22 +63,22 @@ class NabConfig:
     warmup: int = 64
 
     def params(self) -> FloatArray:
-        return np.array([self.range_tol, self.range_decay, self.level_alpha, self.knn_window,
+        return np.array([self.range_tol, self.range_quiet, self.range_decay, self.level_alpha, self.knn_window,
                          self.knn_lags, self.squash_mult, self.squash_alpha, self.history,
                          self.learn, self.quiet, self.warmup], dtype=np.float64)
 
 
 # Scalar state slots.
 N, HI, LO, MEAN, AHI, ALO, LVL, M_PE, SEEN_PE, M_KN, SEEN_KN = range(11)
-S1_PE, S2_PE, NH_PE, S1_KN, S2_KN, NH_KN = range(11, 17)
-N_SCALARS = 17
+S1_PE, S2_PE, NH_PE, S1_KN, S2_KN, NH_KN, LAST_RANGE = range(11, 18)
+N_SCALARS = 18
 COMPONENTS = ("range", "prediction error", "subsequence")
 
 
 def new_state(config: NabConfig) -> dict[str, FloatArray]:
     """Fresh state arrays for one series."""
     return {
-        "scalars": np.zeros(N_SCALARS),
+        "scalars": _fresh_scalars(),
         "values": np.zeros(config.knn_lags + config.knn_window + 1),
         "dist": np.zeros(config.knn_lags + 1),
         "hist_pe": np.zeros(config.history),
@@ -83,6 +86,12 @@ def new_state(config: NabConfig) -> dict[str, FloatArray]:
         "recent": np.zeros(max(config.quiet, 1)),
         "last": np.zeros(len(COMPONENTS)),
     }
+
+
+def _fresh_scalars() -> FloatArray:
+    st = np.zeros(N_SCALARS)
+    st[LAST_RANGE] = -1e18
+    return st
 
 
 @_jit
@@ -134,15 +143,16 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
          dist: FloatArray, hist_pe: FloatArray, hist_kn: FloatArray, recent: FloatArray,
          last: FloatArray) -> None:
     tol = p[0]
-    decay = p[1]
-    level_alpha = p[2]
-    w = int(p[3])
-    lags = int(p[4])
-    mult = p[5]
-    sq_alpha = p[6]
-    learn = p[8]
-    quiet = int(p[9])
-    warmup = p[10]
+    range_quiet = p[1]
+    decay = p[2]
+    level_alpha = p[3]
+    w = int(p[4])
+    lags = int(p[5])
+    mult = p[6]
+    sq_alpha = p[7]
+    learn = p[9]
+    quiet = int(p[10])
+    warmup = p[11]
     size = len(vals)
     for i in range(len(x)):
         v = x[i]
@@ -162,8 +172,12 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
         else:
             width = st[HI] - st[LO]
             beyond = max(v - st[HI], st[LO] - v)
-            if width > 0 and beyond > tol * width and t >= warmup:
-                sp = 1.0
+            if width > 0 and beyond > tol * width:
+                # One range anomaly per burst: a new one only after range_quiet calm rows,
+                # or when it leaves the range by more than the range's own width.
+                if t >= warmup and (t - st[LAST_RANGE] > range_quiet or beyond > width):
+                    sp = 1.0
+                st[LAST_RANGE] = t
             st[MEAN] += max(0.005, 1.0 / (t + 1.0)) * (v - st[MEAN])
             st[HI] = max(st[HI] - decay * (st[HI] - st[MEAN]), v)
             st[LO] = min(st[LO] + decay * (st[MEAN] - st[LO]), v)
