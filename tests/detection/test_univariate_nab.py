@@ -95,6 +95,8 @@ def test_explain_names_the_range_component_for_a_new_extreme() -> None:
     det.score(_series()[:1501])
     top = det.explain().top(1)
     assert top and top[0][0] == "range"
+    assert {name for name, _ in det.explain().top(4)} <= {
+        "range", "prediction error", "subsequence", "new pattern"}
 
 
 def test_bad_shapes_are_invalid() -> None:

@@ -9,17 +9,22 @@ Per sample, from the past only:
 * prediction error: the distance from an exponentially weighted level, in all-time ranges;
 * subsequence: the distance of the last `knn_window` values to their nearest neighbour among
   the windows ending 16..`knn_lags` rows earlier (a causal left matrix profile, updated in
-  O(`knn_lags`) per sample), in all-time ranges.
+  O(`knn_lags`) per sample), in all-time ranges;
+* new pattern: the share of the 1..`gram_order`-grams of the value quantised into
+  `gram_levels` levels of its all-time range that were never seen before (the idea of
+  CAD-OSE's contexts, as a dense bitmap).
 
-Each distance is squashed against its own running mean, 1 - exp(-d / (mult * mean)), and
-compared with the last `history` squashed values as HTM's anomaly likelihood does: the Gaussian
-tail of its z-score, mapped to log(1 - L) / log(1e-10) so that the useful range lies near 1.
-The two likelihoods are combined by max; a value counts only when it exceeds every combined
-value of the previous `quiet` rows (one output per episode, whatever threshold is swept later).
-The final score is the larger of 0.999 * that and the range anomaly.
+Each distance is squashed against its own running mean, 1 - exp(-d / (mult * mean)); it and the
+new-pattern share are compared with their last `history` values as HTM's anomaly likelihood
+does: the Gaussian tail of the z-score, mapped to log(1 - L) / log(1e-10) so that the useful
+range lies near 1. The three likelihoods are combined by max; a value counts only when it
+exceeds every combined value of the previous `quiet` rows and no range anomaly was reported in
+the last `range_block` rows (one output per episode, whatever threshold is swept later). The
+final score is the larger of 0.999 * that and the range anomaly.
 
-The state is a few ring buffers per series (about `history` + `knn_lags` floats), so this is the
-detector NAB is scored with; a fleet of many series uses the lighter `UnivariateBank`.
+The state is a few ring buffers per series (3 x `history` + `knn_lags` floats) and the n-gram
+bitmap (`gram_levels` ** `gram_order` cells and the lower orders), so this is the detector NAB
+is scored with; a fleet of many series uses the lighter `UnivariateBank`.
 """
 
 from __future__ import annotations
@@ -50,8 +55,9 @@ class NabConfig:
     """The one configuration for every series, chosen on NAB (the development set).
 
     Tuned by small grids on the standard profile: `level_alpha` (0.01..1), `squash_mult`
-    (1..6), `quiet` (0, 50..600), `range_quiet` (0..300) and `range_tol` (0, 0.02, 0.05);
-    `knn_window` 8/16/32, `history` and `learn` made no real difference. The rest are fixed."""
+    (1..6), `quiet` (0, 50..600), `range_quiet` (0..300), `range_tol` (0, 0.02, 0.05),
+    `range_block` (0..800) and `gram_levels` x `gram_order` (16, 24, 32 x 3, 4, 6); `knn_window`
+    8/16/32, `history` and `learn` made no real difference. The rest are fixed."""
 
     range_tol: float = 0.02
     range_quiet: int = 20
@@ -65,18 +71,26 @@ class NabConfig:
     learn: int = 150
     quiet: int = 100
     warmup: int = 64
+    range_block: int = 200
+    gram_levels: int = 16
+    gram_order: int = 4
 
     def params(self) -> FloatArray:
         return np.array([self.range_tol, self.range_quiet, self.range_decay, self.level_alpha,
                          self.knn_window, self.knn_lags, self.squash_mult, self.squash_alpha,
-                         self.history, self.learn, self.quiet, self.warmup], dtype=np.float64)
+                         self.history, self.learn, self.quiet, self.warmup, self.range_block,
+                         self.gram_levels, self.gram_order], dtype=np.float64)
+
+    def gram_cells(self) -> int:
+        return sum(self.gram_levels ** k for k in range(1, self.gram_order + 1))
 
 
 # Scalar state slots.
 N, HI, LO, MEAN, AHI, ALO, LVL, M_PE, SEEN_PE, M_KN, SEEN_KN = range(11)
 S1_PE, S2_PE, NH_PE, S1_KN, S2_KN, NH_KN, LAST_RANGE = range(11, 18)
-N_SCALARS = 18
-COMPONENTS = ("range", "prediction error", "subsequence")
+S1_GR, S2_GR, NH_GR, LAST_FIRED = range(18, 22)
+N_SCALARS = 22
+COMPONENTS = ("range", "prediction error", "subsequence", "new pattern")
 
 
 def new_state(config: NabConfig) -> dict[str, FloatArray]:
@@ -87,6 +101,9 @@ def new_state(config: NabConfig) -> dict[str, FloatArray]:
         "dist": np.zeros(config.knn_lags + 1),
         "hist_pe": np.zeros(config.history),
         "hist_kn": np.zeros(config.history),
+        "hist_gr": np.zeros(config.history),
+        "grams": np.zeros(config.gram_cells()),
+        "levels": np.zeros(config.gram_order),
         "recent": np.zeros(max(config.quiet, 1)),
         "last": np.zeros(len(COMPONENTS)),
     }
@@ -95,6 +112,7 @@ def new_state(config: NabConfig) -> dict[str, FloatArray]:
 def _fresh_scalars() -> FloatArray:
     st = np.zeros(N_SCALARS)
     st[LAST_RANGE] = -1e18
+    st[LAST_FIRED] = -1e18
     return st
 
 
@@ -143,9 +161,33 @@ def _likelihood(r: float, st: FloatArray, base: int, hist: FloatArray, learn: fl
 
 
 @_jit
+def _new_grams(v: float, hi: float, lo: float, t: int, n_levels: int, order: int,
+               levels: FloatArray, grams: FloatArray) -> float:
+    """Share of the 1..order-grams of quantised values ending now never seen before."""
+    q = 0
+    if hi > lo:
+        q = min(n_levels - 1, int((v - lo) / (hi - lo) * n_levels))
+    for j in range(order - 1, 0, -1):
+        levels[j] = levels[j - 1]
+    levels[0] = q
+    code = 0
+    offset = 0
+    new = 0
+    size = 1
+    for k in range(1, min(order, t + 1) + 1):
+        code = code * n_levels + int(levels[k - 1])
+        if grams[offset + code] == 0.0:
+            grams[offset + code] = 1.0
+            new += 1
+        size *= n_levels
+        offset += size
+    return new / order
+
+
+@_jit
 def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: FloatArray,
-         dist: FloatArray, hist_pe: FloatArray, hist_kn: FloatArray, recent: FloatArray,
-         last: FloatArray) -> None:
+         dist: FloatArray, hist_pe: FloatArray, hist_kn: FloatArray, hist_gr: FloatArray,
+         grams: FloatArray, levels: FloatArray, recent: FloatArray, last: FloatArray) -> None:
     tol = p[0]
     range_quiet = p[1]
     decay = p[2]
@@ -157,6 +199,9 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
     learn = p[9]
     quiet = int(p[10])
     warmup = p[11]
+    block = p[12]
+    n_levels = int(p[13])
+    order = int(p[14])
     size = len(vals)
     for i in range(len(x)):
         v = x[i]
@@ -215,16 +260,23 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
                            learn)
         l_kn = _likelihood(_squash(kn, st, M_KN, SEEN_KN, sq_alpha, mult), st, S1_KN, hist_kn,
                            learn)
-        c = max(l_pe, l_kn)
+        gr = _new_grams(v, st[AHI], st[ALO], t, n_levels, order, levels, grams)
+        l_gr = _likelihood(gr, st, S1_GR, hist_gr, learn)
+        c = max(l_pe, l_kn, l_gr)
         top = 0.0
         for j in range(min(t, quiet)):
             top = max(top, recent[(t - 1 - j) % len(recent)])
         recent[t % len(recent)] = c
         peak = c if c > top else 0.0
+        if sp > 0:
+            st[LAST_FIRED] = t
+        elif t - st[LAST_FIRED] <= block:
+            peak = 0.0  # the same episode as the range anomaly just reported
         out[i] = max(0.999 * peak, sp)
         last[0] = sp
         last[1] = l_pe
         last[2] = l_kn
+        last[3] = l_gr
         st[N] = t + 1.0
 
 
@@ -232,8 +284,8 @@ def score_into(x: FloatArray, config: NabConfig, state: dict[str, FloatArray]) -
     """Scores `x` (1-d, NaN missing) continuing from `state`, which it updates in place."""
     out = np.zeros(len(x))
     _run(np.ascontiguousarray(x, dtype=np.float64), out, config.params(), state["scalars"],
-         state["values"], state["dist"], state["hist_pe"], state["hist_kn"], state["recent"],
-         state["last"])
+         state["values"], state["dist"], state["hist_pe"], state["hist_kn"], state["hist_gr"],
+         state["grams"], state["levels"], state["recent"], state["last"])
     return out
 
 
