@@ -97,7 +97,7 @@ def new_state(config: NabConfig) -> dict[str, FloatArray]:
     """Fresh state arrays for one series."""
     return {
         "scalars": _fresh_scalars(),
-        "values": np.zeros(config.knn_lags + config.knn_window + 1),
+        "values": np.zeros(2 * (config.knn_lags + config.knn_window + 1)),
         "dist": np.zeros(config.knn_lags + 1),
         "hist_pe": np.zeros(config.history),
         "hist_kn": np.zeros(config.history),
@@ -202,7 +202,7 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
     block = p[12]
     n_levels = int(p[13])
     order = int(p[14])
-    size = len(vals)
+    size = len(vals) // 2
     for i in range(len(x)):
         v = x[i]
         if not math.isfinite(v):
@@ -238,18 +238,23 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
         st[ALO] = min(st[ALO], v)
         # Left matrix profile: dist[lag] is the squared distance between the windows ending
         # at t and at t - lag, slid by one row per sample.
-        vals[t % size] = v
+        pos = t % size
+        vals[pos] = v
+        vals[pos + size] = v  # a mirrored copy: every lag reads without wrapping
+        pos += size
+        reach = min(lags, t)
+        for lag in range(1, reach + 1):
+            e = v - vals[pos - lag]
+            dist[lag] += e * e
+        if t - w >= 1:
+            old = vals[pos - w]
+            for lag in range(1, min(reach, t - w) + 1):
+                f = old - vals[pos - w - lag]
+                dist[lag] -= f * f
         best = 1e300
         found = False
-        for lag in range(1, lags + 1):
-            if t - lag < 0:
-                break
-            e = v - vals[(t - lag) % size]
-            dist[lag] += e * e
-            if t - w >= lag:
-                f = vals[(t - w) % size] - vals[(t - w - lag) % size]
-                dist[lag] -= f * f
-            if lag >= w and t - lag - w + 1 >= 0 and dist[lag] < best:
+        for lag in range(w, min(lags, t - w + 1) + 1):
+            if dist[lag] < best:
                 best = dist[lag]
                 found = True
         kn = 0.0
