@@ -106,3 +106,10 @@ def test_bad_shapes_are_invalid() -> None:
 
 def test_measure_nab_throughput_reports_points_per_second() -> None:
     assert measure_nab_throughput(length=2000) > 0.0
+
+
+def test_default_configuration_is_causal_too() -> None:
+    x = _series(2500, seed=3)
+    full = NabUnivariateDetector().score(x)
+    for cut in (1, 777, 2001):
+        assert np.array_equal(NabUnivariateDetector().score(x[:cut]), full[:cut])
