@@ -2,7 +2,7 @@
 
 Per sample, from the past only:
 
-* range: the value lies beyond the (slowly decaying) highest or lowest value seen so far by more
+* range: the value lies beyond the highest or lowest value seen so far (optionally decaying) by more
   than `range_tol` of that range. This is HTM's "spatial anomaly" in NAB and scores 1 outright,
   unless the previous such excursion was fewer than `range_quiet` rows ago (and this one is
   smaller than the range's width).
@@ -55,13 +55,14 @@ class NabConfig:
     """The one configuration for every series, chosen on NAB (the development set).
 
     Tuned by small grids on the standard profile: `level_alpha` (0.01..1), `squash_mult`
-    (1..6), `quiet` (0, 50..600), `range_quiet` (0..300), `range_tol` (0, 0.02, 0.05),
+    (1..6), `quiet` (0, 50..600), `range_quiet` (0..300), `range_tol` (0..0.05),
+    `range_decay` (0, 3e-5, 1e-4, 3e-4; 0 is best: a decaying range re-flags a daily peak),
     `range_block` (0..800) and `gram_levels` x `gram_order` (16, 24, 32 x 3, 4, 6); `knn_window`
     8/16/32, `history` and `learn` made no real difference. The rest are fixed."""
 
-    range_tol: float = 0.02
+    range_tol: float = 0.005
     range_quiet: int = 20
-    range_decay: float = 1e-4
+    range_decay: float = 0.0
     level_alpha: float = 0.1
     knn_window: int = 16
     knn_lags: int = 3000
