@@ -1,4 +1,4 @@
-"""The NAB-grade univariate detector: three surprises, each turned into an anomaly likelihood.
+"""The NAB-grade univariate detector: four surprises, three of them as anomaly likelihoods.
 
 Per sample, from the past only:
 
@@ -70,7 +70,7 @@ class NabConfig:
     squash_alpha: float = 0.001
     history: int = 8640
     learn: int = 150
-    quiet: int = 100
+    quiet: int = 300
     warmup: int = 64
     range_block: int = 200
     gram_levels: int = 16
