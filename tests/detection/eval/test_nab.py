@@ -12,6 +12,7 @@ from dcops.core.errors import Invalid
 from dcops.detection.eval.nab import evaluate, score_scores
 from dcops.detection.eval.nab_corpus import load_corpus
 from dcops.detection.eval.nab_sweep import scaled_sigmoid, sweep
+from dcops.detection.likelihood import LikelihoodDetector
 from dcops.detection.univariate import UnivariateDetector
 
 PROFILES = {
@@ -168,10 +169,10 @@ def test_evaluate_runs_a_fresh_detector_per_series(tmp_path: Path) -> None:
     root = _corpus(tmp_path, values=values)
     seen: list[tuple[str, int, int]] = []
     default = evaluate(root, progress=lambda what, done, total: seen.append((what, done, total)))
-    custom = evaluate(root, UnivariateDetector)
-    assert default.detector == custom.detector == "dcops-univariate"
-    assert default.scores() == pytest.approx(custom.scores())
+    fast = evaluate(root, UnivariateDetector)
+    assert (default.detector, fast.detector) == (LikelihoodDetector.name, "dcops-univariate")
     assert default.profile("standard").files[0].tp >= 1
+    assert fast.profile("standard").files[0].tp >= 1
     assert seen[-1][1] == seen[-1][2]
 
 

@@ -104,16 +104,13 @@ def evaluate(data_dir: Path, detector_factory: Callable[[], Detector] | None = N
              progress: Progress | None = None) -> NabReport:
     """Runs a detector over every series causally, a fresh one per series, and scores it.
 
-    Without a factory it runs the dcops univariate detector, all series in one lock-step bank
-    (the same algorithm as one detector per series, each column its own fresh state)."""
+    Without a factory it runs dcops's univariate detector (`LikelihoodDetector`)."""
     corpus = load_corpus(Path(data_dir))
     total = len(corpus.series)
     if detector_factory is None:
-        from dcops.detection.univariate import UnivariateBank, UnivariateDetector
+        from dcops.detection.likelihood import LikelihoodDetector
 
-        out = UnivariateBank.score_series([s.values for s in corpus.series], progress=progress)
-        return score_scores(corpus, dict(zip(corpus.names(), out, strict=True)),
-                            detector=UnivariateDetector.name)
+        detector_factory = LikelihoodDetector
     results: dict[str, FloatArray] = {}
     name = "detector"
     for i, s in enumerate(corpus.series):

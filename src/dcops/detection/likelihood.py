@@ -1,4 +1,4 @@
-"""The NAB-grade univariate detector: four surprises, three of them as anomaly likelihoods.
+"""The likelihood detector: one series, four surprises, three of them as anomaly likelihoods.
 
 Per sample, from the past only:
 
@@ -23,7 +23,7 @@ the last `range_block` rows (one output per episode, whatever threshold is swept
 final score is the larger of 0.999 * that and the range anomaly.
 
 The state is a few ring buffers per series (3 x `history` + `knn_lags` floats) and the n-gram
-bitmap (`gram_levels` ** `gram_order` cells and the lower orders), so this is the detector NAB
+bitmap (`gram_levels` ** `gram_order` cells and the lower orders). It is the detector NAB
 is scored with; a fleet of many series uses the lighter `UnivariateBank`.
 """
 
@@ -51,7 +51,7 @@ except ImportError:  # pragma: no cover - numba is optional, the pure Python pat
 
 
 @dataclass(frozen=True)
-class NabConfig:
+class LikelihoodConfig:
     """The one configuration for every series, chosen on NAB (the development set).
 
     Tuned by small grids on the standard profile: `level_alpha` (0.01..1), `squash_mult`
@@ -98,7 +98,7 @@ N_SCALARS = 22
 COMPONENTS = ("range", "prediction error", "subsequence", "new pattern")
 
 
-def new_state(config: NabConfig) -> dict[str, FloatArray]:
+def new_state(config: LikelihoodConfig) -> dict[str, FloatArray]:
     """Fresh state arrays for one series."""
     return {
         "scalars": _fresh_scalars(),
@@ -290,7 +290,7 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
         st[N] = t + 1.0
 
 
-def score_into(x: FloatArray, config: NabConfig, state: dict[str, FloatArray]) -> FloatArray:
+def score_into(x: FloatArray, config: LikelihoodConfig, state: dict[str, FloatArray]) -> FloatArray:
     """Scores `x` (1-d, NaN missing) continuing from `state`, which it updates in place."""
     out = np.zeros(len(x))
     _run(np.ascontiguousarray(x, dtype=np.float64), out, config.params(), state["scalars"],
@@ -299,16 +299,16 @@ def score_into(x: FloatArray, config: NabConfig, state: dict[str, FloatArray]) -
     return out
 
 
-class NabUnivariateDetector:
+class LikelihoodDetector:
     """The NAB-grade detector for one series, following the `Detector` contract.
 
     `explain()` weighs the three surprises of the latest sample: "range", "prediction error"
     and "subsequence" (the last two as likelihood scores)."""
 
-    name = "dcops-univariate-nab"
+    name = "dcops-likelihood"
 
-    def __init__(self, config: NabConfig | None = None) -> None:
-        self.config = config or NabConfig()
+    def __init__(self, config: LikelihoodConfig | None = None) -> None:
+        self.config = config or LikelihoodConfig()
         self._state = new_state(self.config)
 
     def score(self, values: FloatArray) -> FloatArray:
@@ -328,8 +328,8 @@ class NabUnivariateDetector:
     @classmethod
     def restore(cls, state: Mapping[str, StateValue]) -> Self:
         try:
-            defaults = asdict(NabConfig())
-            config = NabConfig(**{k: type(v)(state[f"config_{k}"]) for k, v in defaults.items()})
+            defaults = asdict(LikelihoodConfig())
+            config = LikelihoodConfig(**{k: type(v)(state[f"config_{k}"]) for k, v in defaults.items()})
             det = cls(config)
             for k, fresh in det._state.items():
                 got = np.array(state[f"nab_{k}"], dtype=np.float64)
@@ -342,12 +342,12 @@ class NabUnivariateDetector:
         return det
 
 
-def measure_nab_throughput(length: int = 20_000, seed: int = 0) -> float:
-    """Points per second of one `NabUnivariateDetector` over a random walk of `length` rows
+def measure_likelihood_throughput(length: int = 20_000, seed: int = 0) -> float:
+    """Points per second of one `LikelihoodDetector` over a random walk of `length` rows
     (after a first call that compiles the kernel)."""
     rng = np.random.default_rng(seed)
     x = np.cumsum(rng.normal(size=length))
-    NabUnivariateDetector().score(x[:100])
+    LikelihoodDetector().score(x[:100])
     start = time.perf_counter()
-    NabUnivariateDetector().score(x)
+    LikelihoodDetector().score(x)
     return length / (time.perf_counter() - start)
