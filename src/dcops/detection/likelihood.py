@@ -329,7 +329,8 @@ class LikelihoodDetector:
     def restore(cls, state: Mapping[str, StateValue]) -> Self:
         try:
             defaults = asdict(LikelihoodConfig())
-            config = LikelihoodConfig(**{k: type(v)(state[f"config_{k}"]) for k, v in defaults.items()})
+            config = LikelihoodConfig(**{k: type(v)(state[f"config_{k}"])
+                                         for k, v in defaults.items()})
             det = cls(config)
             for k, fresh in det._state.items():
                 got = np.array(state[f"nab_{k}"], dtype=np.float64)
