@@ -9,15 +9,14 @@ A kind is a factory plus the shape of what it scores:
   each entity's peer group.
 
 A factory is called as ``factory(params, columns)``: the ``params`` mapping from settings
-and the column names (metric names, one per selector). Shipped: ``fleet``
-(`dcops.detection.fleet.FleetDetector`) and ``zscore`` (a plain streaming z-score).
-``univariate`` and ``multivariate`` register themselves from `PLUGGED` once their modules
-are there; any other detector is added with `register`.
+and the column names (metric names, one per selector). Shipped: ``univariate``
+(`LikelihoodDetector`), ``univariate-fast`` (`UnivariateDetector`), ``multivariate``
+(`LearningMultivariate`), ``fleet`` (`FleetDetector`) and ``zscore`` (a plain streaming
+z-score); any other detector is added with `register`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -72,15 +71,8 @@ class Kind:
                           ) from None
 
 
-PLUGGED: tuple[tuple[str, str, str, Shape], ...] = (
-    ("univariate", "dcops.detection.univariate", "UnivariateDetector", "series"),
-)
-"""(kind, module, class, shape) registered as ``cls(**params)`` when the module imports and
-has the class; a kind whose constructor differs is registered with `register` instead."""
-
 _kinds: dict[str, Kind] = {}
 _lock = threading.Lock()
-_plugged = False
 
 
 def register(kind: str, factory: Factory, *, shape: Shape = "series",
@@ -97,7 +89,6 @@ def register(kind: str, factory: Factory, *, shape: Shape = "series",
 
 def lookup(kind: str) -> Kind:
     """The registered kind; `Invalid` listing the known ones otherwise."""
-    _plug()
     found = _kinds.get(kind)
     if found is None:
         raise Invalid(f"unknown detector kind {kind!r}; one of: {', '.join(kinds())}")
@@ -105,7 +96,6 @@ def lookup(kind: str) -> Kind:
 
 
 def kinds() -> list[str]:
-    _plug()
     return sorted(_kinds)
 
 
@@ -138,30 +128,24 @@ def _multivariate(params: Mapping[str, Any], columns: Sequence[str]) -> Detector
     return LearningMultivariate(columns, **params)
 
 
-def _class_factory(cls: Any) -> Factory:
-    return lambda params, columns: cls(**params)
+def _univariate(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
+    from dcops.detection.likelihood import LikelihoodConfig, LikelihoodDetector
+
+    return LikelihoodDetector(LikelihoodConfig(**params))
 
 
-def _plug() -> None:
-    """Register the kinds of `PLUGGED` whose modules are there (once)."""
-    global _plugged
-    with _lock:
-        if _plugged:
-            return
-        _plugged = True
-    for kind, module_name, class_name, shape in PLUGGED:
-        if kind in _kinds:
-            continue
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
-            log.debug("detector kind %s not available (%s.%s)", kind, module_name, class_name)
-            continue
-        register(kind, _class_factory(cls), shape=shape)
+def _univariate_fast(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
+    from dcops.detection.univariate import UnivariateConfig, UnivariateDetector
+
+    return UnivariateDetector(UnivariateConfig(**params))
 
 
 register("fleet", _fleet, shape="fleet",
          description="each entity against its peers (same group_by labels) at each moment")
+register("univariate", _univariate, shape="series",
+         description="one series: range, prediction, subsequence and pattern likelihoods")
+register("univariate-fast", _univariate_fast, shape="series",
+         description="one series, lighter: for many series at once (millions a second)")
 register("multivariate", _multivariate, shape="rows",
          description="all metrics of one machine together, learned from its first day")
 register("zscore", _zscore, shape="series",
