@@ -53,12 +53,15 @@ class ForecastConfig:
     fast_halflife_s: float = 300.0
     slow_halflife_s: float = 3600.0
     trend_halflife_s: float = 6 * 3600.0
-    profile_halflife_days: float = 1.0
+    profile_days: int = 5
     deviation_halflife_s: float = 6 * 3600.0
     error_halflife_s: float = 86400.0
+    error_power: float = 0.5
+    weight_power: float = 2.0
     scale_halflife_s: float = 86400.0
     clip: float = 4.0
     quantile_rate: float = 0.05
+    quantile_halflife_s: float = 2 * 3600.0
     median_correction: bool = True
     levels: tuple[float, ...] = (0.8, 0.95)
 
@@ -161,7 +164,7 @@ class Forecaster:
         self.taus = np.array(sorted({t for lv in cfg.levels
                                      for t in ((1 - lv) / 2, (1 + lv) / 2)} | {0.5}))
         self._blend = Blend(Rates.of(cfg, step_s), self.season, self.horizons, self.taus,
-                            series, cfg.quantile_rate)
+                            series, cfg.quantile_rate, cfg.profile_days)
 
     @property
     def t(self) -> int:

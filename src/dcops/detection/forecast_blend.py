@@ -58,10 +58,12 @@ class Rates:
     trend: float
     deviation: float
     phi: float
-    profile: float
     error_decay: float
     scale: float
     clip: float
+    quantile_decay: float
+    error_power: float
+    weight_power: float
 
     @classmethod
     def of(cls, cfg: ForecastConfig, step_s: float) -> Rates:
@@ -70,12 +72,13 @@ class Rates:
                    trend=_gain(cfg.trend_halflife_s / step_s),
                    deviation=_gain(cfg.fast_halflife_s / step_s),
                    phi=0.5 ** (1.0 / max(cfg.deviation_halflife_s / step_s, 1e-9)),
-                   profile=_gain(cfg.profile_halflife_days),
                    error_decay=1.0 - _gain(cfg.error_halflife_s / step_s),
-                   scale=_gain(cfg.scale_halflife_s / step_s), clip=cfg.clip)
+                   scale=_gain(cfg.scale_halflife_s / step_s), clip=cfg.clip,
+                   quantile_decay=1.0 - _gain(cfg.quantile_halflife_s / step_s),
+                   error_power=cfg.error_power, weight_power=cfg.weight_power / cfg.error_power)
 
 
-_ARRAYS = ("level", "profile", "ring_state", "ring_blend", "mae_num", "mae_den",
+_ARRAYS = ("level", "profile", "days", "ring_state", "ring_blend", "mae_num", "mae_den",
            "blend_num", "blend_den", "errors", "quantile", "seen")
 
 
@@ -83,7 +86,7 @@ class Blend:
     """The learnt state of D series and the chunked update that moves it."""
 
     def __init__(self, rates: Rates, season: int, horizons: np.ndarray, taus: FloatArray,
-                 series: int, quantile_rate: float) -> None:
+                 series: int, quantile_rate: float, profile_days: int) -> None:
         self.rates, self.season, self.horizons, self.taus = rates, season, horizons, taus
         self.quantile_rate = quantile_rate
         b, c, q, d = len(horizons), len(CANDIDATES), len(taus), series
@@ -92,6 +95,7 @@ class Blend:
         self.t = 0
         self.level = np.full((6, d), np.nan)
         self.profile = np.full((season, d), np.nan)
+        self.days = np.full((profile_days, season, d), np.nan)
         self.ring_state = np.full((r, _KEPT, d), np.nan)
         self.ring_blend = np.full((r, b, d), np.nan)
         self.mae_num, self.mae_den = np.zeros((b, c, d)), np.zeros((b, c, d))
@@ -116,22 +120,28 @@ class Blend:
         i = np.arange(n)[:, None]
         # score the candidates made h steps before each row, against the row
         cands = candidates(hist_st[r + i - hz], hist_prof[:n, None, :], hz, self.rates.phi)
-        err = np.abs(x[:, None, None, :] - cands)
+        # only the part of the miss that tells candidates apart: a value beyond all of
+        # them (a burst) counts from the nearest, so one spike does not even them out
+        with np.errstate(invalid="ignore"):
+            lo, hi = np.nanmin(cands, axis=2, keepdims=True), np.nanmax(cands, axis=2,
+                                                                         keepdims=True)
+        err = np.abs(np.clip(x[:, None, None, :], lo, hi) - cands) ** self.rates.error_power
         mae = self._average(err, "mae_num", "mae_den")
         # blend this chunk's forecasts with the weights as they stood at each origin
         own = candidates(kept[:, None], hist_prof[i + hz], hz, self.rates.phi)
-        blended = weighted(own, weights(mae))
+        blended = weighted(own, weights(mae, self.rates.weight_power))
         hist_blend = np.concatenate([self.ring_blend, blended])
         e = x[:, None, :] - hist_blend[r + i - hz, np.arange(len(hz))]
-        mae_blend = self._average(np.abs(e), "blend_num", "blend_den")
-        self._track(e, mae_blend)
+        self._track(e, self._average(np.abs(e), "blend_num", "blend_den",
+                                     self.rates.quantile_decay))
         self.ring_state = hist_st[-r:]
         self.ring_blend = hist_blend[-r:]
         self.t = t0 + n
 
-    def _average(self, err: FloatArray, num: str, den: str) -> FloatArray:
+    def _average(self, err: FloatArray, num: str, den: str,
+                 decay: float | None = None) -> FloatArray:
         """Bias-corrected exponential mean of err over rows; NaN rows add no weight."""
-        w = self.rates.error_decay
+        w = self.rates.error_decay if decay is None else decay
         ok = np.isfinite(err)
         out = []
         for name, u in ((num, np.where(ok, err, 0.0)), (den, ok.astype(np.float64))):
@@ -145,7 +155,8 @@ class Blend:
     def _smooth(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Moves the smoothed states row by row; returns them and the written profile."""
         rt, s, t0 = self.rates, self.season, self.t
-        lv, prof = self.level, self.profile
+        lv, prof, days = self.level, self.profile, self.days
+        k = len(days)
         ok = np.isfinite(x)
         xs = np.where(ok, x, 0.0)
         gi = ok.astype(np.float64)
@@ -175,15 +186,27 @@ class Blend:
             have = np.isfinite(p)
             gd = rt.deviation * g * have
             dev += gd * (xc - np.where(have, p, 0.0) - dev)
-            p = np.where(have, p + rt.profile * g * (xc - p), np.where(ok[i], xc, np.nan))
+            # the profile is the median of the last K days at this time of day: a burst
+            # on one day does not enter it, a job that runs every day does
+            slot = ((t0 + i) // s) % k
+            col = days[:, phase]
+            held = col[(slot - 1) % k].copy()
+            col[slot] = np.where(ok[i], xi, held)
+            if (fresh := ok[i] & ~np.isfinite(held)).any():
+                col[:] = np.where(fresh, xi, col)
+            p = np.median(col, axis=0) if k > 1 else col[0]
             prof[phase] = p
             written[i] = p
             kept[i] = lv[:_KEPT]
         return kept, written
 
     def _track(self, e: FloatArray, mae: FloatArray) -> None:
-        """Conformal quantile tracking: each bound steps towards its share of errors."""
+        """Conformal quantile tracking: each bound steps towards its share of errors.
+
+        The step is a share of the recent absolute error plus the bound's distance from the
+        median, so a bound far too wide (after a burst) comes back geometrically."""
         q, n = self.quantile, self.errors
+        mid = int(np.argmin(np.abs(self.taus - 0.5)))
         tail = (1.0 - self.taus)[None, :, None]
         start = normal_ppf(self.taus)[None, :, None] * 1.25
         ok = np.isfinite(e)
@@ -196,7 +219,8 @@ class Blend:
                 eta_i = eta[i] * ~first[:, None, :]
             else:
                 eta_i = eta[i]
-            q += eta_i * ((es[i] > q) - tail)
+            q += (eta_i + self.quantile_rate * np.abs(q - q[:, mid:mid + 1])) * (
+                (es[i] > q) - tail)
         n += ok.sum(axis=0)
 
     # ------------------------------------------------------------------ forecast
@@ -208,7 +232,7 @@ class Blend:
         with np.errstate(invalid="ignore", divide="ignore"):
             mae = np.where(self.mae_den > 0, self.mae_num / self.mae_den, np.nan)
         cands = candidates(self.level[None, :_KEPT], prof, steps, self.rates.phi)
-        mean = weighted(cands, interp(steps, self.horizons, weights(mae)))
+        mean = weighted(cands, interp(steps, self.horizons, weights(mae, self.rates.weight_power)))
         ready = (self.errors > 0)[:, None, :]
         q = interp(steps, self.horizons, np.where(ready, self.quantile, np.nan))
         return mean, np.sort(q, axis=1)
@@ -245,13 +269,13 @@ def candidates(st: FloatArray, prof: FloatArray, h: np.ndarray, phi: float) -> F
     return np.stack(parts, axis=-2)
 
 
-def weights(mae: FloatArray) -> FloatArray:
-    """Inverse squared recent error over the candidate axis (-2); uniform before any error."""
+def weights(mae: FloatArray, power: float) -> FloatArray:
+    """Inverse power of recent error over the candidate axis (-2); uniform before any."""
     m = np.where(np.isfinite(mae), mae, np.nan)
     with np.errstate(invalid="ignore"):
-        floor = 1e-9 * np.nanmax(np.where(np.isfinite(m), m, -np.inf), axis=-2, keepdims=True)
+        floor = 1e-12 * np.nanmax(np.where(np.isfinite(m), m, -np.inf), axis=-2, keepdims=True)
     floor = np.where(np.isfinite(floor) & (floor > 0), floor, 1e-150)
-    w = np.where(np.isfinite(m), 1.0 / (np.maximum(m, floor) ** 2), 0.0)
+    w = np.where(np.isfinite(m), np.maximum(m, floor) ** -power, 0.0)
     total = w.sum(axis=-2, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, w / total, 1.0 / mae.shape[-2])

@@ -196,7 +196,8 @@ def score_series(s: Series, cfg: ForecastConfig,
     for k, o in enumerate(origins):
         fc.update(x[seen:o + 1])
         seen = o + 1
-        f80, f95 = fc.forecast(max(hs), 0.8), fc.forecast(max(hs), 0.95)
+        by_level = fc.forecasts(max(hs))
+        f80, f95 = by_level[0.8], by_level[0.95]
         for j, h in enumerate(hs):
             got[j, 0, k] = _row(f80.mean, h)
             bounds[j, :, k] = [_row(f80.lower, h), _row(f80.upper, h), _row(f95.lower, h),
