@@ -62,12 +62,12 @@ class ForecastConfig:
     clip: float = 4.0
     quantile_rate: float = 0.05
     quantile_halflife_s: float = 2 * 3600.0
-    median_correction: bool = True
+    width_rate: float = 0.05
     levels: tuple[float, ...] = (0.8, 0.95)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name in ("levels", "median_correction"):
+            if name == "levels" or (name == "width_rate" and value == 0):
                 continue
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise Invalid(f"{name} must be a positive number, not {value!r}",
@@ -164,7 +164,8 @@ class Forecaster:
         self.taus = np.array(sorted({t for lv in cfg.levels
                                      for t in ((1 - lv) / 2, (1 + lv) / 2)} | {0.5}))
         self._blend = Blend(Rates.of(cfg, step_s), self.season, self.horizons, self.taus,
-                            series, cfg.quantile_rate, cfg.profile_days)
+                            series, cfg.quantile_rate * step_s / 300.0,
+                            cfg.width_rate * step_s / 300.0, cfg.profile_days)
 
     @property
     def t(self) -> int:
@@ -191,10 +192,6 @@ class Forecaster:
                           f"1..{self.max_horizon}", where="forecast",
                           hint="raise ForecastConfig.max_horizon_s (at most a season)")
         mean, q = self._blend.path(horizon_steps)  # (H, D), (H, Q, D)
-        if self.config.median_correction:
-            mid = int(np.flatnonzero(np.isclose(self.taus, 0.5))[0])
-            mean = mean + np.where(np.isfinite(q[:, mid]), q[:, mid], 0.0)
-            q = q - q[:, mid:mid + 1]
         out = {}
         for lv in self.config.levels:
             lo = int(np.argmin(np.abs(self.taus - (1 - lv) / 2)))
@@ -224,8 +221,7 @@ class Forecaster:
     def state(self) -> State:
         out: State = {"name": self.name, "step_s": self.step_s, "series": self.series}
         for k, v in asdict(self.config).items():
-            out[f"config.{k}"] = (",".join(map(repr, v)) if isinstance(v, tuple)
-                                  else int(v) if isinstance(v, bool) else float(v))
+            out[f"config.{k}"] = ",".join(map(repr, v)) if isinstance(v, tuple) else v
         out.update(self._blend.state())
         return out
 
@@ -234,8 +230,8 @@ class Forecaster:
         try:
             raw = {k[7:]: state[k] for k in state if k.startswith("config.")}
             levels = tuple(float(v) for v in str(raw.pop("levels")).split(","))
-            median = bool(raw.pop("median_correction"))
-            cfg = ForecastConfig(levels=levels, median_correction=median,
+            days = int(_num(raw.pop("profile_days")))
+            cfg = ForecastConfig(levels=levels, profile_days=days,
                                  **{k: _num(v) for k, v in raw.items()})
             self = cls(_num(state["step_s"]), series=int(_num(state["series"])), config=cfg)
             self._blend.restore(state)

@@ -86,9 +86,11 @@ class Blend:
     """The learnt state of D series and the chunked update that moves it."""
 
     def __init__(self, rates: Rates, season: int, horizons: np.ndarray, taus: FloatArray,
-                 series: int, quantile_rate: float, profile_days: int) -> None:
+                 series: int, quantile_rate: float, width_rate: float,
+                 profile_days: int) -> None:
         self.rates, self.season, self.horizons, self.taus = rates, season, horizons, taus
         self.quantile_rate = quantile_rate
+        self.width_rate = width_rate
         b, c, q, d = len(horizons), len(CANDIDATES), len(taus), series
         r = int(horizons[-1]) + 1
         self.chunk = int(max(8, min(1024, _CELLS // (b * c * d))))
@@ -122,9 +124,8 @@ class Blend:
         cands = candidates(hist_st[r + i - hz], hist_prof[:n, None, :], hz, self.rates.phi)
         # only the part of the miss that tells candidates apart: a value beyond all of
         # them (a burst) counts from the nearest, so one spike does not even them out
-        with np.errstate(invalid="ignore"):
-            lo, hi = np.nanmin(cands, axis=2, keepdims=True), np.nanmax(cands, axis=2,
-                                                                         keepdims=True)
+        lo = np.fmin.reduce(cands, axis=2, keepdims=True)
+        hi = np.fmax.reduce(cands, axis=2, keepdims=True)
         err = np.abs(np.clip(x[:, None, None, :], lo, hi) - cands) ** self.rates.error_power
         mae = self._average(err, "mae_num", "mae_den")
         # blend this chunk's forecasts with the weights as they stood at each origin
@@ -219,7 +220,7 @@ class Blend:
                 eta_i = eta[i] * ~first[:, None, :]
             else:
                 eta_i = eta[i]
-            q += (eta_i + self.quantile_rate * np.abs(q - q[:, mid:mid + 1])) * (
+            q += (eta_i + self.width_rate * np.abs(q - q[:, mid:mid + 1])) * (
                 (es[i] > q) - tail)
         n += ok.sum(axis=0)
 
@@ -272,10 +273,11 @@ def candidates(st: FloatArray, prof: FloatArray, h: np.ndarray, phi: float) -> F
 def weights(mae: FloatArray, power: float) -> FloatArray:
     """Inverse power of recent error over the candidate axis (-2); uniform before any."""
     m = np.where(np.isfinite(mae), mae, np.nan)
-    with np.errstate(invalid="ignore"):
-        floor = 1e-12 * np.nanmax(np.where(np.isfinite(m), m, -np.inf), axis=-2, keepdims=True)
-    floor = np.where(np.isfinite(floor) & (floor > 0), floor, 1e-150)
-    w = np.where(np.isfinite(m), np.maximum(m, floor) ** -power, 0.0)
+    base = np.maximum(np.fmin.reduce(m, axis=-2, keepdims=True),
+                      1e-12 * np.fmax.reduce(m, axis=-2, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(base > 0, np.maximum(m, base) / base, 1.0)  # 1 for the best
+    w = np.where(np.isfinite(m), rel ** -power, 0.0)
     total = w.sum(axis=-2, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, w / total, 1.0 / mae.shape[-2])
