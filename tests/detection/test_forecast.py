@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from dcops.core.errors import Invalid
-from dcops.detection.forecast import Forecaster, ForecastConfig
-from dcops.detection.model import load_state, save_state
+from dcops.detection.forecast import ForecastConfig, Forecaster
+from dcops.detection.model import FloatArray, load_state, save_state
 
 DAY = 288  # 5-minute steps
 
@@ -21,9 +21,10 @@ def anomaly_dir() -> Path:
     return Path("/nonexistent")
 
 
-def sine(n: int, start: int = 0) -> np.ndarray:
-    t = np.arange(start, start + n)
-    return 50.0 + 10.0 * np.sin(2 * np.pi * t / DAY)
+def sine(n: int, start: int = 0) -> FloatArray:
+    t = np.arange(start, start + n, dtype=np.float64)
+    out: FloatArray = 50.0 + 10.0 * np.sin(2 * np.pi * t / DAY)
+    return out
 
 
 def test_a_daily_sine_is_forecast_nearly_exactly() -> None:
@@ -37,7 +38,7 @@ def test_a_daily_sine_is_forecast_nearly_exactly() -> None:
 
 def test_a_ramp_crosses_where_it_should() -> None:
     f = Forecaster(300.0)
-    ramp = 0.5 * np.arange(6 * DAY)
+    ramp = 0.5 * np.arange(6 * DAY, dtype=np.float64)
     f.update(ramp)
     ttc = f.time_to_cross(ramp[-1] + 100.0, "above", DAY)
     assert ttc is not None and ttc.mean_steps is not None
@@ -50,7 +51,7 @@ def test_intervals_cover_iid_noise_near_nominal() -> None:
     rng = np.random.default_rng(7)
     f = Forecaster(300.0, series=20)
     f.update(rng.normal(size=(4 * DAY, 20)))
-    inside = {0.8: [], 0.95: []}
+    inside: dict[float, list[FloatArray]] = {0.8: [], 0.95: []}
     for _ in range(60):
         fcs = f.forecasts(12)
         nxt = rng.normal(size=(12, 20))

@@ -38,14 +38,16 @@ def test_no_crossing_means_no_prediction() -> None:
 def test_predictions_come_soonest_first_over_columns() -> None:
     rng = np.random.default_rng(1)
     t = np.arange(4 * DAY)
-    inlet = np.column_stack([24.0 + 0.002 * t, 20.0 + 0.005 * t]) + 0.01 * rng.normal(
+    # at the end rack1 is at 26.7 C, rising 0.0015 C a step; rack2 at 25.8 C, rising 0.005
+    inlet = np.column_stack([25.0 + 0.0015 * t, 20.0 + 0.005 * t]) + 0.01 * rng.normal(
         size=(len(t), 2))
     f = Forecaster(300.0, series=2)
     f.update(inlet)
     rules = [CrossingRule(n, 27.0, horizon_s=86400.0, label=f"{n} inlet above 27 C")
              for n in ("rack1", "rack2")]
     got = predict({"rack1": (f, 0), "rack2": (f, 1)}, rules)
-    assert [p.series for p in got] == ["rack2", "rack1"]
+    assert [p.series for p in got] == ["rack1", "rack2"]
+    assert [round((p.in_s or 0.0) / 300.0 / 20) for p in got] == [9, 12]  # 180, 248 steps
 
 
 def test_probability_is_monotone_in_the_threshold() -> None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.signal import lfilter
-from scipy.special import ndtri
+from scipy.signal import lfilter  # type: ignore[import-untyped]
 
 from dcops.detection.model import FloatArray, State, StateValue
 
@@ -42,7 +42,8 @@ def ladder(step_s: float, max_horizon_steps: int) -> np.ndarray:
 
 
 def normal_ppf(p: FloatArray) -> FloatArray:
-    return np.asarray(ndtri(p), dtype=np.float64)
+    unit = NormalDist()
+    return np.array([unit.inv_cdf(float(v)) for v in np.ravel(p)]).reshape(np.shape(p))
 
 
 def _gain(halflife_steps: float) -> float:
@@ -280,7 +281,8 @@ def weights(mae: FloatArray, power: float) -> FloatArray:
     w = np.where(np.isfinite(m), rel ** -power, 0.0)
     total = w.sum(axis=-2, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, w / total, 1.0 / mae.shape[-2])
+        out: FloatArray = np.where(total > 0, w / total, 1.0 / mae.shape[-2])
+    return out
 
 
 def weighted(cands: FloatArray, w: FloatArray) -> FloatArray:

@@ -35,7 +35,7 @@ def test_forecasts_beat_seasonal_naive_and_cover_near_nominal() -> None:
     rows, skipped = score_series(synthetic(), ForecastConfig(), 900.0)
     by = {r.name: r for r in rows}
     assert skipped == ["flat (constant on test)"]
-    assert by["daily"].mase_1h < 0.9 and by["walk"].mase_1h < 0.5
+    assert by["daily"].mase_1h < 1.0 and by["walk"].mase_1h < 0.5
     for r in rows:
         assert 0.6 < r.coverage_80_1h < 1.0 and 0.8 < r.coverage_95_1h <= 1.0
         assert r.points > 0 and r.naive_mae_1h > 0

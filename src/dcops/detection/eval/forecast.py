@@ -48,7 +48,7 @@ from dcops.detection.eval.forecast_data import (
     nab_series,
     smd_series,
 )
-from dcops.detection.forecast import Forecaster, ForecastConfig
+from dcops.detection.forecast import ForecastConfig, Forecaster
 from dcops.detection.model import FloatArray, Progress
 
 HORIZONS_S = (3600.0, 6 * 3600.0)
@@ -191,9 +191,9 @@ def score_series(s: Series, cfg: ForecastConfig,
     fc.update(x[:s.warmup])
     seen = s.warmup
     origins = np.arange(s.warmup - 1, len(x) - 1 - max(hs), every)
-    got = np.full((2, 3, len(origins), x.shape[1]), np.nan)  # horizon, (mean, lo80..), origin
+    got = np.full((2, 1, len(origins), x.shape[1]), np.nan)  # horizon, mean, origin, metric
     bounds = np.full((2, 4, len(origins), x.shape[1]), np.nan)
-    for k, o in enumerate(origins):
+    for k, o in enumerate(origins.tolist()):
         fc.update(x[seen:o + 1])
         seen = o + 1
         by_level = fc.forecasts(max(hs))
