@@ -4,24 +4,24 @@ A `Forecaster` follows one or more regularly sampled series in lockstep, causall
 where each is heading over the next minutes to a day. Its point forecast is a blend of five
 simple forecasts, each right for a different kind of series (`forecast_blend`):
 
-- `fast` and `slow`: smoothed levels (half-lives of minutes and of an hour): random walks,
-  noise around a drifting level;
+- `fast` and `slow`: smoothed levels (half-lives of 5 min and 1 h): random walks, noise
+  around a drifting level;
 - `trend`: Holt's linear trend: a disk filling at a steady rate;
-- `seasonal`: the daily profile (per time of day, smoothed over days) plus today's deviation
-  from it, decaying: demand that follows the working day;
-- `profile`: the daily profile alone: far ahead on a strongly daily series.
+- `seasonal`: the daily profile plus today's deviation from it, decaying over hours:
+  demand that follows the working day;
+- `profile`: the daily profile alone, the median of the last 5 days at that time of day:
+  far ahead on a daily series; a burst on one day does not enter it.
 
-Spikes are clipped (to a few times the typical one-step change) before they reach any state
-but `fast`, so one burst of network traffic does not bend tomorrow's profile.
+Spikes are clipped (to a few times the typical one-step change around the fast level)
+before they reach the slow level, the trend and the deviation.
 
-At a ladder of horizons (a few steps, 5 min, 15 min, ... 24 h) the forecaster scores each of
-its own past forecasts once the value arrives, and weighs the five by the inverse square of
-their recent mean absolute error at that horizon. The same errors calibrate the intervals:
-per horizon and bound an online quantile tracker (conformal quantile tracking, Angelopoulos
-et al. 2023) moves the bound up when a value falls above it and down otherwise, so that in
-the long run the nominal share of values (80 %, 95 %) falls inside. The point forecast adds
-the tracked median error, which makes it a median: the right forecast for absolute error on
-spiky series. Horizons between two rungs are interpolated in log horizon.
+At a ladder of horizons (1-3 steps, 5, 10, 15, 30 min, 1, 2, 3, 6, 12, 24 h) the forecaster
+scores each of its own past forecasts once the value arrives, and weighs the five by an
+inverse power of their recent error at that horizon. The same scoring calibrates the
+intervals: per horizon and bound an online quantile tracker (conformal quantile tracking,
+Angelopoulos et al. 2023) moves the bound up when a value falls above it and down otherwise,
+so that in the long run the nominal share of values (80 %, 95 %) falls inside. Horizons
+between two rungs are interpolated in log horizon.
 """
 
 from __future__ import annotations
@@ -45,6 +45,14 @@ _CHUNK = 512
 class ForecastConfig:
     """One configuration for every series; times are in seconds so it fits any sampling step.
 
+    Half-lives set how fast each smoothed state forgets; `profile_days` is how many days the
+    profile's median spans; `clip` is how many typical one-step changes a value may stray
+    from the fast level before it is clipped for the other states; `error_power` and
+    `weight_power` shape the weights (the mean of |error| ** error_power, to the power
+    -weight_power / error_power: a low error_power keeps one burst from evening out all
+    candidates); `quantile_rate` and `width_rate` are the interval trackers' steps per
+    5 minutes, as shares of the recent absolute error and of the interval's own width.
+
     The defaults were tuned on half of the development series and confirmed on the other half
     (see `dcops.detection.eval.forecast`)."""
 
@@ -60,9 +68,9 @@ class ForecastConfig:
     weight_power: float = 2.0
     scale_halflife_s: float = 86400.0
     clip: float = 4.0
-    quantile_rate: float = 0.05
-    quantile_halflife_s: float = 2 * 3600.0
-    width_rate: float = 0.05
+    quantile_rate: float = 0.02
+    quantile_halflife_s: float = 86400.0
+    width_rate: float = 0.002
     levels: tuple[float, ...] = (0.8, 0.95)
 
     def __post_init__(self) -> None:

@@ -196,7 +196,8 @@ class Blend:
             col[slot] = np.where(ok[i], xi, held)
             if (fresh := ok[i] & ~np.isfinite(held)).any():
                 col[:] = np.where(fresh, xi, col)
-            p = np.median(col, axis=0) if k > 1 else col[0]
+            srt = np.sort(col, axis=0)
+            p = 0.5 * (srt[(k - 1) // 2] + srt[k // 2])
             prof[phase] = p
             written[i] = p
             kept[i] = lv[:_KEPT]
