@@ -11,8 +11,9 @@ A kind is a factory plus the shape of what it scores:
 A factory is called as ``factory(params, columns)``: the ``params`` mapping from settings
 and the column names (metric names, one per selector). Shipped: ``univariate``
 (`LikelihoodDetector`), ``univariate-fast`` (`UnivariateDetector`), ``multivariate``
-(`LearningMultivariate`), ``fleet`` (`FleetDetector`) and ``zscore`` (a plain streaming
-z-score); any other detector is added with `register`.
+(`LearningMultivariate`), ``fleet`` (`FleetDetector`), ``crossing`` (`CrossingDetector`:
+forecast threshold crossings) and ``zscore`` (a plain streaming z-score); any other detector
+is added with `register`.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Kind:
     shape: Shape
     factory: Factory
     description: str = ""
+    wants_step: bool = False
+    """Its factory is also given ``step_s``, the seconds between the rows it scores."""
 
     def make(self, params: Mapping[str, Any], columns: Sequence[str]) -> Any:
         """A fresh detector; bad params are `Invalid` naming the kind."""
@@ -76,7 +79,7 @@ _lock = threading.Lock()
 
 
 def register(kind: str, factory: Factory, *, shape: Shape = "series",
-             description: str = "") -> None:
+             description: str = "", wants_step: bool = False) -> None:
     """Make `kind` available to settings (``detection.detectors[].kind``); replaces any
     earlier registration of the same name."""
     if not kind or not kind.replace("_", "").replace("-", "").isalnum():
@@ -84,7 +87,7 @@ def register(kind: str, factory: Factory, *, shape: Shape = "series",
     if shape not in SHAPES:
         raise Invalid(f"detector shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     with _lock:
-        _kinds[kind] = Kind(kind, shape, factory, description)
+        _kinds[kind] = Kind(kind, shape, factory, description, wants_step)
 
 
 def lookup(kind: str) -> Kind:
@@ -128,6 +131,12 @@ def _multivariate(params: Mapping[str, Any], columns: Sequence[str]) -> Detector
     return LearningMultivariate(columns, **params)
 
 
+def _crossing(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
+    from dcops.detection.crossing import CrossingDetector
+
+    return CrossingDetector(**params)
+
+
 def _univariate(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
     from dcops.detection.likelihood import LikelihoodConfig, LikelihoodDetector
 
@@ -146,6 +155,8 @@ register("univariate", _univariate, shape="series",
          description="one series: range, prediction, subsequence and pattern likelihoods")
 register("univariate-fast", _univariate_fast, shape="series",
          description="one series, lighter: for many series at once (millions a second)")
+register("crossing", _crossing, shape="series", wants_step=True,
+         description="one series forecast: how likely it crosses a threshold within a horizon")
 register("multivariate", _multivariate, shape="rows",
          description="all metrics of one machine together, learned from its first day")
 register("zscore", _zscore, shape="series",
