@@ -195,11 +195,12 @@ class Forecaster:
 
     def forecasts(self, horizon_steps: int) -> dict[float, Forecast]:
         """The next `horizon_steps` steps at every configured level (0.8, 0.95)."""
-        if not (isinstance(horizon_steps, int) and 1 <= horizon_steps <= self.max_horizon):
+        if not (isinstance(horizon_steps, int | np.integer)
+                and 1 <= horizon_steps <= self.max_horizon):
             raise Invalid(f"horizon of {horizon_steps!r} steps is outside "
                           f"1..{self.max_horizon}", where="forecast",
                           hint="raise ForecastConfig.max_horizon_s (at most a season)")
-        mean, q = self._blend.path(horizon_steps)  # (H, D), (H, Q, D)
+        mean, q = self._blend.path(int(horizon_steps))  # (H, D), (H, Q, D)
         out = {}
         for lv in self.config.levels:
             lo = int(np.argmin(np.abs(self.taus - (1 - lv) / 2)))

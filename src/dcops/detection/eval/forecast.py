@@ -281,7 +281,7 @@ def _by_unit(rows: list[SeriesForecast] | tuple[SeriesForecast, ...]) -> Figures
     def avg(name: str) -> float:
         return float(np.mean([getattr(f, name) for f in per_unit]))
 
-    gm = {h: float(np.exp(np.mean([math.log(max(f.__getattribute__(f"gmean_{h}"), 1e-12))
+    gm = {h: float(np.exp(np.mean([math.log(max(getattr(f, f"gmean_{h}"), 1e-12))
                                    for f in per_unit]))) for h in ("1h", "6h")}
     return Figures(len(rows), avg("mase_1h"), avg("mase_6h"), gm["1h"], gm["6h"],
                    avg("pooled_1h"), avg("pooled_6h"), avg("coverage_80_1h"),
