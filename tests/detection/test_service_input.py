@@ -192,7 +192,9 @@ def test_the_grid_never_scores_a_step_twice_and_limits_the_backfill() -> None:
 
 
 def test_the_registry_plugs_in_a_kind_and_rejects_unknown_ones() -> None:
-    assert {"fleet", "zscore"} <= set(kinds())
+    assert {"fleet", "zscore", "univariate", "univariate-fast", "multivariate"} <= set(kinds())
+    check("univariate", {"quiet": 100}, ["x"])
+    check("univariate-fast", {}, ["x"])
     register("test-zscore", lambda params, columns: ZScoreDetector(**params), shape="series")
     assert lookup("test-zscore").shape == "series"
     check("test-zscore", {"warmup": 5}, ["x"])

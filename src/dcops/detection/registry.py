@@ -9,15 +9,15 @@ A kind is a factory plus the shape of what it scores:
   each entity's peer group.
 
 A factory is called as ``factory(params, columns)``: the ``params`` mapping from settings
-and the column names (metric names, one per selector). Shipped: ``fleet``
-(`dcops.detection.fleet.FleetDetector`) and ``zscore`` (a plain streaming z-score).
-``univariate`` and ``multivariate`` register themselves from `PLUGGED` once their modules
-are there; any other detector is added with `register`.
+and the column names (metric names, one per selector). Shipped: ``univariate``
+(`LikelihoodDetector`), ``univariate-fast`` (`UnivariateDetector`), ``multivariate``
+(`LearningMultivariate`), ``fleet`` (`FleetDetector`), ``crossing`` (`CrossingDetector`:
+forecast threshold crossings) and ``zscore`` (a plain streaming z-score); any other detector
+is added with `register`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -60,6 +60,8 @@ class Kind:
     shape: Shape
     factory: Factory
     description: str = ""
+    wants_step: bool = False
+    """Its factory is also given ``step_s``, the seconds between the rows it scores."""
 
     def make(self, params: Mapping[str, Any], columns: Sequence[str]) -> Any:
         """A fresh detector; bad params are `Invalid` naming the kind."""
@@ -72,20 +74,12 @@ class Kind:
                           ) from None
 
 
-PLUGGED: tuple[tuple[str, str, str, Shape], ...] = (
-    ("univariate", "dcops.detection.univariate", "UnivariateDetector", "series"),
-    ("multivariate", "dcops.detection.multivariate", "MultivariateDetector", "rows"),
-)
-"""(kind, module, class, shape) registered as ``cls(**params)`` when the module imports and
-has the class; a kind whose constructor differs is registered with `register` instead."""
-
 _kinds: dict[str, Kind] = {}
 _lock = threading.Lock()
-_plugged = False
 
 
 def register(kind: str, factory: Factory, *, shape: Shape = "series",
-             description: str = "") -> None:
+             description: str = "", wants_step: bool = False) -> None:
     """Make `kind` available to settings (``detection.detectors[].kind``); replaces any
     earlier registration of the same name."""
     if not kind or not kind.replace("_", "").replace("-", "").isalnum():
@@ -93,12 +87,11 @@ def register(kind: str, factory: Factory, *, shape: Shape = "series",
     if shape not in SHAPES:
         raise Invalid(f"detector shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     with _lock:
-        _kinds[kind] = Kind(kind, shape, factory, description)
+        _kinds[kind] = Kind(kind, shape, factory, description, wants_step)
 
 
 def lookup(kind: str) -> Kind:
     """The registered kind; `Invalid` listing the known ones otherwise."""
-    _plug()
     found = _kinds.get(kind)
     if found is None:
         raise Invalid(f"unknown detector kind {kind!r}; one of: {', '.join(kinds())}")
@@ -106,7 +99,6 @@ def lookup(kind: str) -> Kind:
 
 
 def kinds() -> list[str]:
-    _plug()
     return sorted(_kinds)
 
 
@@ -133,29 +125,39 @@ def _zscore(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
     return ZScoreDetector(metric=columns[0], **params)
 
 
-def _class_factory(cls: Any) -> Factory:
-    return lambda params, columns: cls(**params)
+def _multivariate(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
+    from dcops.detection.learning import LearningMultivariate
+
+    return LearningMultivariate(columns, **params)
 
 
-def _plug() -> None:
-    """Register the kinds of `PLUGGED` whose modules are there (once)."""
-    global _plugged
-    with _lock:
-        if _plugged:
-            return
-        _plugged = True
-    for kind, module_name, class_name, shape in PLUGGED:
-        if kind in _kinds:
-            continue
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
-            log.debug("detector kind %s not available (%s.%s)", kind, module_name, class_name)
-            continue
-        register(kind, _class_factory(cls), shape=shape)
+def _crossing(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
+    from dcops.detection.crossing import CrossingDetector
+
+    return CrossingDetector(**params)
+
+
+def _univariate(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
+    from dcops.detection.likelihood import LikelihoodConfig, LikelihoodDetector
+
+    return LikelihoodDetector(LikelihoodConfig(**params))
+
+
+def _univariate_fast(params: Mapping[str, Any], columns: Sequence[str]) -> Detector:
+    from dcops.detection.univariate import UnivariateConfig, UnivariateDetector
+
+    return UnivariateDetector(UnivariateConfig(**params))
 
 
 register("fleet", _fleet, shape="fleet",
          description="each entity against its peers (same group_by labels) at each moment")
+register("univariate", _univariate, shape="series",
+         description="one series: range, prediction, subsequence and pattern likelihoods")
+register("univariate-fast", _univariate_fast, shape="series",
+         description="one series, lighter: for many series at once (millions a second)")
+register("crossing", _crossing, shape="series", wants_step=True,
+         description="one series forecast: how likely it crosses a threshold within a horizon")
+register("multivariate", _multivariate, shape="rows",
+         description="all metrics of one machine together, learned from its first day")
 register("zscore", _zscore, shape="series",
          description="streaming exponentially weighted z-score of one series (a baseline)")

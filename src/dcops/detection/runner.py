@@ -81,7 +81,9 @@ class Runner:
     def _fresh(self) -> None:
         """Detectors that know nothing yet."""
         spec = self.spec
-        self.scorer = scorer_for(self.kind, spec.params, [c.name for c in self.columns])
+        params = {**spec.params, "step_s": self.step_ms / 1000.0} if self.kind.wants_step \
+            else spec.params
+        self.scorer = scorer_for(self.kind, params, [c.name for c in self.columns])
         self.tracker = AlertTracker(spec.threshold, spec.for_s, spec.resolve_after_s)
         self.last_ms: int | None = None
         self.seen: dict[str, int] = {}

@@ -75,7 +75,9 @@ class EntityScorer:
         return Explanation() if detector is None else detector.explain()
 
     def details(self, key: str) -> list[dict[str, Any]]:
-        return []
+        detector = self.detectors.get(key)
+        details = getattr(detector, "details", None)
+        return [] if details is None else list(details())
 
     def forget(self, keys: Sequence[str]) -> None:
         for key in keys:

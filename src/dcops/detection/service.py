@@ -31,6 +31,8 @@ from dcops.telemetry.model import Batch
 log = logging.getLogger(__name__)
 
 ALERT_NAME = "AnomalyDetected"
+PREDICTED_ALERT_NAME = "ThresholdCrossingPredicted"
+"""The alert of a ``crossing`` detector: a threshold the forecast says will be crossed."""
 
 
 @dataclass(frozen=True)
@@ -181,12 +183,15 @@ class DetectionService:
         spec = runner.spec
         latest = runner.latest.get(alert.key)
         own = {str(k): str(v) for k, v in json.loads(alert.key)}  # the entity's labels
-        labels = {**own, "alertname": ALERT_NAME, "detector": spec.name,
-                  "severity": spec.severity, "source": "detection"}
+        predicted = spec.kind == "crossing"
+        labels = {**own, "alertname": PREDICTED_ALERT_NAME if predicted else ALERT_NAME,
+                  "detector": spec.name, "severity": spec.severity, "source": "detection"}
         what = ", ".join(f"{k}={v}" for k, v in sorted(own.items())) or "series"
-        annotations = {"summary": f"{what}: anomaly score {alert.score:.2f} from detector "
-                                  f"{spec.name} ({spec.kind})",
-                       "score": f"{alert.score:.3f}", "threshold": f"{spec.threshold:g}"}
+        summary = f"{what}: {explain_text(latest)}" if predicted and latest is not None \
+            else f"{what}: anomaly score {alert.score:.2f} from detector {spec.name} " \
+                 f"({spec.kind})"
+        annotations = {"summary": summary, "score": f"{alert.score:.3f}",
+                       "threshold": f"{spec.threshold:g}"}
         if latest is not None:
             annotations["metrics"] = explain_text(latest)
         if not alert.firing:
@@ -196,6 +201,8 @@ class DetectionService:
 
 def explain_text(latest: Latest) -> str:
     """The top explaining metrics in one line: how far from peers where known."""
+    if latest.details and "prediction" in latest.details[0]:
+        return str(latest.details[0]["prediction"])
     if latest.details:
         return "; ".join(f"{d['metric']} {d['sigma']:+.1f} sigma from {d['peers']} peers' "
                          f"median {d['peer_median']:.4g} (value {d['value']:.4g})"
