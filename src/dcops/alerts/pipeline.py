@@ -30,6 +30,7 @@ from dcops.alerts.outbox import Delivery, Outbox, OutboxItem, RetryPolicy
 from dcops.alerts.receivers import Receiver
 from dcops.alerts.service import Rules
 from dcops.alerts.silences import Silences
+from dcops.core import collection
 from dcops.core.clock import Clock
 from dcops.core.errors import DcopsError
 from dcops.files.signature import Signature, stat_signature
@@ -121,7 +122,8 @@ class Pipeline:
         is due to be flushed in between."""
         while not stop.is_set():
             try:
-                self.tick(self.clock.now())
+                with collection.deferred():  # collections between cycles, not inside them
+                    self.tick(self.clock.now())
             except Exception:
                 log.exception("rule evaluation failed; will retry")
             now = self.clock.now()
