@@ -21,7 +21,7 @@ from dcops.core.errors import Invalid
 from dcops.detection.forecast import Direction, Forecaster
 from dcops.detection.model import Explanation, FloatArray, State, StateValue
 from dcops.detection.predict import CrossingRule, Prediction, crossing
-from dcops.detection.saved import as_float, nest, unnest
+from dcops.detection.saved import as_float, check_kind, nest, unnest
 
 
 class CrossingDetector:
@@ -76,9 +76,7 @@ class CrossingDetector:
 
     @classmethod
     def restore(cls, state: Mapping[str, StateValue]) -> Self:
-        if state.get("kind") != cls.name:
-            raise Invalid(f"state is of kind {state.get('kind')!r}", where=cls.name,
-                          hint="restore it with the detector that saved it")
+        check_kind(state, cls.name)
         try:
             forecaster = Forecaster.restore(unnest("forecaster", state))
             direction = str(state["direction"])

@@ -20,7 +20,7 @@ import numpy as np
 from dcops.core.errors import Invalid
 from dcops.detection.model import Explanation, FloatArray, State, StateValue
 from dcops.detection.multivariate import MultivariateDetector
-from dcops.detection.saved import as_float, nest, unnest
+from dcops.detection.saved import as_float, check_kind, nest, unnest
 
 LEARN_ROWS = 1440
 """Rows learned from before scoring: a day of one-minute samples."""
@@ -86,9 +86,7 @@ class LearningMultivariate:
 
     @classmethod
     def restore(cls, state: Mapping[str, StateValue]) -> Self:
-        if state.get("kind") != cls.name:
-            raise Invalid(f"state is of kind {state.get('kind')!r}", where=cls.name,
-                          hint="restore it with the detector that saved it")
+        check_kind(state, cls.name)
         try:
             det = cls(json.loads(str(state["names"])), learn_rows=int(as_float(
                 state["learn_rows"])), **json.loads(str(state["params"])))

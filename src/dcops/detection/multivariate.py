@@ -121,6 +121,7 @@ import numpy as np
 from dcops.core.errors import Invalid
 from dcops.detection.model import Explanation, FloatArray, Progress, State, StateValue
 from dcops.detection.multivariate_kernel import step_rows
+from dcops.detection.saved import check_kind
 from dcops.detection.shrinkage import ledoit_wolf
 
 MIN_TRAIN_ROWS = 20
@@ -369,9 +370,7 @@ class MultivariateDetector:
 
     @classmethod
     def restore(cls, state: Mapping[str, StateValue]) -> Self:
-        if state.get("kind") != cls.name:
-            raise Invalid(f"state is of kind {state.get('kind')!r}", where=cls.name,
-                          hint="restore it with the detector that saved it")
+        check_kind(state, cls.name)
         try:
             det = cls(str(state["names"]).split("\n"), scale_floor=_num(state, "scale_floor"),
                       mahalanobis_weight=_num(state, "mahalanobis_weight"),

@@ -6,7 +6,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from dcops.core.errors import Invalid
 from dcops.detection.model import State, StateValue
+
+
+def check_kind(state: Mapping[str, StateValue], kind: str) -> None:
+    """`Invalid` unless `state` was saved by a detector of `kind`."""
+    if state.get("kind") != kind:
+        raise Invalid(f"state is of kind {state.get('kind')!r}", where=kind,
+                      hint="restore it with the detector that saved it")
 
 
 def as_float(value: StateValue) -> float:
