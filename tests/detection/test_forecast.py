@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import numpy as np
@@ -7,18 +6,9 @@ import pytest
 from dcops.core.errors import Invalid
 from dcops.detection.forecast import ForecastConfig, Forecaster
 from dcops.detection.model import FloatArray, load_state, save_state
+from tests.detection.data import require
 
 DAY = 288  # 5-minute steps
-
-
-def anomaly_dir() -> Path:
-    env = os.environ.get("DCOPS_ANOMALY_DIR")
-    if env:
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "data" / "anomaly").is_dir():
-            return parent / "shared" / "data" / "anomaly"
-    return Path("/nonexistent")
 
 
 def sine(n: int, start: int = 0) -> FloatArray:
@@ -137,9 +127,7 @@ def test_before_any_value_the_forecast_is_unknown() -> None:
 
 
 def test_real_machine_series_beats_seasonal_naive_an_hour_ahead() -> None:
-    path = anomaly_dir() / "nab" / "data" / "realAWSCloudwatch" / "rds_cpu_utilization_e47b3b.csv"
-    if not path.is_file():
-        pytest.skip("anomaly data not present")
+    path = require("nab", "data", "realAWSCloudwatch", "rds_cpu_utilization_e47b3b.csv")
     from dcops.detection.eval.forecast_data import read_nab
 
     x = read_nab(path)

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve()
-
-
-def anomaly_dir() -> Path | None:
-    env = os.environ.get("DCOPS_ANOMALY_DIR")
-    candidates = [Path(env)] if env else []
-    candidates += [HERE.parents[3] / "shared" / "data" / "anomaly",
-                   HERE.parents[4] / "shared" / "data" / "anomaly"]
-    for candidate in candidates:
-        if (candidate / "smd_baselines_dev.csv").is_file():
-            return candidate
-    return None
+from tests.detection.data import anomaly_dir
 
 
 @pytest.fixture(scope="session")

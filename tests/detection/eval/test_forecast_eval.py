@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import numpy as np
@@ -7,18 +6,9 @@ import pytest
 from dcops.detection.eval.forecast import SeriesForecast, evaluate, score_series
 from dcops.detection.eval.forecast_data import Series, nab_series, read_nab
 from dcops.detection.forecast import ForecastConfig
+from tests.detection.data import require
 
 DAY = 288
-
-
-def anomaly_dir() -> Path:
-    env = os.environ.get("DCOPS_ANOMALY_DIR")
-    if env:
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "data" / "anomaly").is_dir():
-            return parent / "shared" / "data" / "anomaly"
-    return Path("/nonexistent")
 
 
 def synthetic(days: int = 6) -> Series:
@@ -70,9 +60,7 @@ def test_nab_files_are_laid_on_a_regular_grid(tmp_path: Path) -> None:
 
 
 def test_one_real_nab_series_scores_sensibly() -> None:
-    root = anomaly_dir() / "nab"
-    if not (root / "data").is_dir():
-        pytest.skip("anomaly data not present")
+    root = require("nab", "data").parent
     s = next(x for x in nab_series(root) if "rds_cpu_utilization_e47b3b" in x.name)
     (row,), _ = score_series(s, ForecastConfig(), 3600.0)
     assert row.mase_1h < 0.8 and 0.6 < row.coverage_80_1h < 0.95

@@ -2,7 +2,6 @@ import csv
 import gzip
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from dcops.detection.eval.nab_corpus import load_corpus
 from dcops.detection.eval.nab_sweep import scaled_sigmoid, sweep
 from dcops.detection.likelihood import LikelihoodDetector
 from dcops.detection.univariate import UnivariateDetector
+from tests.detection.data import require
 
 PROFILES = {
     "standard": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11,
@@ -21,15 +21,6 @@ PROFILES = {
     "reward_low_FN_rate": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 2.0, "fpWeight": 0.11,
                                           "tnWeight": 1.0}},
 }
-
-
-def _anomaly_dir() -> Path | None:
-    env = os.environ.get("DCOPS_ANOMALY_DIR")
-    here = Path(__file__).resolve().parents[4] / "shared" / "data" / "anomaly"
-    for cand in ([Path(env)] if env else []) + [here]:
-        if (cand / "nab" / "labels" / "combined_windows.json").is_file():
-            return cand
-    return None
 
 
 def _stamp(i: int) -> str:
@@ -182,10 +173,8 @@ def test_evaluate_runs_a_fresh_detector_per_series(tmp_path: Path) -> None:
     ("windowedGaussian", (39.65, 20.87, 47.41)),
 ])
 def test_reproduces_published_nab_scores(det: str, expected: tuple[float, float, float]) -> None:
-    base = _anomaly_dir()
-    if base is None:
-        pytest.skip("shared NAB data not found (set DCOPS_ANOMALY_DIR)")
-    root = base / "nab"
+    root = require("nab", "reference_scores")
+    root = root.parent
     by_file: dict[str, list[float]] = {}
     with gzip.open(root / "reference_scores" / f"{det}_anomaly_scores.csv.gz", "rt") as fh:
         reader = csv.reader(fh)
