@@ -31,23 +31,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 
 from dcops.core.errors import Invalid
+from dcops.detection.jit import jit
 from dcops.detection.model import Explanation, FloatArray, State, StateValue
-
-try:
-    from numba import njit as _njit
-
-    def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
-        return _njit(cache=True, nogil=True)(fn)
-except ImportError:  # pragma: no cover - numba is optional, the pure Python path is slow
-    def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
-        return fn
 
 
 @dataclass(frozen=True)
@@ -121,7 +113,7 @@ def _fresh_scalars() -> FloatArray:
     return st
 
 
-@_jit
+@jit
 def _squash(d: float, st: FloatArray, m_i: int, seen_i: int, alpha: float, mult: float) -> float:
     m = st[m_i]
     seen = st[seen_i]
@@ -135,7 +127,7 @@ def _squash(d: float, st: FloatArray, m_i: int, seen_i: int, alpha: float, mult:
     return out
 
 
-@_jit
+@jit
 def _likelihood(r: float, st: FloatArray, base: int, hist: FloatArray, learn: float) -> float:
     """Log tail likelihood of `r` against the last len(hist) values; then `r` joins them."""
     s1 = st[base]
@@ -165,7 +157,7 @@ def _likelihood(r: float, st: FloatArray, base: int, hist: FloatArray, learn: fl
     return out
 
 
-@_jit
+@jit
 def _new_grams(v: float, hi: float, lo: float, t: int, n_levels: int, order: int,
                levels: FloatArray, grams: FloatArray) -> float:
     """Share of the 1..order-grams of quantised values ending now never seen before."""
@@ -189,7 +181,7 @@ def _new_grams(v: float, hi: float, lo: float, t: int, n_levels: int, order: int
     return new / order
 
 
-@_jit
+@jit
 def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: FloatArray,
          dist: FloatArray, hist_pe: FloatArray, hist_kn: FloatArray, hist_gr: FloatArray,
          grams: FloatArray, levels: FloatArray, recent: FloatArray, last: FloatArray) -> None:

@@ -13,28 +13,17 @@ scoring a series in one call or in many gives bit-identical scores.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
+
+from dcops.detection.jit import jit
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-try:
-    import numba  # type: ignore[import-untyped, import-not-found, unused-ignore]
-
-    _jit: Callable[[Any], Any] = numba.njit(cache=True, nogil=True)
-    COMPILED = True
-except ImportError:  # pragma: no cover - exercised only where numba is absent
-    def _jit(f: Any) -> Any:
-        return f
-
-    COMPILED = False
 
 
-@_jit
+@jit
 def _insert(top_v: FloatArray, top_j: IntArray, filled: int, v: float,
             j: int) -> int:  # pragma: no cover - compiled
     """Puts (v, j) into the descending list of the largest values (`filled` of them so far,
@@ -52,7 +41,7 @@ def _insert(top_v: FloatArray, top_j: IntArray, filled: int, v: float,
     return filled + 1 if filled < k else filled
 
 
-@_jit
+@jit
 def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent: FloatArray,
               spread: FloatArray, scale: FloatArray, weight: FloatArray, precision: FloatArray,
               params: FloatArray,
