@@ -63,27 +63,32 @@ def auc_roc(score: ArrayLike, label: ArrayLike) -> float:
     return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
-def auc_pr(score: ArrayLike, label: ArrayLike) -> float:
-    """Average precision (sklearn's average_precision_score), which TSB-AD reports as AUC-PR."""
+def _pr_curve(score: ArrayLike, label: ArrayLike) -> tuple[FloatArray, FloatArray] | None:
+    """(precision, recall) at every distinct score as a `>=` cut, high to low; None when
+    nothing is labelled anomalous."""
     s, y = as_inputs(score, label)
     total = y.sum()
     if total == 0:
-        return 0.0
+        return None
     tps, predicted = _desc_counts(s, y)
-    recall = tps / total
-    precision = tps / predicted
+    return tps / predicted, tps / total
+
+
+def auc_pr(score: ArrayLike, label: ArrayLike) -> float:
+    """Average precision (sklearn's average_precision_score), which TSB-AD reports as AUC-PR."""
+    curve = _pr_curve(score, label)
+    if curve is None:
+        return 0.0
+    precision, recall = curve
     return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
 
 
 def standard_f1(score: ArrayLike, label: ArrayLike) -> float:
     """Best point-wise F1 over every distinct score as a `>=` cut; no point adjustment."""
-    s, y = as_inputs(score, label)
-    total = y.sum()
-    if total == 0:
+    curve = _pr_curve(score, label)
+    if curve is None:
         return 0.0
-    tps, predicted = _desc_counts(s, y)
-    precision = tps / predicted
-    recall = tps / total
+    precision, recall = curve
     return float(np.max(2 * precision * recall / (precision + recall + 1e-5)))
 
 
