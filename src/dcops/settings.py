@@ -313,7 +313,8 @@ class DetectorSettings(_Strict):
     name: str = Field(min_length=1, max_length=100, pattern=DETECTOR_NAME)
     """Its ``detector`` label on ``dcops_anomaly_score`` and on its alerts."""
     kind: str
-    """fleet, zscore, univariate, multivariate, or another registered kind."""
+    """univariate, univariate-fast, multivariate, fleet, crossing, zscore, or another
+    registered kind."""
     selectors: list[str] = Field(min_length=1, max_length=32)
     """PromQL, one column each: plain selectors are read per interval (counters, named
     *_total, as rates); other expressions as written."""

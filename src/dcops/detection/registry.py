@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 Shape = Literal["series", "rows", "fleet"]
 SHAPES: tuple[Shape, ...] = ("series", "rows", "fleet")
+ANOMALY_ALERT = "AnomalyDetected"
+"""The alert a detector's score raises above its threshold."""
 Factory = Callable[[Mapping[str, Any], Sequence[str]], Any]
 
 
@@ -62,6 +64,8 @@ class Kind:
     description: str = ""
     wants_step: bool = False
     """Its factory is also given ``step_s``, the seconds between the rows it scores."""
+    alertname: str = ANOMALY_ALERT
+    """The alert its scores raise; a kind that forecasts says so in its own name."""
 
     def make(self, params: Mapping[str, Any], columns: Sequence[str]) -> Any:
         """A fresh detector; bad params are `Invalid` naming the kind."""
@@ -79,7 +83,8 @@ _lock = threading.Lock()
 
 
 def register(kind: str, factory: Factory, *, shape: Shape = "series",
-             description: str = "", wants_step: bool = False) -> None:
+             description: str = "", wants_step: bool = False,
+             alertname: str = ANOMALY_ALERT) -> None:
     """Make `kind` available to settings (``detection.detectors[].kind``); replaces any
     earlier registration of the same name."""
     if not kind or not kind.replace("_", "").replace("-", "").isalnum():
@@ -87,7 +92,7 @@ def register(kind: str, factory: Factory, *, shape: Shape = "series",
     if shape not in SHAPES:
         raise Invalid(f"detector shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     with _lock:
-        _kinds[kind] = Kind(kind, shape, factory, description, wants_step)
+        _kinds[kind] = Kind(kind, shape, factory, description, wants_step, alertname)
 
 
 def lookup(kind: str) -> Kind:
@@ -156,6 +161,7 @@ register("univariate", _univariate, shape="series",
 register("univariate-fast", _univariate_fast, shape="series",
          description="one series, lighter: for many series at once (millions a second)")
 register("crossing", _crossing, shape="series", wants_step=True,
+         alertname="ThresholdCrossingPredicted",
          description="one series forecast: how likely it crosses a threshold within a horizon")
 register("multivariate", _multivariate, shape="rows",
          description="all metrics of one machine together, learned from its first day")

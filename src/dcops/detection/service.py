@@ -30,10 +30,6 @@ from dcops.telemetry.model import Batch
 
 log = logging.getLogger(__name__)
 
-ALERT_NAME = "AnomalyDetected"
-PREDICTED_ALERT_NAME = "ThresholdCrossingPredicted"
-"""The alert of a ``crossing`` detector: a threshold the forecast says will be crossed."""
-
 
 @dataclass(frozen=True)
 class RaisedAlert:
@@ -183,11 +179,11 @@ class DetectionService:
         spec = runner.spec
         latest = runner.latest.get(alert.key)
         own = {str(k): str(v) for k, v in json.loads(alert.key)}  # the entity's labels
-        predicted = spec.kind == "crossing"
-        labels = {**own, "alertname": PREDICTED_ALERT_NAME if predicted else ALERT_NAME,
-                  "detector": spec.name, "severity": spec.severity, "source": "detection"}
+        labels = {**own, "alertname": runner.kind.alertname, "detector": spec.name,
+                  "severity": spec.severity, "source": "detection"}
         what = ", ".join(f"{k}={v}" for k, v in sorted(own.items())) or "series"
-        summary = f"{what}: {explain_text(latest)}" if predicted and latest is not None \
+        prediction = _predicted(latest)
+        summary = f"{what}: {prediction}" if prediction \
             else f"{what}: anomaly score {alert.score:.2f} from detector {spec.name} " \
                  f"({spec.kind})"
         annotations = {"summary": summary, "score": f"{alert.score:.3f}",
@@ -199,10 +195,18 @@ class DetectionService:
         return RaisedAlert(labels, annotations, alert.firing, alert.starts_at, alert.ends_at)
 
 
+def _predicted(latest: Latest | None) -> str:
+    """What a forecasting detector predicts, in words ("disk full in 5 h"); "" otherwise."""
+    if latest is None or not latest.details:
+        return ""
+    return str(latest.details[0].get("prediction", ""))
+
+
 def explain_text(latest: Latest) -> str:
     """The top explaining metrics in one line: how far from peers where known."""
-    if latest.details and "prediction" in latest.details[0]:
-        return str(latest.details[0]["prediction"])
+    prediction = _predicted(latest)
+    if prediction:
+        return prediction
     if latest.details:
         return "; ".join(f"{d['metric']} {d['sigma']:+.1f} sigma from {d['peers']} peers' "
                          f"median {d['peer_median']:.4g} (value {d['value']:.4g})"
