@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.recorder",
     "tests.fixtures.slurm",
     "tests.fixtures.ansible",
+    "tests.fixtures.seaweedfs",
 ]

@@ -17,6 +17,7 @@ contract suite (``tests/backends/test_backup_storage.py``) runs over all of them
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from typing import Protocol
@@ -24,11 +25,29 @@ from typing import Protocol
 from dcops.backup.errors import MissingFile
 
 KINDS = ("config", "keys", "data", "index", "snapshots", "locks")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
 
 def check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown repository file kind {kind!r} (one of {', '.join(KINDS)})")
+
+
+def check_name(kind: str, name: str) -> None:
+    """Reject a name that is not a safe file name: letters, digits, ``._-``, not starting
+    with a dot, at most 255 characters; the one ``config`` file is named ``config``."""
+    check_kind(kind)
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"unsafe repository file name {name!r} (letters, digits, '._-', "
+                         "not starting with '.')")
+    if kind == "config" and name != "config":
+        raise ValueError(f"the config file is named 'config', not {name!r}")
+
+
+def check_range(offset: int, length: int | None) -> None:
+    """Reject a negative offset or length."""
+    if offset < 0 or (length is not None and length < 0):
+        raise ValueError(f"negative offset or length ({offset}, {length})")
 
 
 class Storage(Protocol):
@@ -67,12 +86,13 @@ class MemoryStorage:
         self._lock = threading.Lock()
 
     def save(self, kind: str, name: str, data: bytes) -> None:
-        check_kind(kind)
+        check_name(kind, name)
         with self._lock:
             self.files[kind, name] = bytes(data)
 
     def load(self, kind: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
-        check_kind(kind)
+        check_name(kind, name)
+        check_range(offset, length)
         with self._lock:
             data = self.files.get((kind, name))
         if data is None:
@@ -90,7 +110,7 @@ class MemoryStorage:
         return iter(found)
 
     def remove(self, kind: str, name: str) -> None:
-        check_kind(kind)
+        check_name(kind, name)
         with self._lock:
             self.files.pop((kind, name), None)
 
