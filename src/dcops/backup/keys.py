@@ -143,8 +143,12 @@ def unlock(storage: Storage, credential: Credential) -> tuple[MasterKey, str]:
                             "or not initialised (run `dcops backup init`)")
     problems: list[str] = []
     for name in sorted(names):
+        data = storage.load("keys", name)
+        if content_name(data) != name:
+            problems.append(f"keys/{name} is damaged (its contents do not hash to its name)")
+            continue
         try:
-            master = open_key(storage.load("keys", name), name, credential)
+            master = open_key(data, name, credential)
         except BadRepository as exc:
             problems.append(str(exc))
             continue
