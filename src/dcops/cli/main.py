@@ -13,6 +13,7 @@ import typer
 import dcops
 from dcops.cli import (
     alerts,
+    backup,
     detect,
     inventory,
     jobs,
@@ -40,6 +41,7 @@ app.add_typer(remediate.app, name="remediate")
 app.add_typer(remediate.incidents_app, name="incidents")
 app.command("health")(remediate.health)
 app.add_typer(detect.app, name="detect")
+app.add_typer(backup.app, name="backup")
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
