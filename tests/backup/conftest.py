@@ -23,7 +23,7 @@ WORKERS = 2
 
 
 def small_config() -> RepoConfig:
-    """Chunks of 4–64 KiB and 1 MiB packs, so tests need only KB of data."""
+    """Chunks of 4-64 KiB and 1 MiB packs, so tests need only KB of data."""
     return RepoConfig(chunk_min=4096, chunk_avg=16384, chunk_max=65536, pack_size=1 << 20)
 
 

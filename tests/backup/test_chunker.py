@@ -3,6 +3,7 @@ how a file is read; a changed tensor changes only its own chunks."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def test_chunks_within_bounds_and_cover_the_region() -> None:
     cuts = list(Chunker(config).cut(data, Region(1000, 290_000)))
     assert cuts[0][0] == 1000 and sum(n for _, n in cuts) == 289_000
     assert all(config.chunk_min <= n <= config.chunk_max for _, n in cuts[:-1])
-    assert all(a + n == b for (a, n), (b, _) in zip(cuts, cuts[1:], strict=False))
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(cuts))
     assert list(Chunker(config).cut(data, Region(5, 105))) == [(5, 100)]
     assert list(Chunker(config).cut(data, Region(5, 5))) == []
 

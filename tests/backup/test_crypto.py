@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dcops.backup.crypto import (OVERHEAD, MasterKey, Unsealed, content_name, open_with,
-                                 seal_with)
+from dcops.backup.crypto import OVERHEAD, MasterKey, Unsealed, content_name, open_with, seal_with
 
 
 def test_seal_round_trip_and_overhead() -> None:
