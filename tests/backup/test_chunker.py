@@ -135,3 +135,15 @@ def test_changing_one_tensor_adds_only_its_bytes(tmp_path: Path,
     second = backup(memory_repo, [src], workers=WORKERS)
     assert second.summary.files_changed == 1
     assert second.summary.bytes_added == tensors["layer.2.weight"].nbytes
+
+
+def test_a_block_no_larger_than_the_largest_chunk(tmp_path: Path, memory_repo: Repository,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zeros have no content boundary: every chunk is the largest, and with a read block
+    of exactly that size each buffer holds one whole chunk (this once raised IndexError)."""
+    path = tmp_path / "zeros"
+    path.write_bytes(bytes(300_000) + noise(100_000, 8))
+    whole = chunks_of(memory_repo, path)
+    monkeypatch.setattr(archiver, "BLOCK", memory_repo.config.chunk_max)
+    assert chunks_of(memory_repo, path) == whole
+    assert whole[0] == memory_repo.master.chunk_id(bytes(memory_repo.config.chunk_max))
