@@ -192,8 +192,8 @@ class Archiver:
                     view = memoryview(buf)
                     cuts = list(self._chunker.cut(
                         view, Region(at - buf_start, end - buf_start, region.stride)))
-                    if end < region.end:  # the last chunk may go on past the buffer
-                        cuts.pop()
+                    if end < region.end and cuts[-1][1] < self._chunker.max_size:
+                        cuts.pop()  # the last chunk may go on past the buffer
                     for offset, length in cuts:
                         chunks.append(self._chunk(view[offset:offset + length], region.stride))
                     at = buf_start + cuts[-1][0] + cuts[-1][1]

@@ -146,8 +146,10 @@ class Checker:
                 self._users[tree_id].append((name, "(file list)"))
             try:
                 entries = list(repo.load_tree(snapshot))
-            except Corrupt as exc:
-                self._add(Problem("damaged_tree", exc.where or f"snapshots/{name}",
+            except (Corrupt, MissingFile) as exc:  # a damaged or missing pack
+                where = (f"{exc.file_kind}/{exc.name}" if isinstance(exc, MissingFile)
+                         else exc.where)
+                self._add(Problem("damaged_tree", where or f"snapshots/{name}",
                                   f"the file list of snapshot {name[:8]} does not read: "
                                   f"{exc.message}", (name,)))
                 continue

@@ -81,6 +81,7 @@ class Chunker:
                                       min_size=config.chunk_min, max_size=config.chunk_max,
                                       seed=config.gear_seed)
         self.min_size = config.chunk_min
+        self.max_size = config.chunk_max
 
     def cut(self, buf: memoryview, region: Region) -> Iterator[tuple[int, int]]:
         """(offset, length) of each chunk of `region` of `buf` (offsets into `buf`)."""
