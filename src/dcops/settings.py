@@ -413,6 +413,114 @@ class DetectionSettings(_Strict):
         return value
 
 
+RETENTION_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
+                  "keep_yearly")
+
+
+def _known_retention(value: dict[str, int]) -> dict[str, int]:
+    unknown = sorted(set(value) - set(RETENTION_KEYS))
+    if unknown:
+        raise ValueError(f"unknown retention {unknown[0]!r}; one of: {', '.join(RETENTION_KEYS)}")
+    if any(n < 0 for n in value.values()):
+        raise ValueError("retention counts are 0 or more")
+    return value
+
+
+class BackupPolicySettings(_Strict):
+    """Paths (checkpoint directories, datasets) backed up every `every_s` seconds."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=DETECTOR_NAME)
+    paths: list[Path] = Field(min_length=1)
+    every_s: float = Field(86_400.0, gt=0)
+    window_s: float | None = Field(None, gt=0)
+    """Not backed up successfully within this long: ``BackupOverdue`` (default 2x every_s)."""
+    tags: list[str] = Field(default_factory=list)
+    excludes: list[str] = Field(default_factory=list)
+    """Glob patterns matched against each path and each name, as ``backup --exclude``."""
+    retention: dict[str, int] = Field(default_factory=dict)
+    """keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly."""
+    enabled: bool = True
+
+    _retention = field_validator("retention")(_known_retention)
+
+    @field_validator("name")
+    @classmethod
+    def _not_built_in(cls, value: str) -> str:
+        if value == "control-plane":
+            raise ValueError("'control-plane' is the built-in self-backup; see "
+                             "backup.self_backup")
+        return value
+
+
+class SelfBackupSettings(_Strict):
+    """The control plane's own backup: a consistent copy of the state store (SQLite) and
+    the configured rule files."""
+
+    enabled: bool = True
+    every_s: float = Field(21_600.0, gt=0)
+    window_s: float | None = Field(None, gt=0)
+    retention: dict[str, int] = Field(
+        default_factory=lambda: {"keep_last": 7, "keep_daily": 14})
+
+    _retention = field_validator("retention")(_known_retention)
+
+
+class BackupSettings(_Strict):
+    """Backups run by the server into one repository; off without a repository."""
+
+    repository: str | None = None
+    """A directory, or ``s3:http://host:port/bucket/prefix`` (keys from the environment's
+    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); created with ``dcops backup init``."""
+    password_file: Path | None = None
+    """File holding the repository's password (read once, when the repository opens)."""
+    policies: list[BackupPolicySettings] = Field(default_factory=list)
+    self_backup: SelfBackupSettings = SelfBackupSettings()
+    tick_s: float = Field(30.0, gt=0)
+    """How often the service looks for due and overdue policies."""
+    workers: int | None = Field(None, ge=1, le=256)
+    """Encoder threads per run (default: one per core)."""
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("must be a directory or an s3: URL")
+        if value.startswith("s3:"):
+            rest = value[3:]
+            if not rest.startswith(("http://", "https://")) or \
+                    not rest.split("://", 1)[1].partition("/")[2].strip("/"):
+                raise ValueError("an s3: repository is s3:http(s)://host:port/bucket[/prefix]")
+        elif "://" in value:
+            raise ValueError("must be a directory or an s3: URL "
+                             "(s3:http://host:port/bucket/prefix)")
+        return value
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_policies(cls, value: list[BackupPolicySettings]) -> list[BackupPolicySettings]:
+        names = [p.name for p in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"backup policy {twice[0]!r} is listed more than once")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_repository(self) -> BackupSettings:
+        if self.repository is None and self.policies:
+            raise ValueError("backup policies need backup.repository (a directory or an "
+                             "s3: URL) and backup.password_file")
+        if self.repository is not None and self.password_file is None:
+            raise ValueError("backup.repository needs backup.password_file (a file holding "
+                             "the repository's password)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.repository is not None
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
@@ -425,6 +533,7 @@ class Settings(_Strict):
     scheduling: SchedulingSettings = SchedulingSettings()
     remediation: RemediationSettings = RemediationSettings()
     detection: DetectionSettings = DetectionSettings()
+    backup: BackupSettings = BackupSettings()
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # the PromQL engine loads only where a server is built
     from dcops.alerts.service import Rules
     from dcops.alerts.silences import Silences
     from dcops.backends.sql.state import StateStore
+    from dcops.backup.policy import BackupPolicy
+    from dcops.backup.repository import Repository
+    from dcops.backup.service import BackupAlert, BackupService
     from dcops.backup.storage import Storage
     from dcops.detection.service import DetectionService, RaisedAlert
     from dcops.query import Querier
@@ -72,6 +75,9 @@ class Services:
     detection: DetectionService | None = None
     """Anomaly detectors over the stored series, driven by their own thread; None when
     switched off."""
+    backup: BackupService | None = None
+    """Backup policies run into the configured repository by their own thread; None
+    without a repository."""
     _closers: list[object] = field(default_factory=list)
 
     @property
@@ -177,9 +183,82 @@ def _assemble(settings: Settings, clock: Clock, metrics: tuple[MetricsStore, Que
     if remediation is not None:
         ingestor.on_batch = remediation.ingest
     detection = detection_of(settings, clock, querier, ingestor, pipeline, state_dir)
+    backup = backup_of(settings, clock, state, pipeline)
+    if backup is not None:
+        from dcops.backup.service import BackupCollector
+
+        registry.register(BackupCollector(backup))
     return Services(settings, clock, store, querier, state.inventory, state.tokens,
                     state.audit, registry, ingestor, rules, journal, silences, pipeline,
-                    jobs, remediation, detection, _closers=closers)
+                    jobs, remediation, detection, backup, _closers=closers)
+
+
+def backup_policies(settings: Settings) -> list[BackupPolicy]:
+    """The configured policies, and the control plane's own backup (of the configured rule
+    files) unless switched off."""
+    from dcops.backup.policy import BackupPolicy, control_plane_policy
+
+    cfg = settings.backup
+    policies = [BackupPolicy(p.name, tuple(str(x.expanduser()) for x in p.paths), p.every_s,
+                             p.window_s, tuple(p.tags), tuple(p.excludes), dict(p.retention),
+                             p.enabled) for p in cfg.policies]
+    own = cfg.self_backup
+    if own.enabled:
+        rules = tuple(str(p.expanduser().absolute()) for p in settings.rules.paths)
+        policies.append(control_plane_policy(own.every_s, rules, window_s=own.window_s,
+                                             retention=dict(own.retention)))
+    return policies
+
+
+def open_backup_repository(settings: Settings) -> Repository:
+    """The configured repository (a directory or s3: URL), opened with the password in
+    `backup.password_file`."""
+    from dcops.backup.keys import Credential
+    from dcops.backup.repository import Repository
+    from dcops.core.secret import Secret
+
+    cfg = settings.backup
+    if cfg.repository is None or cfg.password_file is None:
+        raise Invalid("backups are not configured", where="backup.repository",
+                      hint="set backup.repository and backup.password_file")
+    path = cfg.password_file.expanduser()
+    try:
+        password = path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise Invalid(f"cannot read the repository password: {exc.strerror}",
+                      where="backup.password_file", hint=str(path)) from None
+    return Repository.open(backup_storage(cfg.repository), Credential(password=Secret(password)))
+
+
+def backup_of(settings: Settings, clock: Clock, state: StateStore,
+              pipeline: Pipeline) -> BackupService | None:
+    """The backup service over the configured repository, its runs recorded in the state
+    store and audited, its alerts put into the alerting pipeline; None without a
+    repository."""
+    cfg = settings.backup
+    if not cfg.enabled:
+        return None
+    import contextlib
+    from collections.abc import Iterator
+
+    from dcops.backends.sql.copy import state_copy
+    from dcops.backup.policy import CONTROL_PLANE
+    from dcops.backup.service import BackupService
+
+    staging = settings.storage.resolved_data_dir() / "backup-staging" / CONTROL_PLANE
+
+    @contextlib.contextmanager
+    def control_plane(policy: BackupPolicy) -> Iterator[Sequence[Path]]:
+        with state_copy(state.engine, staging, [Path(p) for p in policy.paths]) as paths:
+            yield paths
+
+    def put(alerts: Sequence[BackupAlert], now: float) -> None:
+        pipeline.put([notified(a) for a in alerts], now)
+
+    return BackupService(backup_policies(settings), lambda: open_backup_repository(settings),
+                         state.backup_runs, clock, alerts=put, audit=state.audit,
+                         prepare={CONTROL_PLANE: control_plane}, workers=cfg.workers,
+                         tick_s=cfg.tick_s, location=cfg.repository or "")
 
 
 def detection_of(settings: Settings, clock: Clock, querier: Querier, ingestor: Ingestor,
@@ -215,8 +294,8 @@ def detection_of(settings: Settings, clock: Clock, querier: Querier, ingestor: I
     return service
 
 
-def notified(alert: RaisedAlert) -> NotifiedAlert:
-    """A detection alert as the alerting pipeline's alert."""
+def notified(alert: RaisedAlert | BackupAlert) -> NotifiedAlert:
+    """A detection or backup alert as the alerting pipeline's alert."""
     from dcops.alerts.notifications import AlertStatus, NotifiedAlert
 
     status = AlertStatus.FIRING if alert.firing else AlertStatus.RESOLVED

@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 import dcops
 from dcops.api import (
     alerts,
+    backup,
     detection,
     ingest,
     inventory,
@@ -73,6 +74,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(remediation.router)
     app.include_router(detection.router)
+    app.include_router(backup.router)
     app.include_router(dashboard_router)
     app.add_middleware(RequestMetrics, registry=services.registry)
     return app

@@ -1,7 +1,8 @@
 """Running the control plane: the HTTP server plus its background loops.
 
 `dcops up` and `dcops serve` call `run`. Background work (scraping exporters, the
-simulated fleet, compaction, the local agent, the scheduler's tick, anomaly detection)
+simulated fleet, compaction, the local agent, the scheduler's tick, anomaly detection,
+backups)
 starts with the server and stops with it.
 """
 
@@ -121,6 +122,17 @@ def _detection_thread(services: Services, stop: threading.Event) -> threading.Th
     return thread
 
 
+def _backup_thread(services: Services, stop: threading.Event) -> threading.Thread | None:
+    """Backups in a thread of their own, one run at a time (a run reads and uploads whole
+    checkpoint directories, which must not hold up the event loop)."""
+    service = services.backup
+    if service is None:
+        return None
+    thread = threading.Thread(target=service.run, args=(stop,), name="backup", daemon=True)
+    thread.start()
+    return thread
+
+
 def _demo_loop(services: Services, stop: asyncio.Event) -> asyncio.Task[None]:
     from dcops.fleet.sync import upsert_all
     from dcops.simulation.fleet import SimulatedFleet
@@ -189,6 +201,9 @@ async def serve(services: Services, options: RunOptions,
     detection = _detection_thread(services, thread_stop)
     if detection is not None:
         threads.append(detection)
+    backup = _backup_thread(services, thread_stop)
+    if backup is not None:
+        threads.append(backup)
     if services.settings.scrape:
         from dcops.backends.scraper import Scraper
 

@@ -25,8 +25,8 @@ from tests.fixtures.engines import free_port
 
 TABLES = {"sites", "rooms", "racks", "nodes", "gpus", "tokens", "audit", "meta",
           "alert_events", "alert_states", "silences", "notification_log", "outbox", "jobs",
-          "remediation_plans", "incidents"}
-HEAD = "0005"
+          "remediation_plans", "incidents", "backup_runs"}
+HEAD = "0006"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.engines)])

@@ -209,3 +209,22 @@ incidents = Table(
 )
 """Incidents: one per fault, with its timeline."""
 
+
+backup_runs = Table(
+    "backup_runs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("policy", String(NAME), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("trigger", String(NAME), nullable=False),
+    Column("planned_at", Double, nullable=False),
+    Column("started_at", Double, nullable=True),
+    Column("finished_at", Double, nullable=True),
+    Column("snapshot_id", String(64), nullable=True),
+    Column("bytes", BigInteger, nullable=False),
+    Column("bytes_added", BigInteger, nullable=False),
+    Column("files", BigInteger, nullable=False),
+    Column("error", Text, nullable=False),
+    Index("ix_backup_runs_policy", "policy", "planned_at"),
+    Index("ix_backup_runs_status", "status"),
+)
+"""Backup runs: one row per run of a backup policy, from planned to succeeded or failed."""

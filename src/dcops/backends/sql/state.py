@@ -1,6 +1,6 @@
 """The state store: where dcops keeps its inventory, API tokens, audit log, notes, the
 alert journal, silences, the notification log, the delivery outbox, the scheduler's jobs,
-and remediation plans and incidents.
+remediation plans and incidents, and backup runs.
 
 `open_state(url)` opens SQLite (the default, one file in the data directory) or
 PostgreSQL (`postgresql+psycopg://user@host/db`, for a control plane shared by several
@@ -31,11 +31,13 @@ from dcops.alerts.outbox import MemoryOutbox, Outbox
 from dcops.alerts.silences import MemorySilenceStore, SilenceStore
 from dcops.backends.sql.access import SqlAuditLog, SqlTokenStore
 from dcops.backends.sql.alerts import SqlAlertJournal
+from dcops.backends.sql.backup import SqlBackupRunStore
 from dcops.backends.sql.inventory import SqlInventory
 from dcops.backends.sql.jobs import SqlJobStore
 from dcops.backends.sql.meta import MemoryMeta, MetaStore, SqlMeta
 from dcops.backends.sql.notify import SqlNotificationLog, SqlOutbox, SqlSilenceStore
 from dcops.backends.sql.remediation import SqlRemediationStore
+from dcops.backup.runs import BackupRunStore, MemoryBackupRunStore
 from dcops.core.errors import Invalid, Unavailable
 from dcops.fleet.inventory import Inventory
 from dcops.fleet.memory import MemoryInventory
@@ -64,6 +66,7 @@ class StateStore:
     outbox: Outbox
     jobs: JobStore = field(default_factory=MemoryJobStore)
     remediation: RemediationStore = field(default_factory=MemoryRemediationStore)
+    backup_runs: BackupRunStore = field(default_factory=MemoryBackupRunStore)
     url: str = "memory://"
     """Where the state lives, with any password hidden."""
     engine: Engine | None = field(default=None, repr=False)
@@ -106,7 +109,8 @@ def open_state(url: str) -> StateStore:
     return StateStore(SqlInventory(engine), SqlTokenStore(engine), SqlAuditLog(engine),
                       SqlMeta(engine), SqlAlertJournal(engine), SqlSilenceStore(engine),
                       SqlNotificationLog(engine), SqlOutbox(engine), SqlJobStore(engine),
-                      SqlRemediationStore(engine), _safe(engine.url), engine, engine.dispose)
+                      SqlRemediationStore(engine), SqlBackupRunStore(engine),
+                      _safe(engine.url), engine, engine.dispose)
 
 
 def make_engine(url: str) -> Engine:
