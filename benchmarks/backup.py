@@ -258,30 +258,40 @@ def corrupt(repo: Path, k: int, rng: random.Random) -> list[str]:
     return chosen
 
 
+def file_key(path: str, repo: Path) -> tuple[str, str]:
+    """A repository file as (kind, name): its first and last path parts relative to the repo,
+    so that "data/ab/abcd..." and "data/abcd..." (absolute or not) name the same pack."""
+    p = Path(path)
+    if p.is_absolute() and p.is_relative_to(repo):
+        p = p.relative_to(repo)
+    parts = [part for part in p.parts if part not in (".", "/")]
+    return (parts[0], parts[-1]) if parts else ("", "")
+
+
 def detect(tool: Dcops, injected: list[str]) -> dict[str, Any]:
+    """Run ``check --read-data --json`` on the corrupted repository: how many of the
+    `injected` files its problems name."""
     out = subprocess.run(tool.check(as_json=True), env=tool.env, cwd=tool.repo.parent,
                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
     lines = out.stdout.strip().splitlines()
     try:
         report = json.loads(lines[-1])
-        named = set()
-        for problem in report.get("problems", []):
-            path = Path(str(problem.get("file", "")))
-            if path.is_absolute() and path.is_relative_to(tool.repo):
-                path = path.relative_to(tool.repo)
-            named.add(path.as_posix().removeprefix("./"))
-    except (IndexError, ValueError, AttributeError) as exc:
+        named = {file_key(str(p.get("file", "")), tool.repo) for p in report["problems"]}
+    except (IndexError, KeyError, ValueError, AttributeError, TypeError) as exc:
         return {"corruptions_detected": 0, "corruption_check_rc": out.returncode,
-                "corruption_check_error": f"{exc}: {(out.stdout + out.stderr)[-400:]}"}
-    found = [f for f in injected if f in named]
+                "corruption_check_error": f"{exc!r}: {(out.stdout + out.stderr)[-400:]}"}
     by_kind: dict[str, list[int]] = {}
+    missed = []
     for f in injected:
-        kind = f.split("/")[0]
+        kind, hit = f.split("/")[0], file_key(f, tool.repo) in named
         by_kind.setdefault(kind, [0, 0])[0] += 1
-        by_kind[kind][1] += f in named
-    return {"corruptions_detected": len(found), "corruption_check_rc": out.returncode,
-            "corruption_check_ok": report.get("ok"), "corruptions_by_kind": by_kind,
-            "corruptions_missed": [f for f in injected if f not in named]}
+        by_kind[kind][1] += hit
+        if not hit:
+            missed.append(f)
+    return {"corruptions_detected": len(injected) - len(missed),
+            "corruption_check_rc": out.returncode, "corruption_check_ok": report.get("ok"),
+            "corruption_problems": len(report["problems"]),
+            "corruptions_by_kind": by_kind, "corruptions_missed": missed}
 
 
 def main() -> None:
