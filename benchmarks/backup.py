@@ -383,6 +383,11 @@ def main() -> None:
                 figures[f"ratio_{key}_vs_{peer}"] = (round(ours / theirs, 2)
                                                      if ours and theirs else None)
         figures["restore_identical"] = identical
+        figures["note"] = ("MB/s: logical MB (1e6 B) over median seconds; backup: ckpt-1 + json, "
+                           "incremental: ckpt-2 and ckpt-3 as new paths, unchanged: ckpt-3 again, "
+                           "restore: latest (ckpt-3), check: all data read, over the three "
+                           "backups' bytes; repo_bytes: du after three backups; ratios: dcops "
+                           "over peer (repo: bytes, lower is better)")
         figures["tools"] = names
         if skipped or errors:
             figures["not_measured"] = {**skipped, **errors}
