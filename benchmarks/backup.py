@@ -235,9 +235,9 @@ def measure(tool: Tool, corpus: backup_corpus.Corpus, work: Path, cold: bool,
     return seconds, repo_bytes, identical
 
 
-def corrupt(repo: Path, k: int, rng: random.Random) -> list[str]:
-    """Flip one byte at a random offset in each of `k` distinct files of `repo` (one of each
-    kind other than packs first, where there are); their paths relative to `repo`."""
+def choose(repo: Path, k: int, rng: random.Random) -> list[str]:
+    """`k` distinct files of `repo` (the config, a key, an index and a snapshot file first,
+    where there are, the rest at random: mostly packs), relative to `repo`."""
     files = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")
                    if p.is_file() and p.stat().st_size > 0
                    and not p.relative_to(repo).as_posix().startswith("locks/"))
@@ -247,15 +247,18 @@ def corrupt(repo: Path, k: int, rng: random.Random) -> list[str]:
         if matching and len(chosen) < k:
             chosen.append(rng.choice(matching))
     rest = [f for f in files if f not in chosen]
-    chosen += rng.sample(rest, min(len(rest), k - len(chosen)))
-    for name in chosen:
+    return chosen + rng.sample(rest, min(len(rest), k - len(chosen)))
+
+
+def flip(repo: Path, names: list[str], rng: random.Random) -> None:
+    """Change one byte at a random offset in each file."""
+    for name in names:
         with (repo / name).open("r+b") as f:
             offset = rng.randrange((repo / name).stat().st_size)
             f.seek(offset)
             byte = f.read(1)[0]
             f.seek(offset)
             f.write(bytes([byte ^ rng.randint(1, 255)]))
-    return chosen
 
 
 def file_key(path: str, repo: Path) -> tuple[str, str]:
@@ -268,30 +271,58 @@ def file_key(path: str, repo: Path) -> tuple[str, str]:
     return (parts[0], parts[-1]) if parts else ("", "")
 
 
-def detect(tool: Dcops, injected: list[str]) -> dict[str, Any]:
-    """Run ``check --read-data --json`` on the corrupted repository: how many of the
-    `injected` files its problems name."""
+def last_json(text: str) -> Any:
+    """The JSON object that ends `text` (one line or indented, after any other lines)."""
+    lines = text.strip().splitlines()
+    for i in range(len(lines)):
+        if lines[i].startswith("{"):
+            try:
+                return json.loads("\n".join(lines[i:]))
+            except ValueError:
+                continue
+    raise ValueError("no JSON object at the end of the output")
+
+
+def named(tool: Dcops, files: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Run ``check --read-data --json``: which of `files` it names, in its problems or, where
+    the repository does not open (no JSON), in its error message; and what it said."""
     out = subprocess.run(tool.check(as_json=True), env=tool.env, cwd=tool.repo.parent,
                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    lines = out.stdout.strip().splitlines()
+    said: dict[str, Any] = {"rc": out.returncode}
     try:
-        report = json.loads(lines[-1])
-        named = {file_key(str(p.get("file", "")), tool.repo) for p in report["problems"]}
-    except (IndexError, KeyError, ValueError, AttributeError, TypeError) as exc:
-        return {"corruptions_detected": 0, "corruption_check_rc": out.returncode,
-                "corruption_check_error": f"{exc!r}: {(out.stdout + out.stderr)[-400:]}"}
+        report = last_json(out.stdout)
+        keys = {file_key(str(p.get("file", "")), tool.repo) for p in report["problems"]}
+        said |= {"ok": report.get("ok"), "problems": len(report["problems"])}
+        return [f for f in files if file_key(f, tool.repo) in keys], said
+    except (KeyError, ValueError, AttributeError, TypeError) as exc:
+        text = out.stdout + out.stderr
+        said["error"] = f"no JSON ({exc!r}): {' '.join(text.split())[-300:]}"
+        return [f for f in files if f in text or (f != "config" and Path(f).name in text)], said
+
+
+def corruption(tool: Dcops, k: int, rng: random.Random) -> dict[str, Any]:
+    """Flip a byte in `k` distinct repository files and count those check names. A damaged
+    config or key stops the repository from opening, hiding the rest, so this goes in three
+    rounds, each checked: packs, index and snapshot files; then the config; then the key."""
+    chosen = choose(tool.repo, k, rng)
+    rounds = [[f for f in chosen if not f.startswith(("config", "keys/"))],
+              [f for f in chosen if f == "config"], [f for f in chosen if f.startswith("keys/")]]
+    found: list[str] = []
+    checks = []
+    for files in rounds:
+        if files:
+            flip(tool.repo, files, rng)
+            hits, said = named(tool, files)
+            found += hits
+            checks.append({"files": len(files), "named": len(hits), **said})
     by_kind: dict[str, list[int]] = {}
-    missed = []
-    for f in injected:
-        kind, hit = f.split("/")[0], file_key(f, tool.repo) in named
-        by_kind.setdefault(kind, [0, 0])[0] += 1
-        by_kind[kind][1] += hit
-        if not hit:
-            missed.append(f)
-    return {"corruptions_detected": len(injected) - len(missed),
-            "corruption_check_rc": out.returncode, "corruption_check_ok": report.get("ok"),
-            "corruption_problems": len(report["problems"]),
-            "corruptions_by_kind": by_kind, "corruptions_missed": missed}
+    for f in chosen:
+        counts = by_kind.setdefault(f.split("/")[0], [0, 0])
+        counts[0] += 1
+        counts[1] += f in found
+    return {"corruptions_injected": len(chosen), "corruptions_detected": len(found),
+            "corruptions_by_kind": by_kind, "corruption_checks": checks,
+            "corruptions_missed": [f for f in chosen if f not in found]}
 
 
 def main() -> None:
@@ -394,11 +425,9 @@ def main() -> None:
         figures["corruptions_injected"] = 0
         figures["corruptions_detected"] = None
         if last_dcops is not None and args.corruptions > 0:
-            injected = corrupt(last_dcops.repo, args.corruptions, random.Random(7))
-            figures["corruptions_injected"] = len(injected)
-            figures.update(detect(last_dcops, injected))
-            print(f"corruption: {figures['corruptions_detected']}/{len(injected)} named",
-                  file=err)
+            figures.update(corruption(last_dcops, args.corruptions, random.Random(7)))
+            print(f"corruption: {figures['corruptions_detected']}/"
+                  f"{figures['corruptions_injected']} named", file=err)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(figures))
