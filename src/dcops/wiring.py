@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from dcops.access.model import Role
 from dcops.access.store import AuditLog, TokenStore
 from dcops.alerts.journal import AlertJournal, BufferedJournal
+from dcops.backends.backup_location import backup_storage
 from dcops.core.clock import Clock, SystemClock
 from dcops.core.errors import Invalid, NotFound
 from dcops.fleet.inventory import Inventory
@@ -32,7 +33,6 @@ if TYPE_CHECKING:  # the PromQL engine loads only where a server is built
     from dcops.backup.policy import BackupPolicy
     from dcops.backup.repository import Repository
     from dcops.backup.service import BackupAlert, BackupService
-    from dcops.backup.storage import Storage
     from dcops.detection.service import DetectionService, RaisedAlert
     from dcops.query import Querier
     from dcops.remediation.actuator import Actuator, PlaybookRunner
@@ -497,20 +497,3 @@ def ensure_token_file(services: Services, filename: str, name: str, role: Role) 
         handle.write(secret + "\n")
     return path
 
-
-def backup_storage(location: str) -> Storage:
-    """The storage of a backup repository: ``s3:http(s)://host:port/bucket[/prefix]`` (keys
-    from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) or a local directory."""
-    if location.startswith("s3:"):
-        from dcops.backends.backup_s3 import S3Storage
-
-        try:
-            return S3Storage.from_url(location)
-        except ValueError as exc:
-            raise Invalid(str(exc), where="backup repository") from None
-    if not location.strip():
-        raise Invalid("a backup repository location is empty",
-                      hint="give --repo PATH or s3:http://host:port/bucket/prefix")
-    from dcops.backends.backup_dir import DirectoryStorage
-
-    return DirectoryStorage(Path(location).expanduser())

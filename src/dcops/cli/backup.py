@@ -61,7 +61,7 @@ JsonOpt = typer.Option(False, "--json", help="print JSON")
 def _storage(repo: str | None) -> Storage:
     if not repo:
         raise Invalid("no repository given", hint="pass --repo or set DCOPS_BACKUP_REPOSITORY")
-    from dcops.wiring import backup_storage
+    from dcops.backends.backup_location import backup_storage  # not wiring: see there
 
     return backup_storage(repo)
 

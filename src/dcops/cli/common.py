@@ -6,14 +6,16 @@ import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from dcops.cli.client import Client
 from dcops.core.errors import DcopsError
+
+if TYPE_CHECKING:  # the HTTP client and settings load only for commands that talk to a server
+    from dcops.cli.client import Client
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,6 +30,8 @@ TokenFileOpt = typer.Option(None, "--token-file",
 
 
 def client(server: str | None, token_file: Path | None) -> Client:
+    from dcops.cli.client import Client
+
     return Client(server=server, token_file=token_file)
 
 
