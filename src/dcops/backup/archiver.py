@@ -11,6 +11,7 @@ A file whose size, mtime, ctime and inode match the parent snapshot's entry is n
 from __future__ import annotations
 
 import getpass
+import io
 import logging
 import os
 import socket
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import BinaryIO
 
 from dcops.backup import codec, locks
 from dcops.backup.chunker import Chunker, Region, header_bytes_needed, safetensors_regions
@@ -117,6 +117,7 @@ class Archiver:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="backup-encode")
         self._failed: BaseException | None = None
         self._chunker = Chunker(repo.config)
+        self._buf = bytearray()
         self._shown = 0.0
 
     def _show(self, force: bool = False) -> None:
@@ -142,61 +143,82 @@ class Archiver:
         finally:
             self._slots.release()
 
-    def _chunk(self, view: memoryview, stride: int) -> bytes:
+    def _chunk(self, view: memoryview, stride: int, *, copy: bool) -> bytes:
+        """Name a chunk; a new one goes to the encoders (copied out of a read buffer that
+        is about to be reused, when `copy`)."""
         blob_id = self.repo.master.chunk_id(view)
         if self.repo.reserve(blob_id):
             if self._failed is not None:
                 raise self._failed
             self._slots.acquire()
-            self._pool.submit(self._encode, view, blob_id, stride)
+            self._pool.submit(self._encode, memoryview(bytes(view)) if copy else view,
+                              blob_id, stride)
         return blob_id
 
     # -- files --------------------------------------------------------------------------
 
-    def _read(self, f: BinaryIO, n: int, path: str) -> bytes:
-        parts, got = [], 0
-        while got < n:
-            part = f.read(n - got)
-            if not part:
+    def _fill(self, f: io.RawIOBase, buf: bytearray, start: int, stop: int, path: str) -> None:
+        """Read the file's next `stop - start` bytes into ``buf[start:stop]``."""
+        view = memoryview(buf)
+        at = start
+        while at < stop:
+            got = f.readinto(view[at:stop])
+            if not got:
                 raise OSError(f"{path} shrank while being read")
-            parts.append(part)
-            got += len(part)
-        self.progress.add(nbytes=got)
+            at += got
+        self.progress.add(nbytes=stop - start)
         with self._counts.lock:
-            self._counts.bytes_read += got
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            self._counts.bytes_read += stop - start
+
+    def _buffer(self, size: int) -> bytearray:
+        """The read buffer, reused from file to file (fresh memory costs page faults)."""
+        if len(self._buf) < size:
+            self._buf = bytearray(size)
+        return self._buf
 
     def _read_file(self, path: str, size: int) -> list[bytes]:
-        """The names of the file's chunks, new ones handed to the encoders."""
+        """The names of the file's chunks, new ones handed to the encoders.
+
+        The buffer holds the file's bytes from `buf_start`, `filled` of them; each round
+        cuts what it holds of the current region, keeps the last chunk (which may go on
+        past the buffer) for the next round, and reads on."""
         chunks: list[bytes] = []
         with open(path, "rb", buffering=0) as f:
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
             if size <= self._chunker.min_size:
-                data = self._read(f, size, path)
-                return [self._chunk(memoryview(data), 0)] if data else []
-            buf = self._read(f, min(size, BLOCK), path)
-            need = header_bytes_needed(buf)
-            if len(buf) < need <= size:
-                buf += self._read(f, need - len(buf), path)
-            regions = safetensors_regions(buf, size) or [Region(0, size)]
-            buf_start = 0  # buf holds the file's bytes from buf_start on
+                data = bytearray(size)
+                self._fill(f, data, 0, size, path)
+                return [self._chunk(memoryview(data), 0, copy=False)] if data else []
+            first8 = bytearray(8)
+            self._fill(f, first8, 0, 8, path)
+            need = header_bytes_needed(bytes(first8))
+            head = min(size, max(BLOCK, need if need <= size else 0))
+            buf = self._buffer(max(BLOCK, head) + self._chunker.max_size)
+            buf[:8] = first8
+            self._fill(f, buf, 8, head, path)
+            regions = safetensors_regions(bytes(buf[:min(head, max(need, 8))]), size) or [
+                Region(0, size)]
+            buf_start, filled = 0, head
             for region in regions:
                 at = region.start
                 while at < region.end:
                     want = min(region.end, at + BLOCK)
-                    if buf_start + len(buf) < want:  # read on, keeping the bytes from `at`
-                        keep = memoryview(buf)[at - buf_start:]
-                        buf = bytes(keep) + self._read(f, want - buf_start - len(buf), path)
-                        buf_start = at
-                    end = min(region.end, buf_start + len(buf))
+                    if buf_start + filled < want:  # keep the bytes from `at`, read on
+                        keep = buf_start + filled - at
+                        buf[:keep] = buf[at - buf_start:filled]
+                        self._fill(f, buf, keep, want - at, path)
+                        buf_start, filled = at, want - at
+                    end = min(region.end, buf_start + filled)
                     view = memoryview(buf)
                     cuts = list(self._chunker.cut(
                         view, Region(at - buf_start, end - buf_start, region.stride)))
                     if end < region.end and cuts[-1][1] < self._chunker.max_size:
                         cuts.pop()  # the last chunk may go on past the buffer
                     for offset, length in cuts:
-                        chunks.append(self._chunk(view[offset:offset + length], region.stride))
+                        chunks.append(self._chunk(view[offset:offset + length], region.stride,
+                                                  copy=True))
                     at = buf_start + cuts[-1][0] + cuts[-1][1]
+                    del view
                     self._show()
             if f.read(1):
                 raise OSError(f"{path} grew while being read")
