@@ -85,19 +85,19 @@ class Index:
                                    Location(name, e.offset, e.length, e.raw_length, e.btype))
 
     def remove_packs(self, names: Iterable[str]) -> None:
+        """Forget packs; a blob they held that another pack also holds is found there."""
         gone = set(names)
         for name in gone:
             self.packs.pop(name, None)
-        for blob_id in [b for b, loc in self._where.items() if loc.pack in gone]:
+        orphaned = {b for b, loc in self._where.items() if loc.pack in gone}
+        for blob_id in orphaned:
             del self._where[blob_id]
-            for name, entries in self.packs.items():  # a duplicate in a pack that stays
+        if orphaned:
+            for name, entries in self.packs.items():
                 for e in entries:
-                    if e.blob_id == blob_id:
-                        self._where[blob_id] = Location(name, e.offset, e.length,
-                                                        e.raw_length, e.btype)
-                        break
-                if blob_id in self._where:
-                    break
+                    if e.blob_id in orphaned and e.blob_id not in self._where:
+                        self._where[e.blob_id] = Location(name, e.offset, e.length,
+                                                          e.raw_length, e.btype)
 
     def __contains__(self, blob_id: object) -> bool:
         return blob_id in self._where

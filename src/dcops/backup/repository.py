@@ -122,7 +122,7 @@ class Repository:
             self.index.add_pack(name, entries)
             found.append((name, entries))
         if found:
-            self._write_index(found)
+            self.write_index(found)
             log.info("recovered %d packs that no index listed", len(found))
         return len(found)
 
@@ -194,9 +194,10 @@ class Repository:
                 batch, self._unindexed = self._unindexed, []
                 write_index = True
         if write_index:
-            self._write_index(batch)
+            self.write_index(batch)
 
-    def _write_index(self, packs: list[tuple[str, list[PackEntry]]]) -> str:
+    def write_index(self, packs: list[tuple[str, list[PackEntry]]]) -> str:
+        """Store an index file listing `packs`; returns its name."""
         data = encode_index(self.master, packs)
         name = content_name(data)
         self.storage.save("index", name, data)
@@ -224,7 +225,7 @@ class Repository:
         with self._lock:
             batch, self._unindexed = self._unindexed, []
         if batch:
-            self._write_index(batch)
+            self.write_index(batch)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -177,7 +177,8 @@ def run(paths: list[Path] = typer.Argument(..., help="files and directories to b
                   f"{_size(s.bytes)}, read {_size(s.bytes_read)} in {s.seconds:.1f} s")
         out.print(f"snapshot [bold]{snap.short_id}[/bold] saved")
     for problem in s.errors:
-        err.print(f"[yellow]not backed up:[/yellow] {problem}", highlight=False)
+        err.print(f"[yellow]not backed up:[/yellow] {problem}", highlight=False,
+                  soft_wrap=True)
     if s.errors:
         raise typer.Exit(3)  # as restic: a snapshot was made, but some files are missing
 
@@ -239,7 +240,8 @@ def restore(snapshot: str = typer.Argument(..., help="snapshot id, prefix or `la
         out.print(f"restored {result.files} files, {_size(result.bytes)} from snapshot "
                   f"{snap.short_id} to {target} in {result.seconds:.1f} s")
     for path, why in sorted(result.failed.items()):
-        err.print(f"[red]not restored:[/red] {path}: {why}", highlight=False)
+        err.print(f"[red]not restored:[/red] {path}: {why}", highlight=False,
+                  soft_wrap=True)
     if result.failed:
         raise typer.Exit(1)
 
@@ -297,7 +299,7 @@ def check(read_data: bool = typer.Option(False, "--read-data",
         for p in result.problems:
             colour = "red" if p.severity == "error" else "yellow"
             out.print(f"[{colour}]{p.severity}:[/{colour}] {p.file}: {p.message}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
             if p.paths:
                 out.print(f"  affects {len(p.snapshots)} snapshots, {len(p.paths)} paths: "
                           f"{', '.join(p.paths[:5])}{' ...' if len(p.paths) > 5 else ''}",
@@ -308,6 +310,86 @@ def check(read_data: bool = typer.Option(False, "--read-data",
                   f"{result.blobs} blobs{read}: {verdict}")
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command("forget")
+@friendly
+def forget(keep_last: int = typer.Option(0, "--keep-last", help="the N newest snapshots"),
+           keep_hourly: int = typer.Option(0, "--keep-hourly", help="the newest of N hours"),
+           keep_daily: int = typer.Option(0, "--keep-daily", help="the newest of N days"),
+           keep_weekly: int = typer.Option(0, "--keep-weekly", help="... of N ISO weeks"),
+           keep_monthly: int = typer.Option(0, "--keep-monthly", help="... of N months"),
+           keep_yearly: int = typer.Option(0, "--keep-yearly", help="... of N years"),
+           keep_within: str | None = typer.Option(
+               None, "--keep-within", help="all within this of the newest, e.g. 7d, 1y2m"),
+           keep_tag: list[str] = typer.Option([], "--keep-tag",
+                                              help="all with these tags (a,b: both)"),
+           group_by: str = typer.Option("host,paths", "--group-by",
+                                        help="decide per host, paths, tags, or '' for all"),
+           prune_after: bool = typer.Option(False, "--prune", help="prune afterwards"),
+           dry_run: bool = typer.Option(False, "--dry-run", help="say what would go"),
+           unsafe_allow_remove_all: bool = typer.Option(
+               False, "--unsafe-allow-remove-all", help="allow a policy that keeps nothing"),
+           repo: str | None = RepoOpt, password_file: Path | None = PasswordFileOpt,
+           key_file: Path | None = KeyFileOpt, json_out: bool = JsonOpt) -> None:
+    """Remove snapshots a retention policy does not keep (restic's rules)."""
+    from dcops.backup.prune import forget as run_forget
+    from dcops.backup.retention import RetentionPolicy, parse_duration
+
+    policy = RetentionPolicy(keep_last=keep_last, keep_hourly=keep_hourly,
+                             keep_daily=keep_daily, keep_weekly=keep_weekly,
+                             keep_monthly=keep_monthly, keep_yearly=keep_yearly,
+                             keep_within=parse_duration(keep_within) if keep_within else None,
+                             keep_tags=tuple(keep_tag),
+                             allow_remove_all=unsafe_allow_remove_all)
+    repository = _open(repo, password_file, key_file, load_index=prune_after)
+    result = run_forget(repository, policy, group_by=group_by, dry_run=dry_run)
+    if json_out and not prune_after:
+        out.print_json(json.dumps({"dry_run": dry_run, "decisions": [
+            s.describe() | {"keep": keep, "reasons": reasons}
+            for s, keep, reasons in result.decisions]}))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for s in result.removed:
+        out.print(f"{verb} {s.short_id}  {s.time:%Y-%m-%d %H:%M:%S}  {', '.join(s.paths)}",
+                  highlight=False)
+    out.print(f"kept {len(result.kept)} snapshots, {verb} {len(result.removed)}")
+    if prune_after:
+        _prune(repository, dry_run, 0.05, False, json_out)
+
+
+def _prune(repository: Repository, dry_run: bool, max_unused: float, unindexed: bool,
+           json_out: bool) -> None:
+    from dataclasses import asdict
+
+    from dcops.backup.prune import prune as run_prune
+
+    with _bar("prune", json_out) as show:
+        result = run_prune(repository, dry_run=dry_run, max_unused_fraction=max_unused,
+                           unindexed=unindexed, progress=show)
+    if json_out:
+        out.print_json(json.dumps(asdict(result) | {"bytes_freed": result.bytes_freed}))
+        return
+    verb = "would free" if dry_run else "freed"
+    out.print(f"{result.packs_deleted} packs deleted, {result.packs_repacked} repacked; "
+              f"{verb} {_size(result.bytes_freed)} ({result.blobs_kept} blobs in use by "
+              f"{result.snapshots} snapshots)")
+    if result.packs_unindexed:
+        err.print(f"[yellow]{result.packs_unindexed} packs are in no index[/yellow] (an "
+                  "interrupted backup's): left alone; --unindexed prunes them too")
+
+
+@app.command("prune")
+@friendly
+def prune(dry_run: bool = typer.Option(False, "--dry-run", help="say what would be freed"),
+          max_unused: float = typer.Option(0.05, "--max-unused", min=0.0, max=1.0,
+                                           help="fraction of the repository left unused"),
+          unindexed: bool = typer.Option(False, "--unindexed",
+                                         help="also prune packs that no index lists"),
+          repo: str | None = RepoOpt, password_file: Path | None = PasswordFileOpt,
+          key_file: Path | None = KeyFileOpt, json_out: bool = JsonOpt) -> None:
+    """Free the data that no snapshot needs."""
+    _prune(_open(repo, password_file, key_file), dry_run, max_unused, unindexed, json_out)
 
 
 @app.command("unlock")
