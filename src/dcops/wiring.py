@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # the PromQL engine loads only where a server is built
     from dcops.backup.policy import BackupPolicy
     from dcops.backup.repository import Repository
     from dcops.backup.service import BackupAlert, BackupService
-    from dcops.detection.service import DetectionService, RaisedAlert
+    from dcops.core.raised import RaisedAlert
+    from dcops.detection.service import DetectionService
     from dcops.query import Querier
     from dcops.remediation.actuator import Actuator, PlaybookRunner
     from dcops.remediation.service import RemediationService

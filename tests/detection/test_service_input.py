@@ -11,11 +11,12 @@ import pytest
 
 from dcops.core.clock import FakeClock
 from dcops.core.errors import Invalid
+from dcops.core.raised import RaisedAlert
 from dcops.detection.feed import next_grid
 from dcops.detection.registry import check, kinds, lookup, register
 from dcops.detection.runner import Runner
 from dcops.detection.selection import SCORE_METRIC
-from dcops.detection.service import DetectionService, RaisedAlert
+from dcops.detection.service import DetectionService
 from dcops.detection.spec import DetectorSpec
 from dcops.detection.zscore import ZScoreDetector
 from dcops.query import Engine

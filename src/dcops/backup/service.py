@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from dcops.backup.repository import Repository
 from dcops.backup.runs import BackupRunStore
 from dcops.core.clock import Clock
 from dcops.core.errors import Conflict, DcopsError, NotFound
+from dcops.core.raised import RaisedAlert
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +58,7 @@ STOP_POLL_S = 0.5
 """How often the idle loop looks whether the server is stopping."""
 
 
-@dataclass(frozen=True)
-class BackupAlert:
-    """A backup alert as the alerting pipeline takes it (wiring makes it a
-    `NotifiedAlert`)."""
-
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    firing: bool
-    starts_at: float
-    ends_at: float | None = None
+BackupAlert = RaisedAlert  # what the backup service raises
 
 
 AlertSink = Callable[[Sequence[BackupAlert], float], None]

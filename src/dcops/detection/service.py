@@ -16,12 +16,12 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from dcops.core.clock import Clock
 from dcops.core.errors import DcopsError
+from dcops.core.raised import RaisedAlert
 from dcops.detection.alerting import AnomalyAlert
 from dcops.detection.model import load_state, save_state
 from dcops.detection.runner import Latest, Runner
@@ -31,16 +31,6 @@ from dcops.telemetry.model import Batch
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RaisedAlert:
-    """An anomaly alert as the alerting pipeline takes it (wiring makes it a
-    `NotifiedAlert`)."""
-
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    firing: bool
-    starts_at: float
-    ends_at: float | None = None
 
 
 class LabelMatcher(Protocol):
