@@ -15,6 +15,7 @@ import pytest
 
 from dcops.access.model import Role
 from dcops.backends.backup_dir import DirectoryStorage
+from dcops.backup.checker import check
 from dcops.backup.keys import FAST, Credential
 from dcops.backup.repository import Repository
 from dcops.core.secret import Secret
@@ -215,3 +216,19 @@ def test_without_a_repository_backups_answer_how_to_configure_them(api: Api) -> 
     got = api.client.post("/api/v1/backup/policies/x/run", headers=api.auth(Role.OPERATOR))
     assert got.status_code == 409
     assert "dcops_backup_" not in api.client.get("/metrics").text
+
+
+def test_a_policy_keeps_only_what_its_retention_keeps(bk: Api, files: Path,
+                                                      repo_dir: Path) -> None:
+    runs = []
+    for step in range(5):
+        (files / "step-100" / "meta.json").write_text(f'{{"step": {100 + step}}}')
+        run = run_now(bk, "ckpt")
+        assert run["status"] == "succeeded", run
+        runs.append(run["snapshot_id"])
+    got = bk.client.get("/api/v1/backup/snapshots", params={"policy": "ckpt"},
+                        headers=bk.auth(Role.VIEWER))
+    kept = {s["id"] for s in got.json()["snapshots"]}
+    assert kept == set(runs[-3:])  # keep_last: 3, the newest three
+    repo = Repository.open(DirectoryStorage(repo_dir), Credential(password=Secret(PASSWORD)))
+    assert check(repo, read_data=True).ok  # what the forgotten ones held is pruned safely

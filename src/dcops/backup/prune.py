@@ -37,7 +37,7 @@ snapshot or an index file does not read, or a used blob is in no pack.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -75,11 +75,12 @@ class ForgetResult:
 
 
 def forget(repo: Repository, policy: RetentionPolicy, *, dry_run: bool = False,
-           group_by: str = "host,paths", now: datetime | None = None) -> ForgetResult:
+           group_by: str = "host,paths", now: datetime | None = None,
+           among: Callable[[Snapshot], bool] | None = None) -> ForgetResult:
     """Remove the snapshot files `policy` does not keep, under the exclusive lock."""
     with locks.hold(repo.storage, repo.master, exclusive=True, operation="forget"):
-        decisions = decide(repo.snapshots(), policy, now or datetime.now(UTC),
-                           group_by=group_by)
+        candidates = [s for s in repo.snapshots() if among is None or among(s)]
+        decisions = decide(candidates, policy, now or datetime.now(UTC), group_by=group_by)
         if not dry_run:
             for snap, keep, _ in decisions:
                 if not keep:

@@ -284,7 +284,27 @@ class BackupService:
             return replace(run, status=RunStatus.FAILED,
                            error=f"incomplete snapshot {snapshot.short_id}: "
                                  f"{len(summary.errors)} path(s) not backed up: {shown}{more}")
+        if policy.retention:
+            self._retain(repo, policy)
         return replace(run, status=RunStatus.SUCCEEDED)
+
+    def _retain(self, repo: Repository, policy: BackupPolicy) -> None:
+        """Forget the policy's own snapshots its retention does not keep, and prune when
+        any went (a failure here fails the run: the snapshot is saved, the data kept)."""
+        from dcops.backup.prune import forget, prune
+        from dcops.backup.retention import RetentionPolicy
+
+        tag = policy.snapshot_tags[-1]
+        keep = policy.retention
+        rules = RetentionPolicy(
+            keep_last=keep.get("keep_last", 0), keep_hourly=keep.get("keep_hourly", 0),
+            keep_daily=keep.get("keep_daily", 0), keep_weekly=keep.get("keep_weekly", 0),
+            keep_monthly=keep.get("keep_monthly", 0), keep_yearly=keep.get("keep_yearly", 0))
+        result = forget(repo, rules, among=lambda s: tag in s.tags)
+        if result.removed:
+            pruned = prune(repo)
+            log.info("retention of %s: %d snapshots forgotten, %d bytes freed", policy.name,
+                     len(result.removed), pruned.bytes_freed)
 
     def _failed(self, run: BackupRun, error: str) -> BackupRun:
         with self._repo_lock:  # opened afresh next time: a failed upload sticks to it
