@@ -29,7 +29,7 @@ from dcops.backup import codec, locks
 from dcops.backup.chunker import Chunker, Region, header_bytes_needed, safetensors_regions
 from dcops.backup.codec import BlobType
 from dcops.backup.model import FileEntry, NodeType, Snapshot, Summary
-from dcops.backup.progress import Progress, ProgressFn, quiet
+from dcops.backup.progress import Progress, ProgressFn, Throttled, quiet
 from dcops.backup.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,9 @@ def _excluded(path: str, excludes: Sequence[str]) -> bool:
 
 def walk(paths: Sequence[Path], excludes: Sequence[str] = (),
          errors: list[str] | None = None) -> Iterator[tuple[str, os.stat_result]]:
-    """(absolute path, lstat) of every file, directory and link under `paths`, sorted,
-    not following links; unreadable entries go to `errors`."""
+    """(absolute path, lstat) of every file, directory and link under `paths`, not
+    following links, in the same order every time (each directory's entries sorted by
+    name, then its subdirectories); unreadable entries go to `errors`."""
     def failed(what: str) -> None:
         if errors is not None:
             errors.append(what)
@@ -110,7 +111,6 @@ class Archiver:
                  progress: ProgressFn = quiet) -> None:
         self.repo = repo
         self.workers = workers or os.cpu_count() or 2
-        self.progress_fn = progress
         self.progress = Progress("backup")
         self._counts = _Counts()
         self._slots = threading.BoundedSemaphore(self.workers * PER_WORKER)
@@ -118,13 +118,7 @@ class Archiver:
         self._failed: BaseException | None = None
         self._chunker = Chunker(repo.config)
         self._buf = bytearray()
-        self._shown = 0.0
-
-    def _show(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._shown >= 0.1:
-            self._shown = now
-            self.progress_fn(self.progress)
+        self._show = Throttled(progress, self.progress)
 
     # -- chunks -------------------------------------------------------------------------
 

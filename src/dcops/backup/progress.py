@@ -49,5 +49,24 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
+class Throttled:
+    """Shows `progress` through `show` at most every `every_s`, from any thread."""
+
+    def __init__(self, show: ProgressFn, progress: Progress, every_s: float = 0.1) -> None:
+        self.show_fn = show
+        self.progress = progress
+        self.every_s = every_s
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._last < self.every_s:
+                return
+            self._last = now
+        self.show_fn(self.progress)
+
+
 def quiet(_: Progress) -> None:
     """A progress callback that shows nothing."""

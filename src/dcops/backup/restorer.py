@@ -25,7 +25,7 @@ from dcops.backup.codec import BadBlob, BlobType
 from dcops.backup.errors import MissingFile, StorageError
 from dcops.backup.index import Location
 from dcops.backup.model import FileEntry, NodeType, Snapshot
-from dcops.backup.progress import Progress, ProgressFn, quiet
+from dcops.backup.progress import Progress, ProgressFn, Throttled, quiet
 from dcops.backup.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -88,18 +88,8 @@ class Restorer:
                  progress: ProgressFn = quiet) -> None:
         self.repo = repo
         self.workers = workers or os.cpu_count() or 2
-        self.progress_fn = progress
         self.progress = Progress("restore")
-        self._shown = 0.0
-        self._show_lock = threading.Lock()
-
-    def _show(self) -> None:
-        now = time.monotonic()
-        with self._show_lock:
-            if now - self._shown < 0.1:
-                return
-            self._shown = now
-        self.progress_fn(self.progress)
+        self._show = Throttled(progress, self.progress)
 
     def run(self, snapshot: Snapshot, target: Path,
             include: Sequence[str] = ()) -> RestoreResult:
@@ -148,7 +138,7 @@ class Restorer:
             dest = destination(target, entry.path)
             os.chmod(dest, entry.mode)
             os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns))
-        self.progress_fn(self.progress)
+        self._show(force=True)
         result.seconds = round(time.monotonic() - started, 3)
         return result
 

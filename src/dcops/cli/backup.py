@@ -99,6 +99,18 @@ def _open(repo: str | None, password_file: Path | None, key_file: Path | None,
                            load_index=load_index)
 
 
+def _create_key_file(path: Path) -> bytes:
+    """Write a new key file (mode 0600, never over an existing file); its contents."""
+    data = new_key_file_bytes()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise Invalid("the key file exists; not overwritten", where=str(path)) from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return data
+
+
 @contextmanager
 def _bar(what: str, json_out: bool) -> Iterator[Any]:
     """A progress bar on stderr (bytes, files, rate, ETA); a callback for the operation."""
@@ -135,11 +147,7 @@ def init(repo: str | None = RepoOpt, password_file: Path | None = PasswordFileOp
     if create is not None:
         create()
     if new_key_file is not None:
-        if new_key_file.exists():
-            raise Invalid("the key file exists; not overwritten", where=str(new_key_file))
-        fd = os.open(new_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(new_key_file_bytes())
+        _create_key_file(new_key_file)
         key_file = new_key_file
     created = Repository.init(storage, _credential(password_file, key_file, confirm=True))
     out.print(f"created repository {created.config.id[:10]} at {storage.location}")
@@ -431,13 +439,7 @@ def key_add(new_password_file: Path | None = typer.Option(
     """Add a key (a password, or a new key file) that opens the repository."""
     repository = _open(repo, password_file, key_file, load_index=False)
     if new_key_file is not None:
-        if new_key_file.exists():
-            raise Invalid("the key file exists; not overwritten", where=str(new_key_file))
-        data = new_key_file_bytes()
-        fd = os.open(new_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        credential = Credential(key_file=data)
+        credential = Credential(key_file=_create_key_file(new_key_file))
     else:
         credential = _credential(new_password_file, None, confirm=True)
     name = add_key(repository.storage, repository.master, credential)
