@@ -65,6 +65,10 @@ def test_backup_restore_check_forget_prune(env: Path) -> None:
     assert (restored / "config.json").read_text() == '{"layers": 81}'
     report = json.loads(ok("check", "--read-data", "--json"))
     assert report["ok"] is True and report["problems"] == []
+    (target / ".dcops-restore.json").write_text(json.dumps({"snapshot": second["id"]}))
+    again = ok("restore", "latest", "--target", str(target))  # as if the last was killed
+    assert f"(of snapshot {str(second['id'])[:8]}) was cut off" in " ".join(again.split())
+    assert "2 already in place, verified" in again
 
     assert "removed 1" in ok("forget", "--keep-last", "1", "--prune")
     assert [s["id"] for s in snapshots()] == [second["id"]]

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from dcops.backup import codec
+from dcops.backup import codec, locks
 from dcops.backup.codec import BadBlob
 from dcops.backup.crypto import content_name
 from dcops.backup.errors import Corrupt, MissingFile, StorageError
@@ -92,6 +92,13 @@ class Checker:
         return tuple(sorted(snaps)), tuple(sorted(paths))
 
     def run(self, read_data: bool = False) -> CheckResult:
+        """Check under a shared lock: backups may run meanwhile (their packs show as
+        unindexed), a prune may not."""
+        with locks.hold(self.repo.storage, self.repo.master, exclusive=False,
+                        operation="check"):
+            return self._run(read_data)
+
+    def _run(self, read_data: bool) -> CheckResult:
         started = time.monotonic()
         repo = self.repo
         self.result.read_data = read_data

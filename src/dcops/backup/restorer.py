@@ -2,13 +2,24 @@
 bytes written to every place in every file that holds it.
 
 Files are written where the snapshot recorded them, under the target directory (as
-restic does). A byte is written only after its blob authenticated and hashed to its name;
-a file any of whose chunks cannot be read is removed and reported, never left with holes
-or foreign bytes. Packs are read on every core, a few adjacent blobs per read.
+restic does). A byte is written only after its blob authenticated and hashed to its name.
+Each file is written beside its place under a temporary name (`partial_name`) and renamed
+into place once all of it is written, so a path holds either what it held before or the
+whole restored file: a file any of whose chunks cannot be read is reported and never put
+in place, and a restore that is killed leaves no cut-off file at any path. Packs are read
+on every core, a few adjacent blobs per read.
+
+A restore marks its target (`MARKER`) until it ends. A restore that finds the mark knows
+the one before it was cut off: it says so (`RestoreResult.interrupted`), removes the
+partial files that one left, and, restoring the same snapshot again, keeps each file that
+is already in place with its recorded size and time after hashing its chunks to their ids.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -20,7 +31,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
-from dcops.backup import codec
+from dcops.backup import codec, locks
 from dcops.backup.codec import BadBlob, BlobType
 from dcops.backup.errors import MissingFile, StorageError
 from dcops.backup.index import Location
@@ -31,6 +42,11 @@ from dcops.backup.repository import Repository
 log = logging.getLogger(__name__)
 
 MAX_GAP = 256 * 1024  # blobs closer than this in one pack are read in one request
+MARKER = ".dcops-restore.json"
+"""In a restore's target while the restore runs."""
+PARTIAL = ".dcops-restore"
+"""The suffix of a file being restored (see `partial_name`)."""
+VERIFY_READ = 8 << 20
 
 
 @dataclass
@@ -44,11 +60,16 @@ class RestoreResult:
     bytes: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    kept: int = 0
+    """Files an interrupted restore of the same snapshot had put in place, verified."""
+    interrupted: dict[str, object] | None = None
+    """The restore into this target that was cut off: its snapshot, when it started, and
+    the files it left unfinished (`partial`)."""
 
     def to_json(self) -> dict[str, object]:
         return {"snapshot": self.snapshot, "target": self.target, "files": self.files,
                 "dirs": self.dirs, "bytes": self.bytes, "failed": self.failed,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "kept": self.kept, "interrupted": self.interrupted}
 
 
 def included(path: str, patterns: Sequence[str]) -> bool:
@@ -65,15 +86,63 @@ def destination(target: Path, path: str) -> Path:
     return target / path.lstrip("/")
 
 
+def partial_name(dest: Path) -> Path:
+    """Where `dest` is written until all of it is: a hidden name beside it (hashed when the
+    name is too long to carry a suffix)."""
+    name = dest.name
+    if len(name.encode()) > 200:
+        name = hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
+    return dest.with_name(f".{name}{PARTIAL}")
+
+
+def _read_marker(target: Path) -> dict[str, object] | None:
+    try:
+        body = json.loads((target / MARKER).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"snapshot": None, "started": None}  # cut off while the mark was written
+    return body if isinstance(body, dict) else {"snapshot": None, "started": None}
+
+
+def _write_marker(target: Path, snapshot: Snapshot, include: Sequence[str]) -> None:
+    tmp = target / f"{MARKER}.tmp"
+    tmp.write_text(json.dumps({"snapshot": snapshot.id, "started": time.time(),
+                               "include": list(include), "pid": os.getpid()}))
+    os.replace(tmp, target / MARKER)
+
+
+def _remove_partials(target: Path) -> list[str]:
+    """Remove the partial files an interrupted restore left under `target`; the paths they
+    were for, relative to it."""
+    left: list[str] = []
+    for folder, _, names in os.walk(target):
+        for name in names:
+            if name.endswith(PARTIAL) and name.startswith("."):
+                partial = Path(folder) / name
+                partial.unlink(missing_ok=True)
+                left.append(str((Path(folder) / name[1:-len(PARTIAL)]).relative_to(target)))
+    return sorted(left)
+
+
 class _Writes:
     """Where each blob goes, and which files have failed."""
 
     def __init__(self, files: list[FileEntry], target: Path) -> None:
         self.files = files
         self.dest = [destination(target, e.path) for e in files]
+        self.partial = [partial_name(d) for d in self.dest]
         self.failed: dict[int, str] = {}
         self.remaining = [len(e.chunks) for e in files]
+        self.sizes: list[list[int]] = [[] for _ in files]  # each chunk's length, per file
         self.lock = threading.Lock()
+
+    def done(self, i: int) -> None:
+        """All of file `i` is written: give it its mode and time, and put it in place."""
+        entry, partial = self.files[i], self.partial[i]
+        os.chmod(partial, entry.mode)
+        os.utime(partial, ns=(entry.mtime_ns, entry.mtime_ns))
+        os.replace(partial, self.dest[i])
 
     def fail(self, file_ids: Sequence[int], why: str) -> None:
         with self.lock:
@@ -93,6 +162,11 @@ class Restorer:
 
     def run(self, snapshot: Snapshot, target: Path,
             include: Sequence[str] = ()) -> RestoreResult:
+        with locks.hold(self.repo.storage, self.repo.master, exclusive=False,
+                        operation="restore"):
+            return self._run(snapshot, target, include)
+
+    def _run(self, snapshot: Snapshot, target: Path, include: Sequence[str]) -> RestoreResult:
         started = time.monotonic()
         result = RestoreResult(snapshot.id, str(target))
         entries = [e for e in self.repo.load_tree(snapshot) if included(e.path, include)]
@@ -100,29 +174,44 @@ class Restorer:
         self.progress.files_total = len(files)
         self.progress.bytes_total = sum(e.size for e in files)
         target.mkdir(parents=True, exist_ok=True)
+        earlier = _read_marker(target)
+        if earlier is not None:
+            partial = _remove_partials(target)
+            result.interrupted = {"snapshot": earlier.get("snapshot"),
+                                  "started": earlier.get("started"), "partial": partial}
+            log.warning("restore into %s: the restore of snapshot %s there was cut off; "
+                        "%d partial files removed", target, earlier.get("snapshot"),
+                        len(partial))
+        _write_marker(target, snapshot, include)
         for entry in entries:
             if entry.type is NodeType.DIR:
                 destination(target, entry.path).mkdir(parents=True, exist_ok=True)
                 result.dirs += 1
         writes = _Writes(files, target)
         by_pack = self._plan(writes)
-        for i, (entry, dest) in enumerate(zip(files, writes.dest, strict=True)):
+        resume = earlier is not None and earlier.get("snapshot") == snapshot.id
+        for i, entry in enumerate(files):
             if i in writes.failed:
                 continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with open(dest, "wb") as f:
+            if resume and self._in_place(writes, i):
+                self._drop(by_pack, writes, i)
+                result.kept += 1
+                self.progress.add(files=1, nbytes=entry.size)
+                continue
+            writes.dest[i].parent.mkdir(parents=True, exist_ok=True)
+            with open(writes.partial[i], "wb") as f:
                 f.truncate(entry.size)
+            if not entry.chunks:
+                writes.done(i)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="backup-restore") as pool:
             for future in [pool.submit(self._pack, name, blobs, writes)
-                           for name, blobs in sorted(by_pack.items())]:
+                           for name, blobs in sorted(by_pack.items()) if blobs]:
                 future.result()
-        for i, (entry, dest) in enumerate(zip(files, writes.dest, strict=True)):
+        for i, entry in enumerate(files):
             if i in writes.failed:
-                dest.unlink(missing_ok=True)
+                writes.partial[i].unlink(missing_ok=True)
                 result.failed[entry.path] = writes.failed[i]
                 continue
-            os.chmod(dest, entry.mode)
-            os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns))
             result.files += 1
             result.bytes += entry.size
         for entry in entries:
@@ -133,6 +222,7 @@ class Restorer:
                     dest.unlink()
                 os.symlink(entry.target, dest)
                 os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+        (target / MARKER).unlink()
         for entry in sorted((e for e in entries if e.type is NodeType.DIR),
                             key=lambda e: e.path, reverse=True):
             dest = destination(target, entry.path)
@@ -141,6 +231,37 @@ class Restorer:
         self._show(force=True)
         result.seconds = round(time.monotonic() - started, 3)
         return result
+
+    def _in_place(self, writes: _Writes, i: int) -> bool:
+        """Whether file `i` is in place already: its recorded size and time, and each of
+        its chunks hashing to its id."""
+        entry, dest = writes.files[i], writes.dest[i]
+        try:
+            st = os.lstat(dest)
+        except OSError:
+            return False
+        if not (os.path.isfile(dest) and not os.path.islink(dest)) or \
+                st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns:
+            return False
+        with contextlib.suppress(OSError), open(dest, "rb") as f:
+            for blob_id, size in zip(entry.chunks, writes.sizes[i], strict=True):
+                if self.repo.master.chunk_id(f.read(size)) != blob_id:
+                    return False
+            return True
+        return False
+
+    def _drop(self, by_pack: dict[str, dict[bytes, tuple[Location, list[tuple[int, int]]]]],
+              writes: _Writes, i: int) -> None:
+        """Take file `i` out of the plan: it needs nothing written."""
+        for blob_id in set(writes.files[i].chunks):
+            where = self.repo.index.get(blob_id)
+            if where is None:
+                continue
+            blobs = by_pack[where.pack]
+            targets = blobs[blob_id][1]
+            targets[:] = [t for t in targets if t[0] != i]
+            if not targets:
+                del blobs[blob_id]
 
     def _plan(self, writes: _Writes
               ) -> dict[str, dict[bytes, tuple[Location, list[tuple[int, int]]]]]:
@@ -158,6 +279,7 @@ class Restorer:
                 if blob_id not in blobs:
                     blobs[blob_id] = (where, [])
                 blobs[blob_id][1].append((i, offset))
+                writes.sizes[i].append(where.raw_length)
                 offset += where.raw_length
             else:
                 if offset != entry.size:
@@ -202,7 +324,7 @@ class Restorer:
         for i, offset in targets:
             if i in writes.failed:
                 continue
-            fd = os.open(writes.dest[i], os.O_WRONLY)
+            fd = os.open(writes.partial[i], os.O_WRONLY)
             try:
                 os.pwrite(fd, plain, offset)
             finally:
@@ -210,8 +332,10 @@ class Restorer:
             self.progress.add(nbytes=len(plain))
             with writes.lock:
                 writes.remaining[i] -= 1
-                if writes.remaining[i] == 0:
-                    self.progress.add(files=1)
+                finished = writes.remaining[i] == 0
+            if finished:
+                writes.done(i)
+                self.progress.add(files=1)
         self._show()
 
 

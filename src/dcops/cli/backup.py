@@ -245,7 +245,17 @@ def restore(snapshot: str = typer.Argument(..., help="snapshot id, prefix or `la
     if json_out:
         out.print_json(json.dumps(result.to_json()))
     else:
-        out.print(f"restored {result.files} files, {_size(result.bytes)} from snapshot "
+        cut = result.interrupted
+        if cut is not None:
+            left = cut.get("partial") or []
+            assert isinstance(left, list)
+            err.print(f"[yellow]an earlier restore into {target} (of snapshot "
+                      f"{str(cut.get('snapshot') or 'unknown')[:8]}) was cut off[/yellow]; "
+                      f"{len(left)} partial files it left were removed"
+                      f"{': ' + ', '.join(left[:5]) if left else ''}"
+                      f"{' ...' if len(left) > 5 else ''}", highlight=False, soft_wrap=True)
+        kept = f" ({result.kept} already in place, verified)" if result.kept else ""
+        out.print(f"restored {result.files} files{kept}, {_size(result.bytes)} from snapshot "
                   f"{snap.short_id} to {target} in {result.seconds:.1f} s")
     for path, why in sorted(result.failed.items()):
         err.print(f"[red]not restored:[/red] {path}: {why}", highlight=False,
