@@ -152,7 +152,9 @@ def test_a_killed_restore_leaves_no_cut_off_file_and_the_next_one_resumes(
     result = restore(repo, snap, out, workers=WORKERS)
     assert result.failed == {}
     assert result.interrupted is not None and result.interrupted["snapshot"] == snap.id
-    left = {str(Path(p).name) for p in result.interrupted["partial"]}  # type: ignore[union-attr]
+    partial_left = result.interrupted["partial"]
+    assert isinstance(partial_left, list)
+    left = {Path(p).name for p in partial_left}
     assert left == set(files) - in_place
     assert result.kept == len(in_place)
     assert result.files == len(files)
