@@ -214,3 +214,28 @@ def test_prune_interrupted_at_any_step_leaves_a_valid_repository(
         assert_snapshots_read(storage, world.files)
         assert Repository.open(storage, CRED).unindexed_packs() == []
         assert all(used == count for used, count in _pack_usage(storage))
+
+
+def test_a_repository_held_open_sees_a_prune_made_elsewhere(tmp_path: Path) -> None:
+    """The server holds its repository open between runs; a prune from the CLI meanwhile
+    deletes packs, and the next run must store their chunks again, not count them as
+    stored."""
+    root = tmp_path / "src"
+    root.mkdir()
+    _write(root, "a", 300 * KiB)
+    storage = MemoryStorage()
+    held = Repository.init(storage, CRED, FAST, CONFIG)
+    backup(held, [root], host="h", workers=2)
+    contents = (root / "a").read_bytes()
+    (root / "a").unlink()
+    _write(root, "b", 100 * KiB)
+    backup(held, [root], host="h", workers=2)
+    other = Repository.open(storage, CRED)  # another process: forget the first, prune
+    forget(other, RetentionPolicy(keep_last=1))
+    assert prune(other, max_unused_fraction=0).packs_deleted > 0
+    (root / "a").write_bytes(contents)  # back again, in the repository held open
+    again = backup(held, [root], host="h", workers=2)
+    assert again.summary.bytes_added >= len(contents)
+    fresh = Repository.open(storage, CRED)
+    entry = next(e for e in fresh.load_tree(again) if e.path.endswith("/a"))
+    assert b"".join(fresh.load_blob(c, BlobType.DATA) for c in entry.chunks) == contents

@@ -307,6 +307,7 @@ def backup(repo: Repository, paths: Sequence[Path], *, tags: Sequence[str] = (),
     latest of the same paths from this host; none with `force`)."""
     host = host or socket.gethostname()
     with locks.hold(repo.storage, repo.master, exclusive=False, operation="backup"):
+        repo.refresh_index()
         repo.recover()
         absolute = [str(Path(p).absolute()) for p in paths]
         chosen = (None if force else repo.find_snapshot(parent) if parent

@@ -96,6 +96,7 @@ class Checker:
         unindexed), a prune may not."""
         with locks.hold(self.repo.storage, self.repo.master, exclusive=False,
                         operation="check"):
+            self.repo.refresh_index()
             return self._run(read_data)
 
     def _run(self, read_data: bool) -> CheckResult:

@@ -83,8 +83,11 @@ class Repository:
             repo.load_index()
         return repo
 
-    def load_index(self) -> None:
-        for name, _ in self.storage.list("index"):
+    def load_index(self, names: Iterable[str] | None = None) -> None:
+        """Read the index files (those named, or all) into the index."""
+        if names is None:
+            names = [name for name, _ in self.storage.list("index")]
+        for name in sorted(names):
             try:
                 packs = decode_index(self.master, self.storage.load("index", name))
             except (BadIndex, MissingFile) as exc:
@@ -94,6 +97,21 @@ class Repository:
             self.index_files.add(name)
             for pack, entries in packs:
                 self.index.add_pack(pack, entries)
+
+    def refresh_index(self) -> None:
+        """Bring the index up to the storage's index files: a repository held open (by the
+        server) must not take blobs that another process pruned for present. New index
+        files are read; when any it had read is gone, the whole index is read again."""
+        names = {name for name, _ in self.storage.list("index")}
+        if self.index_files - names:
+            self.index = Index()
+            self.index_files = set()
+            self.index_problems = {}
+            self.load_index()
+            return
+        fresh = names - self.index_files - self.index_problems.keys()
+        if fresh:
+            self.load_index(fresh)
 
     def unindexed_packs(self) -> list[tuple[str, int]]:
         """Packs in storage that no index file lists (an interrupted backup's, or ones

@@ -164,6 +164,7 @@ class Restorer:
             include: Sequence[str] = ()) -> RestoreResult:
         with locks.hold(self.repo.storage, self.repo.master, exclusive=False,
                         operation="restore"):
+            self.repo.refresh_index()
             return self._run(snapshot, target, include)
 
     def _run(self, snapshot: Snapshot, target: Path, include: Sequence[str]) -> RestoreResult:
