@@ -479,6 +479,17 @@ class BackupSettings(_Strict):
     """How often the service looks for due and overdue policies."""
     workers: int | None = Field(None, ge=1, le=256)
     """Encoder threads per run (default: one per core)."""
+    restore_roots: list[Path] = Field(default_factory=list)
+    """Directories a restore asked for through the API may write under (default: the
+    ``restores`` directory in the data directory)."""
+
+    @field_validator("restore_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
+        for root in value:
+            if not root.is_absolute():
+                raise ValueError(f"restore root {str(root)!r} is not an absolute path")
+        return value
 
     @field_validator("repository")
     @classmethod

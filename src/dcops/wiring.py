@@ -259,7 +259,9 @@ def backup_of(settings: Settings, clock: Clock, state: StateStore,
     return BackupService(backup_policies(settings), lambda: open_backup_repository(settings),
                          state.backup_runs, clock, alerts=put, audit=state.audit,
                          prepare={CONTROL_PLANE: control_plane}, workers=cfg.workers,
-                         tick_s=cfg.tick_s, location=cfg.repository or "")
+                         tick_s=cfg.tick_s, location=cfg.repository or "",
+                         restore_roots=cfg.restore_roots or [
+                             settings.storage.resolved_data_dir() / "restores"])
 
 
 def detection_of(settings: Settings, clock: Clock, querier: Querier, ingestor: Ingestor,

@@ -1,7 +1,9 @@
 """``/api/v1/backup/...`` over a real directory repository: a run asked for through the API
 ends in a snapshot; a failing policy and an unreadable repository end in failed runs and
-``BackupFailed``; a policy past its window raises ``BackupOverdue``; metrics, roles and
-clear errors for bad input and for backups not configured."""
+``BackupFailed``; a policy past its window raises ``BackupOverdue``; snapshots listed and
+diffed, restored, checked (and damage found), forgotten and pruned, keys added and removed,
+all through the API; metrics, roles and clear errors for bad input and for backups not
+configured."""
 
 from __future__ import annotations
 
@@ -58,7 +60,8 @@ def start(tmp_path: Path, repo: Path, policies: list[dict[str, Any]],
     secret.write_text(password + "\n")
     settings = parse_settings({"backup": {
         "repository": str(repo), "password_file": str(secret), "tick_s": 0.05, "workers": 1,
-        "policies": policies, "self_backup": {"enabled": False}}})
+        "policies": policies, "self_backup": {"enabled": False},
+        "restore_roots": [str(tmp_path / "restores")]}})
     for api in running_api(settings):
         service = api.services.backup
         assert service is not None
@@ -232,3 +235,142 @@ def test_a_policy_keeps_only_what_its_retention_keeps(bk: Api, files: Path,
     assert kept == set(runs[-3:])  # keep_last: 3, the newest three
     repo = Repository.open(DirectoryStorage(repo_dir), Credential(password=Secret(PASSWORD)))
     assert check(repo, read_data=True).ok  # what the forgotten ones held is pruned safely
+
+
+def task_done(api: Api, accepted: Any) -> dict[str, Any]:
+    """Wait for the task a 202 answer started; its final state."""
+    assert accepted.status_code == 202, accepted.text
+    url = accepted.headers["location"]
+    assert url == accepted.json()["url"]
+
+    def poll() -> dict[str, Any] | None:
+        got = api.client.get(url, headers=api.auth(Role.VIEWER))
+        assert got.status_code == 200, got.text
+        body: dict[str, Any] = got.json()
+        return body if body["status"] != "running" else None
+    body: dict[str, Any] = wait_for(poll)
+    return body
+
+
+def test_list_diff_restore_check_forget_and_prune_through_the_api(
+        bk: Api, files: Path, tmp_path: Path) -> None:
+    admin, operator, viewer = bk.auth(Role.ADMIN), bk.auth(Role.OPERATOR), bk.auth(Role.VIEWER)
+    first = run_now(bk, "ckpt")["snapshot_id"]
+    (files / "step-100" / "meta.json").write_text('{"step": 200}')
+    second = run_now(bk, "ckpt")["snapshot_id"]
+
+    got = bk.client.get("/api/v1/backup/snapshots/latest/files", headers=viewer)
+    assert got.status_code == 200, got.text
+    assert got.json()["snapshot"] == second
+    listed = {f["path"]: f for f in got.json()["files"]}
+    assert listed[str(files / "step-100" / "model.bin")]["size"] == 256 * 400
+    got = bk.client.get("/api/v1/backup/diff", params={"from": first[:8], "to": "latest"},
+                        headers=viewer)
+    assert got.status_code == 200, got.text
+    assert got.json()["modified"] == [str(files / "step-100" / "meta.json")]
+
+    target = tmp_path / "restores" / "one"
+    ask = {"snapshot": first, "target": str(target)}
+    assert bk.client.post("/api/v1/backup/restore", json=ask,
+                          headers=operator).status_code == 403
+    task = task_done(bk, bk.client.post("/api/v1/backup/restore", json=ask, headers=admin))
+    assert task["status"] == "succeeded", task
+    assert task["result"]["files"] == 2 and task["result"]["failed"] == {}
+    assert task["actor"] == "token:admin" and task["params"]["snapshot"] == first
+    restored = target / str(files).lstrip("/") / "step-100"
+    assert (restored / "model.bin").read_bytes() == bytes(range(256)) * 400
+    assert (restored / "meta.json").read_text() == '{"step": 100}'
+
+    task = task_done(bk, bk.client.post("/api/v1/backup/check", json={"read_data": True},
+                                        headers=operator))
+    assert task["status"] == "succeeded" and task["result"]["ok"] is True, task
+
+    task = task_done(bk, bk.client.post("/api/v1/backup/forget", headers=admin, json={
+        "keep_last": 1, "policy": "ckpt", "prune": True}))
+    assert task["status"] == "succeeded", task
+    assert first in task["result"]["removed"] and task["result"]["kept"] == [second]
+    assert task["result"]["prune"]["dry_run"] is False
+    got = bk.client.get("/api/v1/backup/snapshots", params={"policy": "ckpt"},
+                        headers=viewer)
+    assert [s["id"] for s in got.json()["snapshots"]] == [second]
+    task = task_done(bk, bk.client.post("/api/v1/backup/prune", headers=admin))
+    assert task["status"] == "succeeded" and task["result"]["packs_deleted"] == 0, task
+
+    listing = bk.client.get("/api/v1/backup/tasks", headers=viewer).json()
+    assert [t["kind"] for t in listing["tasks"]] == ["prune", "forget", "check", "restore"]
+    audited = {a.action for a in bk.services.audit.list(limit=500)}
+    assert {"backup.restore", "backup.restore.end", "backup.forget.end"} <= audited
+
+
+def test_damage_fails_the_check_task_and_names_what_it_costs(
+        bk: Api, files: Path, repo_dir: Path, tmp_path: Path) -> None:
+    snap = run_now(bk, "ckpt")["snapshot_id"]
+    repo = Repository.open(DirectoryStorage(repo_dir), Credential(password=Secret(PASSWORD)))
+    model = next(e for e in repo.load_tree(repo.find_snapshot(snap))
+                 if e.path.endswith("model.bin"))
+    where = repo.index.get(model.chunks[0])
+    assert where is not None
+    biggest = next(p for p in (repo_dir / "data").rglob(where.pack))
+    data = bytearray(biggest.read_bytes())
+    data[where.offset + where.length // 2] ^= 0x01
+    biggest.write_bytes(bytes(data))
+    task = task_done(bk, bk.client.post("/api/v1/backup/check", json={"read_data": True},
+                                        headers=bk.auth(Role.OPERATOR)))
+    assert task["status"] == "failed" and "errors found" in task["error"]
+    problems = task["result"]["problems"]
+    assert {p["file"] for p in problems} == {f"data/{biggest.name}"}
+    assert any(snap in p["snapshots"] for p in problems)
+    task = task_done(bk, bk.client.post("/api/v1/backup/restore", headers=bk.auth(Role.ADMIN),
+                                        json={"snapshot": "latest",
+                                              "target": str(tmp_path / "restores")}))
+    assert task["status"] == "failed" and "could not be restored" in task["error"]
+    assert str(files / "step-100" / "model.bin") in task["result"]["failed"]
+
+
+def test_keys_through_the_api(bk: Api, repo_dir: Path) -> None:
+    admin = bk.auth(Role.ADMIN)
+    got = bk.client.post("/api/v1/backup/keys", json={"password": "second one"}, headers=admin)
+    assert got.status_code == 201, got.text
+    added = got.json()["id"]
+    keys = bk.client.get("/api/v1/backup/keys", headers=admin).json()["keys"]
+    assert len(keys) == 2 and [k["current"] for k in keys].count(True) == 1
+    Repository.open(DirectoryStorage(repo_dir), Credential(password=Secret("second one")),
+                    load_index=False)
+    own = next(k["id"] for k in keys if k["current"])
+    got = bk.client.delete(f"/api/v1/backup/keys/{own}", headers=admin)
+    assert got.status_code == 400 and "in use" in got.json()["message"]
+    got = bk.client.delete(f"/api/v1/backup/keys/{added[:8]}", headers=admin)
+    assert got.status_code == 200 and got.json()["removed"] == added
+    assert bk.client.get("/api/v1/backup/keys",
+                         headers=bk.auth(Role.OPERATOR)).status_code == 403
+
+
+def test_bad_task_requests_are_clear_4xx(bk: Api, tmp_path: Path) -> None:
+    admin = bk.auth(Role.ADMIN)
+    run_now(bk, "ckpt")
+    cases: list[tuple[str, dict[str, Any], int, str]] = [
+        ("restore", {"snapshot": "latest", "target": "/etc"}, 400, "outside the restore"),
+        ("restore", {"snapshot": "latest", "target": "restores"}, 400, "not an absolute"),
+        ("restore", {"snapshot": "latest", "target": str(tmp_path / "restores" / ".." / "x")},
+         400, "outside the restore"),
+        ("restore", {"snapshot": "abcdef01", "target": str(tmp_path / "restores")}, 404,
+         "abcdef01"),
+        ("restore", {"snapshot": "../x", "target": str(tmp_path / "restores")}, 400, ""),
+        ("restore", {"target": str(tmp_path / "restores")}, 400, "snapshot"),
+        ("forget", {}, 400, "keeps nothing"),
+        ("forget", {"keep_last": -1}, 400, "keep_last"),
+        ("forget", {"keep_within": "soon"}, 400, "soon"),
+        ("forget", {"keep_last": 1, "policy": "nope"}, 404, "nope"),
+        ("prune", {"max_unused": 2}, 400, "max_unused"),
+        ("check", {"read_data": True, "extra": 1}, 400, "extra"),
+    ]
+    for verb, body, status, says in cases:
+        got = bk.client.post(f"/api/v1/backup/{verb}", json=body, headers=admin)
+        assert got.status_code == status, (verb, body, got.text)
+        assert says in got.text, (verb, body, got.text)
+    got = bk.client.get("/api/v1/backup/tasks/nope", headers=admin)
+    assert got.status_code == 404
+    got = bk.client.get("/api/v1/backup/diff", params={"from": "latest"}, headers=admin)
+    assert got.status_code == 400 and "to" in got.json()["where"]
+    got = bk.client.get("/api/v1/backup/snapshots/beef/files", headers=admin)
+    assert got.status_code == 404

@@ -11,6 +11,7 @@ import pytest
 from dcops.backends.backup_dir import DirectoryStorage
 from dcops.backup.archiver import backup
 from dcops.backup.checker import CheckResult, check
+from dcops.backup.codec import BlobType
 from dcops.backup.errors import Corrupt, WrongPassword
 from dcops.backup.keys import FAST, Credential, add_key
 from dcops.backup.repository import Repository
@@ -75,8 +76,10 @@ def test_truncated_pack(dir_storage: DirectoryStorage,
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
     quick = check(reopen(dir_storage), workers=WORKERS)
-    assert {p.kind for p in quick.problems} == {"truncated_pack", "damaged_tree"}
-    assert files_with_problems(quick) == {f"data/{name}"}  # the pack, whatever it held
+    # the largest pack holds file data only: the snapshots' listings are in their own
+    assert {p.kind for p in quick.problems} == {"truncated_pack"}
+    assert files_with_problems(quick) == {f"data/{name}"}
+    assert str(tree[0] / "a" / "big.bin") in quick.problems[0].paths
     deep = check(reopen(dir_storage), read_data=True, workers=WORKERS)
     assert not deep.ok and files_with_problems(deep) == {f"data/{name}"}
     assert {p.kind for p in deep.problems} >= {"damaged_pack", "damaged_blob"}
@@ -168,3 +171,21 @@ def test_fuzz_one_flipped_byte_anywhere_is_found_and_named(
             path.write_bytes(original)
     assert seen == kinds
     assert check(reopen(dir_storage), read_data=True, workers=WORKERS).problems == []
+
+
+def test_a_damaged_data_pack_leaves_every_listing_readable(
+        dir_storage: DirectoryStorage, tree: tuple[Path, dict[str, bytes]]) -> None:
+    """File lists are packed apart from file data, so losing a data pack costs the files
+    that need it and never a snapshot's listing."""
+    backed_up(dir_storage, tree[0])
+    repo = reopen(dir_storage)
+    kinds = {name: {e.btype for e in entries} for name, entries in repo.index.packs.items()}
+    assert all(len(types) == 1 for types in kinds.values())
+    for name, types in kinds.items():
+        if BlobType.DATA in types:
+            dir_storage.remove("data", name)
+    repo = reopen(dir_storage)
+    for snap in repo.snapshots():
+        assert list(repo.load_tree(snap))  # still listed
+    result = check(repo, workers=WORKERS)
+    assert {p.kind for p in result.problems} == {"missing_pack"}

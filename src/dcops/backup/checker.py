@@ -134,6 +134,7 @@ class Checker:
             packs = [(n, stored[n]) for n in repo.index.packs if n in stored]
             self.progress.bytes_total = sum(size for _, size in packs)
             self.progress.files_total = len(packs)
+            self.progress_fn(self.progress)
             with ThreadPoolExecutor(self.workers, thread_name_prefix="backup-check") as pool:
                 for future in [pool.submit(self._read_pack, n, s) for n, s in packs]:
                     future.result()

@@ -21,9 +21,11 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from dcops.backup import locks
 from dcops.backup.crypto import MasterKey, Unsealed, content_name, open_with, seal_with
 from dcops.backup.errors import BadRepository, WrongPassword
 from dcops.backup.storage import Storage
+from dcops.core.errors import Invalid
 from dcops.core.secret import Secret
 
 KEY_AAD = b"dcops-backup key"
@@ -105,6 +107,27 @@ def describe(data: bytes, name: str) -> dict[str, Any]:
     body = _parse(data, name)
     return {"id": name, "kind": "password" if body["kdf"]["name"] == "argon2id" else "key file",
             "created": body.get("created"), "host": body.get("host"), "user": body.get("user")}
+
+
+def list_keys(storage: Storage, current: str) -> list[dict[str, Any]]:
+    """Each key's `describe`, and whether it is `current` (the one in use)."""
+    return [describe(storage.load("keys", name), name) | {"current": name == current}
+            for name, _ in storage.list("keys")]
+
+
+def remove_key(storage: Storage, master: MasterKey, current: str, key_id: str) -> str:
+    """Remove the key whose name is or starts with `key_id`, under the exclusive lock;
+    never `current` (the one in use, so never the last). Its full name."""
+    matches = [n for n, _ in storage.list("keys") if n.startswith(key_id)]
+    if len(matches) != 1:
+        raise Invalid(f"key {key_id!r} matches {len(matches)} keys", where="key id",
+                      hint="`dcops backup key list` shows their ids")
+    if matches[0] == current:
+        raise Invalid("that is the key in use; open with another key to remove it",
+                      where="key id")
+    with locks.hold(storage, master, exclusive=True, operation="key remove"):
+        storage.remove("keys", matches[0])
+    return matches[0]
 
 
 def _parse(data: bytes, name: str) -> dict[str, Any]:

@@ -46,7 +46,9 @@ class Repository:
         self.index_problems: dict[str, str] = {}  # index file -> why it was not read
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()  # blobs saved into a pack not yet stored
-        self._pack = PackWriter()
+        # one pack being filled per blob type: file lists never share a pack with data, so
+        # a damaged data pack costs files, never a snapshot's listing
+        self._packs = {t: PackWriter() for t in BlobType}
         self._unindexed: list[tuple[str, list[PackEntry]]] = []  # stored, not in an index file
         self._uploads: set[Future[None]] = set()
         self._upload_slots = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
@@ -87,31 +89,43 @@ class Repository:
         """Read the index files (those named, or all) into the index."""
         if names is None:
             names = [name for name, _ in self.storage.list("index")]
+        self._read_index(names, self.index, self.index_files, self.index_problems)
+
+    def _read_index(self, names: Iterable[str], index: Index, files: set[str],
+                    problems: dict[str, str]) -> None:
         for name in sorted(names):
             try:
                 packs = decode_index(self.master, self.storage.load("index", name))
             except (BadIndex, MissingFile) as exc:
-                self.index_problems[name] = str(exc)
+                problems[name] = str(exc)
                 log.warning("index file %s not read: %s", name, exc)
                 continue
-            self.index_files.add(name)
+            files.add(name)
             for pack, entries in packs:
-                self.index.add_pack(pack, entries)
+                index.add_pack(pack, entries)
 
     def refresh_index(self) -> None:
         """Bring the index up to the storage's index files: a repository held open (by the
         server) must not take blobs that another process pruned for present. New index
-        files are read; when any it had read is gone, the whole index is read again."""
+        files are read; when any it had read is gone, the whole index is read again (and
+        put in place at once, for readers in other threads)."""
         names = {name for name, _ in self.storage.list("index")}
         if self.index_files - names:
-            self.index = Index()
-            self.index_files = set()
-            self.index_problems = {}
-            self.load_index()
+            index, files, problems = Index(), set[str](), dict[str, str]()
+            self._read_index(names, index, files, problems)
+            self.index, self.index_files, self.index_problems = index, files, problems
             return
         fresh = names - self.index_files - self.index_problems.keys()
         if fresh:
             self.load_index(fresh)
+
+    def reopen(self) -> Repository:
+        """Another handle on the repository, opened with the same key (no key derivation)
+        and its index read afresh: for work beside this handle's, such as a restore while
+        a backup runs."""
+        other = Repository(self.storage, self.master, self.config, self.key_name)
+        other.load_index()
+        return other
 
     def unindexed_packs(self) -> list[tuple[str, int]]:
         """Packs in storage that no index file lists (an interrupted backup's, or ones
@@ -162,13 +176,14 @@ class Repository:
 
     def save_sealed(self, btype: BlobType, blob_id: bytes, sealed: bytes,
                     raw_length: int) -> None:
-        """Add a reserved blob, already encoded, to the pack being filled."""
+        """Add a reserved blob, already encoded, to the pack of its type being filled."""
         self._raise_failed()
         with self._lock:
-            self._pack.add(btype, blob_id, sealed, raw_length)
-            full = self._pack.size >= self.config.pack_size
+            pack = self._packs[btype]
+            pack.add(btype, blob_id, sealed, raw_length)
+            full = pack.size >= self.config.pack_size
             if full:
-                pack, self._pack = self._pack, PackWriter()
+                self._packs[btype] = PackWriter()
         if full:
             self._store(pack)
 
@@ -227,11 +242,12 @@ class Repository:
             raise self._failed
 
     def flush(self) -> None:
-        """Store the pack being filled, wait for every upload, and index what is not."""
+        """Store the packs being filled, wait for every upload, and index what is not."""
         with self._lock:
-            pack, self._pack = self._pack, PackWriter()
-        if len(pack):
-            self._store(pack)
+            packs, self._packs = self._packs, {t: PackWriter() for t in BlobType}
+        for pack in packs.values():
+            if len(pack):
+                self._store(pack)
         while True:
             with self._lock:
                 waiting = list(self._uploads)

@@ -204,6 +204,7 @@ class Restorer:
                 f.truncate(entry.size)
             if not entry.chunks:
                 writes.done(i)
+        self._show(force=True)  # the totals, before the first pack arrives
         with ThreadPoolExecutor(self.workers, thread_name_prefix="backup-restore") as pool:
             for future in [pool.submit(self._pack, name, blobs, writes)
                            for name, blobs in sorted(by_pack.items()) if blobs]:

@@ -42,6 +42,7 @@ from dcops.backup.policy import (
 from dcops.backup.progress import Progress
 from dcops.backup.repository import Repository
 from dcops.backup.runs import BackupRunStore
+from dcops.backup.tasks import BackupTasks
 from dcops.core.clock import Clock
 from dcops.core.errors import Conflict, DcopsError, NotFound
 from dcops.core.raised import RaisedAlert
@@ -76,7 +77,8 @@ class BackupService:
     def __init__(self, policies: Sequence[BackupPolicy], open_repository: OpenRepository,
                  runs: BackupRunStore, clock: Clock, *, alerts: AlertSink | None = None,
                  audit: AuditLog | None = None, prepare: Mapping[str, Prepare] | None = None,
-                 workers: int | None = None, tick_s: float = 30.0, location: str = "") -> None:
+                 workers: int | None = None, tick_s: float = 30.0, location: str = "",
+                 restore_roots: Sequence[Path] = ()) -> None:
         names = [p.name for p in policies]
         if len(set(names)) != len(names):
             raise ValueError(f"backup policy names must be unique: {names}")
@@ -103,6 +105,9 @@ class BackupService:
         self._success: dict[str, BackupRun] = {}  # policy -> its latest successful run
         self._firing: dict[tuple[str, str], BackupAlert] = {}
         self._ids = itertools.count()
+        self.tasks = BackupTasks(self.repository, clock, restore_roots, audit=audit,
+                                 workers=workers)
+        """Restores, checks, forgets and prunes asked for through the API."""
         self._load()
 
     # -- what was recorded before -----------------------------------------------------

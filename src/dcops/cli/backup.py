@@ -36,7 +36,7 @@ from rich.progress import (
 from rich.progress import Progress as Bar
 
 from dcops.backup import locks
-from dcops.backup.keys import Credential, add_key, describe, new_key_file_bytes
+from dcops.backup.keys import Credential, add_key, list_keys, new_key_file_bytes, remove_key
 from dcops.backup.progress import Progress
 from dcops.backup.repository import Repository
 from dcops.backup.storage import Storage
@@ -428,9 +428,7 @@ def key_list(repo: str | None = RepoOpt, password_file: Path | None = PasswordFi
              key_file: Path | None = KeyFileOpt, json_out: bool = JsonOpt) -> None:
     """The keys that open the repository."""
     repository = _open(repo, password_file, key_file, load_index=False)
-    rows = [describe(repository.storage.load("keys", name), name)
-            | {"current": name == repository.key_name}
-            for name, _ in repository.storage.list("keys")]
+    rows = list_keys(repository.storage, repository.key_name)
     if json_out:
         out.print_json(json.dumps(rows))
         return
@@ -463,15 +461,5 @@ def key_remove(key_id: str = typer.Argument(..., help="key id or unique prefix")
                key_file: Path | None = KeyFileOpt) -> None:
     """Remove a key (not the one in use, and never the last)."""
     repository = _open(repo, password_file, key_file, load_index=False)
-    names = [name for name, _ in repository.storage.list("keys")]
-    matches = [n for n in names if n.startswith(key_id)]
-    if len(matches) != 1:
-        raise Invalid(f"key {key_id!r} matches {len(matches)} keys", where="backup key remove",
-                      hint="`dcops backup key list` shows their ids")
-    if matches[0] == repository.key_name:
-        raise Invalid("that is the key in use; open with another key to remove it",
-                      where="backup key remove")
-    with locks.hold(repository.storage, repository.master, exclusive=True,
-                    operation="key remove"):
-        repository.storage.remove("keys", matches[0])
-    out.print(f"removed key {matches[0][:8]}")
+    name = remove_key(repository.storage, repository.master, repository.key_name, key_id)
+    out.print(f"removed key {name[:8]}")
