@@ -71,6 +71,25 @@ def test_self_backup_of_memory_state_fails_saying_why(tmp_path: Path) -> None:
     services.close()
 
 
+def test_api_restores_go_under_the_data_directory_by_default(tmp_path: Path) -> None:
+    from dcops.wiring import build_memory_services
+
+    Repository.init(DirectoryStorage(tmp_path / "repo"), Credential(password=Secret("pw")),
+                    cost=FAST)
+    (tmp_path / "pw").write_text("pw")
+    services = build_memory_services(parse_settings({
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "backup": {"repository": str(tmp_path / "repo"), "password_file": str(tmp_path / "pw")}}))
+    assert services.backup is not None
+    tasks = services.backup.tasks
+    assert tasks.restore_roots == [tmp_path / "data" / "restores"]
+    with pytest.raises(Invalid, match="outside the restore roots"):
+        tasks.restore_target(str(tmp_path / "elsewhere"))
+    assert tasks.restore_target(str(tmp_path / "data" / "restores" / "x")) == (
+        tmp_path / "data" / "restores" / "x").resolve()
+    services.close()
+
+
 def test_backups_are_off_by_default() -> None:
     settings = parse_settings({})
     assert settings.backup.enabled is False and settings.backup.policies == []
@@ -94,6 +113,8 @@ def test_backups_are_off_by_default() -> None:
      "backup.policies", "more than once"),
     ({"repository": "/r", "password_file": "p", "self_backup": {"every_s": 0}},
      "backup.self_backup.every_s", "greater than 0"),
+    ({"repository": "/r", "password_file": "p", "restore_roots": ["restores"]},
+     "backup.restore_roots", "not an absolute path"),
 ])
 def test_backup_settings_errors_name_file_and_key(backup: dict[str, object], where: str,
                                                   says: str) -> None:
