@@ -3,15 +3,16 @@ while they change too often, then settled."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import pytest
 
 from dcops.alerts.evaluator import GroupEvaluator
-from dcops.alerts.flapping import FlapTrack, percent_state_change
+from dcops.alerts.flapping import Flaps, FlapTrack, percent_state_change
 from dcops.alerts.model import AlertingRule, FlapThresholds, RuleGroup
 from dcops.query import Engine
-from dcops.telemetry.model import Batch, make_labels
+from dcops.telemetry.model import Batch, Labels, make_labels
 from dcops.telemetry.store import MemoryMetricsStore
 
 TEMP = "dcops_gpu_temperature_celsius"
@@ -46,6 +47,38 @@ def test_flapping_starts_above_high_and_stops_only_below_low() -> None:
     assert track.settled
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_flaps_decides_as_a_track_updated_at_every_evaluation_would(seed: int) -> None:
+    """Flaps skips the tracks that cannot start flapping: the outcome is the same."""
+    rng = random.Random(seed)
+    thresholds = FlapThresholds(high_percent=20, low_percent=5)
+    flaps = Flaps()
+    full: dict[Labels, FlapTrack] = {}
+    names = [(("gpu", str(i)),) for i in range(6)]
+    burst = rng.random() * 0.6
+    for now in range(1, 150):
+        if now % 40 == 0:
+            burst = rng.random() * 0.6  # calm spells and stormy ones
+        for labels in names:
+            if rng.random() < burst:
+                flaps.changed(labels, now)
+                full.setdefault(labels, FlapTrack()).changed(now)
+        for track in full.values():
+            track.update(now, thresholds)
+        full = {k: t for k, t in full.items() if not t.settled}
+        reported = dict(flaps.update(now, thresholds))
+        assert {k: t.flapping for k, t in flaps.tracks.items()} == \
+            {k: t.flapping for k, t in full.items()}, now
+        for labels, track in full.items():  # every change of flapping is reported
+            if track.flapping or labels in reported:
+                assert reported[labels].flapping == track.flapping
+    for now in range(150, 175):  # all calm: every track is forgotten
+        for track in full.values():
+            track.update(now, thresholds)
+        list(flaps.update(now, thresholds))
+    assert flaps.tracks == {} and not flaps
+
+
 def _store(values: Sequence[float]) -> MemoryMetricsStore:
     store = MemoryMetricsStore()
     batch = Batch()
@@ -71,7 +104,7 @@ def test_an_alert_that_fires_and_resolves_again_and_again_is_marked_flapping() -
     # the last change was at minute 7; the percent falls below 5 once only it is left
     assert 20 <= settled <= 27
     assert all(state == "inactive" for _, state, _ in log[8:])
-    assert evaluator.flaps["Hot"] == {}
+    assert evaluator.flaps["Hot"].tracks == {}
 
 
 def test_a_rule_can_switch_flap_detection_off() -> None:
@@ -87,4 +120,4 @@ def test_a_steady_alert_is_not_tracked() -> None:
     rule = AlertingRule("Hot", f"{TEMP} > 85")
     evaluator = GroupEvaluator(RuleGroup("g", 60, (rule,)), Engine(store))
     _flapping(evaluator, range(30))
-    assert evaluator.flaps["Hot"] == {}
+    assert evaluator.flaps["Hot"].tracks == {}

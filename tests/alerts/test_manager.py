@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dcops.alerts.flapping import FlapTrack
+from dcops.alerts.flapping import Flaps, FlapTrack
 from dcops.alerts.manager import RuleManager
 from dcops.alerts.rulefile import load_rule_text
 from dcops.alerts.service import Rules
@@ -105,10 +105,10 @@ def test_a_reload_keeps_flap_history() -> None:
     manager.load(load_rule_text(RULES, "r.yml"))
     manager.tick(0)
     (run,) = manager.runs.values()
-    run.evaluator.flaps["Hot"] = {(): FlapTrack([1], flapping=True)}
+    run.evaluator.flaps["Hot"] = Flaps({(): FlapTrack([1], flapping=True)})
     manager.load(load_rule_text(RULES, "r.yml"))
     (after,) = manager.runs.values()
-    assert after.evaluator.flaps["Hot"][()].flapping and after.evaluator.evaluations == 1
+    assert after.evaluator.flaps["Hot"].tracks[()].flapping and after.evaluator.evaluations == 1
 
 
 def test_step_runs_the_most_overdue_group_first_then_the_fastest() -> None:

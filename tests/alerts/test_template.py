@@ -33,12 +33,13 @@ def test_what_cannot_be_rendered_is_refused_when_loaded(text: str) -> None:
         Template(text, "rules.yml:4")
 
 
-def test_the_quick_path_prints_every_value_as_the_digits_do() -> None:
+def test_the_quick_paths_print_every_value_as_the_digits_do() -> None:
     from dcops.alerts.template import _go_float_digits
     rng = np.random.default_rng(5)
     edges = [1e-4, 1e6, 999999.9999999999, 0.00010000000000000002, 123456.0, 0.1 + 0.2,
              1 / 3, 2.0**-14, 5e-324, 1.7976931348623157e308, -0.0, 0.0]
     values = edges + [-v for v in edges] + (10.0 ** rng.uniform(-8, 10, 5000)).tolist() \
+        + (10.0 ** rng.uniform(-320, 308, 5000)).tolist() + [1e16, 1e15 + 0.5, 2.0**60] \
         + rng.integers(-10**7, 10**7, 2000).astype(float).tolist()
     for value in values:
         assert go_float(value) == _go_float_digits(value), value

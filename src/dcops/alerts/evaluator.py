@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dcops.alerts.flapping import FlapTrack
+from dcops.alerts.flapping import Flaps
 from dcops.alerts.model import (
     Alert,
     AlertingRule,
@@ -75,7 +75,7 @@ class GroupEvaluator:
     restore: bool = False
     """Take pending alerts' start times from ALERTS_FOR_STATE on the first evaluation (after
     a restart), so `for` goes on from where it was."""
-    flaps: dict[str, dict[Labels, FlapTrack]] = field(default_factory=dict)
+    flaps: dict[str, Flaps] = field(default_factory=dict)
     """Alerts that changed between firing and not within the flap window, by rule."""
     evaluations: int = 0
     """Evaluations so far: the clock of flap detection."""
@@ -225,7 +225,7 @@ class GroupEvaluator:
             active[labels] = alert
             self.changes.append((alert, "pending"))
         out = []
-        flaps = self.flaps.setdefault(key, {}) if rule.flapping is not None else None
+        flaps = self.flaps.setdefault(key, Flaps()) if rule.flapping is not None else None
         for labels, alert in list(active.items()):
             if labels not in found:
                 if present is not None and alert.state in (AlertState.FIRING,
@@ -247,7 +247,7 @@ class GroupEvaluator:
                 if alert.state is not AlertState.INACTIVE:
                     was_pending = alert.state is AlertState.PENDING
                     if not was_pending and flaps is not None:
-                        _track(flaps, labels).changed(self.evaluations)
+                        flaps.changed(labels, self.evaluations)
                     alert.state = AlertState.INACTIVE
                     alert.resolved_at_ms = at_ms
                     self.changes.append((alert, "cleared" if was_pending else "resolved"))
@@ -260,24 +260,21 @@ class GroupEvaluator:
                 alert.fired_at_ms = at_ms
                 self.changes.append((alert, "firing"))
                 if flaps is not None:
-                    _track(flaps, labels).changed(self.evaluations)
+                    flaps.changed(labels, self.evaluations)
             out.append(alert)
         if flaps and rule.flapping is not None:
             self._flap(rule.flapping, flaps, active)
         self._emit(rule.name, _alert_series(out, at_ms), at_ms, _ALERT_SERIES)
         return out
 
-    def _flap(self, thresholds: FlapThresholds, flaps: dict[Labels, FlapTrack],
+    def _flap(self, thresholds: FlapThresholds, flaps: Flaps,
               active: dict[Labels, Alert]) -> None:
         """Bring the flap state of the alerts that changed lately up to date."""
-        for labels, track in list(flaps.items()):
-            track.update(self.evaluations, thresholds)
+        for labels, track in flaps.update(self.evaluations, thresholds):
             alert = active.get(labels)
             if alert is not None and alert.flapping != track.flapping:
                 alert.flapping = track.flapping
                 self.changes.append((alert, "flapping" if track.flapping else "steady"))
-            if track.settled:
-                del flaps[labels]
 
     def _present(self, rule: AlertingRule, expr: str, at_ms: int) -> set[Labels]:
         """Alert label sets whose series exist at `at_ms` (rules with ``nodata``)."""
@@ -314,14 +311,6 @@ class GroupEvaluator:
         assert rule.clear_expr is not None
         return {self._alert_labels(rule, labels, value)
                 for labels, value in _samples(self.querier.instant(rule.clear_expr, at_ms))}
-
-
-def _track(flaps: dict[Labels, FlapTrack], labels: Labels) -> FlapTrack:
-    """The flap track of an alert, made when it first changes (not on every lookup)."""
-    track = flaps.get(labels)
-    if track is None:
-        track = flaps[labels] = FlapTrack()
-    return track
 
 
 def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:

@@ -7,17 +7,26 @@ state change is the weighted count over 20. A check starts flapping when that pe
 rises above the high threshold and stops when it falls below the low one. Here a "state"
 is whether the alert fires at an evaluation, and only the evaluations at which it changed
 are kept, so an alert that never changes costs nothing.
+
+Between its changes, an alert's percent only falls (its changes age, and weigh less), so an
+alert that is not flapping cannot start to without a new change: `Flaps` works out only
+the alerts that changed or are flapping at each evaluation, and the others when their last
+change leaves the window, not all of them at every evaluation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from dcops.alerts.model import FlapThresholds
+from dcops.telemetry.model import Labels
 
 HISTORY = 21
 """States looked at (Nagios's MAX_STATE_HISTORY_ENTRIES)."""
 LOW_WEIGHT, HIGH_WEIGHT = 0.75, 1.25
+MOST_PER_CHANGE = HIGH_WEIGHT * 100.0 / (HISTORY - 1)
+"""The most percent one change can add (the newest weighs most)."""
 
 
 def percent_state_change(changes: list[int], now: int) -> float:
@@ -38,6 +47,7 @@ class FlapTrack:
     changes: list[int] = field(default_factory=list)
     flapping: bool = False
     percent: float = 0.0
+    """As of its last `update` (`Flaps` skips those that cannot change its flapping)."""
 
     def changed(self, at: int) -> None:
         """The alert started or stopped firing at evaluation `at`."""
@@ -56,3 +66,53 @@ class FlapTrack:
     def settled(self) -> bool:
         """Nothing left to remember: not flapping and no change in the window."""
         return not self.flapping and not self.changes
+
+
+class Flaps:
+    """The flap tracks of one rule's alerts, by alert labels: made when an alert first
+    changes, dropped once it has settled."""
+
+    def __init__(self, tracks: dict[Labels, FlapTrack] | None = None) -> None:
+        self.tracks: dict[Labels, FlapTrack] = dict(tracks or {})
+        self._watched: set[Labels] = set(self.tracks)
+        """Tracks that changed since they were last brought up to date, or flap."""
+        self._settling: dict[int, list[Labels]] = {}
+        """By evaluation: tracks whose newest change then leaves the window."""
+
+    def __bool__(self) -> bool:
+        return bool(self.tracks)
+
+    def changed(self, labels: Labels, at: int) -> None:
+        """The alert of `labels` started or stopped firing at evaluation `at`."""
+        track = self.tracks.get(labels)
+        if track is None:
+            track = self.tracks[labels] = FlapTrack()
+        track.changed(at)
+        self._watched.add(labels)
+
+    def update(self, now: int, thresholds: FlapThresholds) -> Iterator[tuple[Labels, FlapTrack]]:
+        """Bring up to date, at evaluation `now`, the tracks whose flapping can change (each
+        yielded), and forget those settled."""
+        few = thresholds.high_percent / MOST_PER_CHANGE  # changes too few to flap with
+        for labels in list(self._watched):
+            track = self.tracks[labels]
+            if track.flapping or len(track.changes) > few:
+                track.update(now, thresholds)
+            yield labels, track
+            if not track.flapping:  # from now on its percent only falls
+                self._watched.discard(labels)
+                self._settle(labels, track)
+        for at in [at for at in self._settling if at <= now]:
+            for labels in self._settling.pop(at):
+                settling = self.tracks.get(labels)
+                if settling is None or labels in self._watched:
+                    continue  # gone, or changed again: looked after above
+                settling.update(now, thresholds)
+                self._settle(labels, settling)
+
+    def _settle(self, labels: Labels, track: FlapTrack) -> None:
+        """Forget a track that is not flapping, or note when its newest change goes."""
+        if track.settled:
+            del self.tracks[labels]
+        else:
+            self._settling.setdefault(track.changes[-1] + HISTORY - 1, []).append(labels)

@@ -162,7 +162,9 @@ def _carry(old: GroupEvaluator, new: GroupEvaluator) -> None:
         before = kept.get(rule.name)
         if before is not None and before.expr == rule.expr:
             new.alerts[rule.name] = old.alerts.get(rule.name, {})
-            new.flaps[rule.name] = old.flaps.get(rule.name, {})
+            flaps = old.flaps.get(rule.name)
+            if flaps is not None:
+                new.flaps[rule.name] = flaps
 
 
 def _group_key(key: tuple[str, str]) -> str:

@@ -30,10 +30,22 @@ class TemplateError(Invalid):
 def go_float(value: float) -> str:
     """Go's ``%v`` of a float64: shortest digits, exponent form below 1e-4 and for more than
     six integer digits (``1e+06``, ``123456``, ``1.234567e+06``)."""
+    text = repr(value)
     if 1e-4 <= abs(value) < 1e6:  # Python's repr has the same digits and no exponent here
-        text = repr(value)
         return text[:-2] if text.endswith(".0") else text
-    return _go_float_digits(value)
+    if not math.isfinite(value) or value == 0:
+        return _go_float_digits(value)
+    minus = ""
+    if text[0] == "-":
+        minus, text = "-", text[1:]
+    if "e" in text:  # below 1e-4 and from 1e16 on: repr's shortest digits, and exponent
+        mantissa, _, exp = text.partition("e")
+        digits, power = mantissa.replace(".", ""), int(exp)
+    else:  # 1e6 up to 1e16: all the integer digits, then ".0" or more
+        whole, _, fraction = text.partition(".")
+        digits, power = (whole + fraction).rstrip("0"), len(whole) - 1
+    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{minus}{mantissa}e{'+' if power >= 0 else '-'}{abs(power):02d}"
 
 
 def _go_float_digits(value: float) -> str:
