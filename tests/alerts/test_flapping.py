@@ -54,7 +54,7 @@ def test_flaps_decides_as_a_track_updated_at_every_evaluation_would(seed: int) -
     thresholds = FlapThresholds(high_percent=20, low_percent=5)
     flaps = Flaps()
     full: dict[Labels, FlapTrack] = {}
-    names = [(("gpu", str(i)),) for i in range(6)]
+    names: list[Labels] = [(("gpu", str(i)),) for i in range(6)]
     burst = rng.random() * 0.6
     for now in range(1, 150):
         if now % 40 == 0:
