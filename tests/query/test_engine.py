@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from dcops.backends.duckdb_store import DuckDBMetricsStore
 from dcops.core.clock import FakeClock
 from dcops.query import Engine, QueryError
+from dcops.query.result import Result
 from dcops.telemetry.model import Batch, make_labels
 from dcops.telemetry.store import MemoryMetricsStore, MetricsStore, Retention
 from tests.fixtures.prometheus import PrometheusFactory
@@ -154,3 +156,37 @@ def test_one_engine_groups_alike_however_often_and_however_asked() -> None:
     batch.add(make_labels("temp", {"node": "n3", "gpu": "0"}), 1000, 8.0)
     store.append(batch)
     assert answer("sum by (gpu) (temp)") == [({"gpu": "0"}, 13.0), ({"gpu": "1"}, 2.0)]
+
+
+@pytest.mark.parametrize("kind", ["memory", "duckdb"])
+def test_instant_samples_are_the_instant_answer_as_pairs(kind: str, tmp_path: Path) -> None:
+    """Every instant query of the corpus: the pairs rule evaluation reads are the series of
+    `instant`, in its order (by labels, or by value for sort/sort_desc)."""
+    start_ms = (int(time.time()) // 60 - 62) * 60_000
+    store = _store(kind, tmp_path)
+    for batch in fleet_batches(start_ms):
+        store.append(batch)
+    engine = Engine(store)
+    at_ms = start_ms + 50 * 60_000
+    corpus = Path(__file__).with_name("corpus.txt").read_text().splitlines()
+    queries = [line.removeprefix("i ") for line in corpus
+               if line and not line.startswith(("#", "r "))]
+    vectors = 0
+    for query in [*queries, "sort_desc(dc_gpu_power_watts)", "sort(dc_requests_total)"]:
+        try:
+            answer = engine.instant(query, at_ms)
+        except QueryError as exc:
+            with pytest.raises(QueryError, match=re.escape(str(exc))):
+                engine.instant_samples(query, at_ms)
+            continue
+        pairs = engine.instant_samples(query, at_ms)
+        if answer.result_type != "vector":
+            assert isinstance(pairs, Result), query
+            assert pairs.to_prometheus_json() == answer.to_prometheus_json(), query
+            continue
+        vectors += 1
+        assert isinstance(pairs, list)
+        expected = [(s.labels, float(s.values[0])) for s in answer.series]
+        assert [p[0] for p in pairs] == [e[0] for e in expected], query
+        np.testing.assert_array_equal([p[1] for p in pairs], [e[1] for e in expected])
+    assert vectors >= 100

@@ -40,6 +40,7 @@ from dcops.alerts.model import (
 from dcops.alerts.template import Template
 from dcops.alerts.writes import GroupWrites
 from dcops.core.errors import DcopsError
+from dcops.query.engine import Engine
 from dcops.query.querier import Querier
 from dcops.query.result import QueryError, Result
 from dcops.query.vector import drop_name
@@ -101,6 +102,13 @@ class GroupEvaluator:
             found = self._templates[key] = Template(text, f"{rule.where}: {kind} {name}")
         return found
 
+    def _samples(self, query: str, at_ms: int) -> Iterable[tuple[Labels, float]]:
+        """The answer of `query` at `at_ms` as (labels, value) pairs."""
+        if isinstance(self.querier, Engine):  # pairs straight from its vectors
+            answer = self.querier.instant_samples(query, at_ms)
+            return answer if isinstance(answer, list) else _samples(answer)
+        return _samples(self.querier.instant(query, at_ms))
+
     def evaluate(self, at_ms: int) -> list[Alert]:
         """Run every rule at `at_ms`, in order; the alerts now pending, firing or resolved."""
         self.evaluations += 1
@@ -140,7 +148,7 @@ class GroupEvaluator:
     def _record(self, rule: RecordingRule, at_ms: int) -> None:
         batch = Batch()
         seen: set[Labels] = set()
-        for labels, value in _samples(self.querier.instant(rule.expr, at_ms)):
+        for labels, value in self._samples(rule.expr, at_ms):
             pairs = {k: v for k, v in labels if k != "__name__"}
             pairs.update(rule.labels)
             pairs["__name__"] = rule.record
@@ -162,8 +170,12 @@ class GroupEvaluator:
         gone = [labels for i, labels in before.items() if i not in now]
         if gone:  # by identity: the same tuples come back; equal new ones are not gone
             gone = sorted(set(gone) - set(batch.labels))
-        for labels in gone:
-            batch.add(labels, at_ms, STALE)
+        if gone:  # series of their own, after the batch's (none of them is in it)
+            held = len(batch.labels)
+            batch = Batch([*batch.labels, *gone],
+                          [*batch.series_index, *range(held, held + len(gone))],
+                          [*batch.ts_ms, *[at_ms] * len(gone)],
+                          [*batch.values, *[STALE] * len(gone)])
         self._written[key] = now
         if len(batch) and self.write is not None:
             self._writes.add(key, batch, names)
@@ -187,7 +199,7 @@ class GroupEvaluator:
         made: dict[Labels, Labels] = {}
         annotating = [(name, self._template(rule, "annotation", name, text))
                       for name, text in rule.annotations.items()]
-        for labels, value in _samples(self.querier.instant(rule.expr, at_ms)):
+        for labels, value in self._samples(rule.expr, at_ms):
             alert_labels = before.get(labels)
             if alert_labels is None:
                 alert_labels = self._alert_labels(rule, labels, value)
@@ -279,7 +291,7 @@ class GroupEvaluator:
     def _present(self, rule: AlertingRule, expr: str, at_ms: int) -> set[Labels]:
         """Alert label sets whose series exist at `at_ms` (rules with ``nodata``)."""
         return {self._alert_labels(rule, labels, value)
-                for labels, value in _samples(self.querier.instant(expr, at_ms))}
+                for labels, value in self._samples(expr, at_ms)}
 
     def _restore(self, rule: AlertingRule, at_ms: int, found: dict[Labels, Alert]) -> None:
         """Pending alerts that were pending before a restart keep their start time."""
@@ -287,7 +299,7 @@ class GroupEvaluator:
                 f"[{round(FOR_STATE_TOLERANCE_MS / 1000)}s])"
         try:
             before = {drop_name(labels): value
-                      for labels, value in _samples(self.querier.instant(query, at_ms))}
+                      for labels, value in self._samples(query, at_ms)}
         except DcopsError as exc:
             log.warning("cannot restore the state of %s: %s", rule.name, exc)
             return
@@ -310,7 +322,7 @@ class GroupEvaluator:
         """Alert label sets for which the rule's ``clear`` condition holds at `at_ms`."""
         assert rule.clear_expr is not None
         return {self._alert_labels(rule, labels, value)
-                for labels, value in _samples(self.querier.instant(rule.clear_expr, at_ms))}
+                for labels, value in self._samples(rule.clear_expr, at_ms)}
 
 
 def _alert_series(alerts: list[Alert], at_ms: int) -> Batch:

@@ -8,7 +8,9 @@ a sample exactly ``lookback`` old is still seen, staleness markers end a series)
 from __future__ import annotations
 
 import logging
+import math
 import re
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ from dcops.query.vector import (
     merge_same_labels,
     without_stale,
 )
-from dcops.telemetry.model import Matcher, MatchOp, SeriesBlock, SeriesData
+from dcops.telemetry.model import Labels, Matcher, MatchOp, SeriesBlock, SeriesData
 from dcops.telemetry.store import MetricsStore, block_of, select_block, select_steps
 
 log = logging.getLogger(__name__)
@@ -76,22 +78,43 @@ class Engine:
 
     def instant(self, query: str, at_ms: int) -> Result:
         """Evaluate `query` at one moment; a range selector at top level gives a matrix."""
+        inner, value = self._instant(query, at_ms)
+        if isinstance(value, Result):
+            return value
+        at = np.array([at_ms], dtype=np.int64)
+        series = sorted(_answered(value, at), key=lambda s: s.labels)
+        if _sorts_by_value(inner):
+            series = _by_value(series, descending=str(inner.func.name) == "sort_desc")
+        return Result("vector", series)
+
+    def instant_samples(self, query: str, at_ms: int) -> Result | list[tuple[Labels, float]]:
+        """`instant`, with a vector answered as (labels, value) pairs in the same order: what
+        rule evaluation reads, without a `ResultSeries` made for each of tens of thousands
+        of series. Other answers are `instant`'s."""
+        inner, value = self._instant(query, at_ms)
+        if isinstance(value, Result):
+            return value
+        pairs = sorted(_answered_pairs(value), key=itemgetter(0))
+        if _sorts_by_value(inner):
+            descending = str(inner.func.name) == "sort_desc"
+            pairs.sort(key=lambda p: (math.isnan(p[1]), -p[1] if descending else p[1]))
+        return pairs
+
+    def _instant(self, query: str, at_ms: int) -> tuple[Any, Vector | Result]:
+        """The parsed query (less outer parentheses) and its value at `at_ms`: a vector, or
+        the `Result` of any other answer."""
         expr = _parse(query)
         ev = _Evaluation(self, np.array([at_ms], dtype=np.int64), at_ms, at_ms)
         inner = _unwrap(expr)
         if isinstance(inner, pp.MatrixSelector | pp.SubqueryExpr):
-            return ev.raw_matrix(inner)
+            return inner, ev.raw_matrix(inner)
         with np.errstate(all="ignore"):  # IEEE results (NaN, ±Inf) are PromQL's answers
             value = ev.eval(expr)
         if isinstance(value, Scalar):
-            return Result("scalar", at_ms=at_ms, scalar=float(value.values[0]))
+            return inner, Result("scalar", at_ms=at_ms, scalar=float(value.values[0]))
         if isinstance(value, String):
-            return Result("string", at_ms=at_ms, string=value.value)
-        at = np.array([at_ms], dtype=np.int64)
-        series = sorted(_answered(value, at), key=lambda s: s.labels)
-        if isinstance(inner, pp.Call) and str(inner.func.name) in ("sort", "sort_desc"):
-            series = _by_value(series, descending=str(inner.func.name) == "sort_desc")
-        return Result("vector", series)
+            return inner, Result("string", at_ms=at_ms, string=value.value)
+        return inner, value
 
     def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Result:
         """Evaluate `query` at every step from `start_ms` to `end_ms`; the answer is a matrix."""
@@ -135,6 +158,23 @@ def _answered(value: Vector, at: IntArray) -> list[ResultSeries]:
     column = values[chosen, :1]  # a copy: each answer holds a row of it
     return [ResultSeries(labels[i], at, column[k])
             for k, i in enumerate(chosen.tolist())]
+
+
+def _answered_pairs(value: Vector) -> list[tuple[Labels, float]]:
+    """`_answered` as (labels, value) pairs."""
+    found = value.matrices()
+    if found is None:
+        return [(s.labels, float(s.values[0])) for s in value.series if s.present[0]]
+    values, present = found
+    labels = value.labels
+    chosen = np.flatnonzero(present[:, 0])
+    return list(zip([labels[i] for i in chosen.tolist()], values[chosen, 0].tolist(),
+                    strict=True))
+
+
+def _sorts_by_value(inner: Any) -> bool:
+    """Whether the query is a call of sort() or sort_desc()."""
+    return isinstance(inner, pp.Call) and str(inner.func.name) in ("sort", "sort_desc")
 
 
 def _by_value(series: list[ResultSeries], *, descending: bool) -> list[ResultSeries]:
