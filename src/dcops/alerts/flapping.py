@@ -69,24 +69,38 @@ class FlapTrack:
 
 
 class Flaps:
-    """The flap tracks of one rule's alerts, by alert labels: made when an alert first
-    changes, dropped once it has settled."""
+    """The flap tracks of one rule's alerts, by alert labels: made when an alert changes a
+    second time within the window (one change alone is too few to flap), dropped once it
+    has settled."""
 
     def __init__(self, tracks: dict[Labels, FlapTrack] | None = None) -> None:
         self.tracks: dict[Labels, FlapTrack] = dict(tracks or {})
+        self._once: dict[Labels, int] = {}
+        """Alerts with one change in the window, at that evaluation: no track yet (when
+        tens of thousands of alerts fire at once, none of them gets one)."""
         self._watched: set[Labels] = set(self.tracks)
         """Tracks that changed since they were last brought up to date, or flap."""
         self._settling: dict[int, list[Labels]] = {}
-        """By evaluation: tracks whose newest change then leaves the window."""
+        """By evaluation: alerts whose newest change then leaves the window."""
 
     def __bool__(self) -> bool:
-        return bool(self.tracks)
+        return bool(self.tracks) or bool(self._once)
+
+    def flapping(self) -> dict[Labels, bool]:
+        """Every alert with a change in the window, and whether it flaps."""
+        return {**dict.fromkeys(self._once, False),
+                **{labels: track.flapping for labels, track in self.tracks.items()}}
 
     def changed(self, labels: Labels, at: int) -> None:
         """The alert of `labels` started or stopped firing at evaluation `at`."""
         track = self.tracks.get(labels)
         if track is None:
-            track = self.tracks[labels] = FlapTrack()
+            first = self._once.pop(labels, None)
+            if first is None:
+                self._once[labels] = at
+                self._settling.setdefault(at + HISTORY - 1, []).append(labels)
+                return
+            track = self.tracks[labels] = FlapTrack([first])
         track.changed(at)
         self._watched.add(labels)
 
@@ -94,6 +108,11 @@ class Flaps:
         """Bring up to date, at evaluation `now`, the tracks whose flapping can change (each
         yielded), and forget those settled."""
         few = thresholds.high_percent / MOST_PER_CHANGE  # changes too few to flap with
+        if few < 1 and self._once:  # thresholds so low that one change may flap
+            for labels, at in self._once.items():
+                self.tracks[labels] = FlapTrack([at])
+                self._watched.add(labels)
+            self._once.clear()
         for labels in list(self._watched):
             track = self.tracks[labels]
             if track.flapping or len(track.changes) > few:
@@ -104,6 +123,11 @@ class Flaps:
                 self._settle(labels, track)
         for at in [at for at in self._settling if at <= now]:
             for labels in self._settling.pop(at):
+                first = self._once.get(labels)
+                if first is not None:
+                    if first <= now - HISTORY + 1:  # its one change has left the window
+                        del self._once[labels]
+                    continue
                 settling = self.tracks.get(labels)
                 if settling is None or labels in self._watched:
                     continue  # gone, or changed again: looked after above
