@@ -18,6 +18,7 @@ import pytest
 
 from dcops.backends.duckdb_store import DuckDBMetricsStore, encode_record
 from dcops.backends.wal import WriteAheadLog, segment_numbers
+from dcops.core import foreground
 from dcops.core.clock import FakeClock
 from dcops.telemetry.model import Batch, make_labels, name_matcher
 from dcops.telemetry.store import Retention
@@ -74,6 +75,25 @@ def test_background_flush_empties_the_wal(tmp_path: Path) -> None:
             break
         deadline.wait(0.05)
     assert store.stats()["wal_bytes"] == 0
+    store.close()
+
+
+def test_background_flush_waits_for_a_rule_cycle_in_progress(tmp_path: Path) -> None:
+    store = open_store(tmp_path, flush_interval_s=0.02)
+    with foreground.busy():  # as the rules thread marks its evaluation
+        store.append(batch_for(1))
+        threading.Event().wait(0.3)  # many flush intervals, far below the delay limit
+        assert store.stats()["wal_bytes"] > 0
+        assert len(all_samples(store)) == 20  # reads still see every sample (they flush)
+        store.append(batch_for(2))
+        threading.Event().wait(0.3)
+        assert store.stats()["wal_bytes"] > 0
+    for _ in range(100):
+        if store.stats()["wal_bytes"] == 0:
+            break
+        threading.Event().wait(0.05)
+    assert store.stats()["wal_bytes"] == 0
+    assert len(all_samples(store)) == 40
     store.close()
 
 

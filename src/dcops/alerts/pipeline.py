@@ -30,7 +30,7 @@ from dcops.alerts.outbox import Delivery, Outbox, OutboxItem, RetryPolicy
 from dcops.alerts.receivers import Receiver
 from dcops.alerts.service import Rules
 from dcops.alerts.silences import Silences
-from dcops.core import collection
+from dcops.core import collection, foreground
 from dcops.core.clock import Clock
 from dcops.core.errors import DcopsError
 from dcops.files.signature import Signature, stat_signature
@@ -122,7 +122,8 @@ class Pipeline:
         is due to be flushed in between."""
         while not stop.is_set():
             try:
-                with collection.deferred():  # collections between cycles, not inside them
+                # collections and store flushes between cycles, not inside them
+                with collection.deferred(), foreground.busy():
                     self.tick(self.clock.now())
             except Exception:
                 log.exception("rule evaluation failed; will retry")

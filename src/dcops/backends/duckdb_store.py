@@ -2,7 +2,8 @@
 
 ``append`` assigns series ids, writes one WAL record and returns: the samples then
 survive ``kill -9`` (and power loss with ``fsync=True``). A background thread moves
-buffered samples into DuckDB in columnar batches every ``flush_interval_s``, records
+buffered samples into DuckDB in columnar batches every ``flush_interval_s`` (waiting, a few
+seconds at most, for a rule cycle in progress to end: `dcops.core.foreground`), records
 the last flushed WAL segment in the same transaction and deletes those segments, so
 replay after a crash at any point neither loses nor duplicates samples. Samples of
 one series with one timestamp are deduplicated, last write wins. Reads flush first,
@@ -33,6 +34,7 @@ from dcops.backends.label_order import LabelOrder
 from dcops.backends.newest import NewestSamples
 from dcops.backends.recent import RecentSamples
 from dcops.backends.wal import WriteAheadLog
+from dcops.core import foreground
 from dcops.core.clock import Clock
 from dcops.core.errors import Invalid
 from dcops.telemetry.model import (
@@ -55,6 +57,8 @@ RECENT_SAMPLES = 40
 """Newest samples of each series kept in memory: ten minutes at a 15 s interval."""
 RECENT_HORIZON_MS = 15 * 60_000
 """How far back the rings are filled from DuckDB when the store opens."""
+FLUSH_DELAY_LIMIT_S = 5.0
+"""How long a background flush waits for foreground work (a rule cycle) to end."""
 _MAX_SERIES = 2**24
 """Series one query may read before its sort key falls back to two columns."""
 _FIRST = operator.itemgetter(0)
@@ -315,6 +319,8 @@ class DuckDBMetricsStore:
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval_s):
+            # not while a rule cycle runs: it would compete for the interpreter and cores
+            foreground.wait_quiet(FLUSH_DELAY_LIMIT_S, self._stop)
             try:
                 self.flush()
             except Exception:
