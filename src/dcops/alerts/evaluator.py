@@ -106,8 +106,8 @@ class GroupEvaluator:
         """The answer of `query` at `at_ms` as (labels, value) pairs."""
         if isinstance(self.querier, Engine):  # pairs straight from its vectors
             answer = self.querier.instant_samples(query, at_ms)
-            return answer if isinstance(answer, list) else _samples(answer)
-        return _samples(self.querier.instant(query, at_ms))
+            return answer if isinstance(answer, list) else _pairs_of(answer)
+        return _pairs_of(self.querier.instant(query, at_ms))
 
     def evaluate(self, at_ms: int) -> list[Alert]:
         """Run every rule at `at_ms`, in order; the alerts now pending, firing or resolved."""
@@ -386,7 +386,7 @@ def _key(rule: AlertingRule | RecordingRule) -> str:
     return rule.record if isinstance(rule, RecordingRule) else rule.name
 
 
-def _samples(result: Result) -> Iterable[tuple[Labels, float]]:
+def _pairs_of(result: Result) -> Iterable[tuple[Labels, float]]:
     """An instant answer as (labels, value) pairs; a scalar is one sample without labels.
 
     (A zip: a loop that unpacks its pairs at once makes no tuple per sample.)"""

@@ -78,43 +78,35 @@ class Engine:
 
     def instant(self, query: str, at_ms: int) -> Result:
         """Evaluate `query` at one moment; a range selector at top level gives a matrix."""
-        inner, value = self._instant(query, at_ms)
-        if isinstance(value, Result):
-            return value
+        answer = self.instant_samples(query, at_ms)
+        if isinstance(answer, Result):
+            return answer
         at = np.array([at_ms], dtype=np.int64)
-        series = sorted(_answered(value, at), key=lambda s: s.labels)
-        if _sorts_by_value(inner):
-            series = _by_value(series, descending=str(inner.func.name) == "sort_desc")
-        return Result("vector", series)
+        return Result("vector", [ResultSeries(labels, at, np.array([value]))
+                                 for labels, value in answer])
 
     def instant_samples(self, query: str, at_ms: int) -> Result | list[tuple[Labels, float]]:
-        """`instant`, with a vector answered as (labels, value) pairs in the same order: what
-        rule evaluation reads, without a `ResultSeries` made for each of tens of thousands
-        of series. Other answers are `instant`'s."""
-        inner, value = self._instant(query, at_ms)
-        if isinstance(value, Result):
-            return value
-        pairs = sorted(_answered_pairs(value), key=itemgetter(0))
-        if _sorts_by_value(inner):
-            descending = str(inner.func.name) == "sort_desc"
-            pairs.sort(key=lambda p: (math.isnan(p[1]), -p[1] if descending else p[1]))
-        return pairs
-
-    def _instant(self, query: str, at_ms: int) -> tuple[Any, Vector | Result]:
-        """The parsed query (less outer parentheses) and its value at `at_ms`: a vector, or
-        the `Result` of any other answer."""
+        """`instant`, with a vector answered as (labels, value) pairs in its order (by labels,
+        or by value for sort() and sort_desc()): what rule evaluation reads, without a
+        `ResultSeries` made for each of tens of thousands of series. Other answers are
+        `instant`'s."""
         expr = _parse(query)
         ev = _Evaluation(self, np.array([at_ms], dtype=np.int64), at_ms, at_ms)
         inner = _unwrap(expr)
         if isinstance(inner, pp.MatrixSelector | pp.SubqueryExpr):
-            return inner, ev.raw_matrix(inner)
+            return ev.raw_matrix(inner)
         with np.errstate(all="ignore"):  # IEEE results (NaN, ±Inf) are PromQL's answers
             value = ev.eval(expr)
         if isinstance(value, Scalar):
-            return inner, Result("scalar", at_ms=at_ms, scalar=float(value.values[0]))
+            return Result("scalar", at_ms=at_ms, scalar=float(value.values[0]))
         if isinstance(value, String):
-            return inner, Result("string", at_ms=at_ms, string=value.value)
-        return inner, value
+            return Result("string", at_ms=at_ms, string=value.value)
+        pairs = sorted(_answered(value), key=itemgetter(0))
+        if isinstance(inner, pp.Call) and str(inner.func.name) in ("sort", "sort_desc"):
+            # by value, NaNs last, equal values by labels
+            descending = str(inner.func.name) == "sort_desc"
+            pairs.sort(key=lambda p: (math.isnan(p[1]), -p[1] if descending else p[1]))
+        return pairs
 
     def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Result:
         """Evaluate `query` at every step from `start_ms` to `end_ms`; the answer is a matrix."""
@@ -146,22 +138,8 @@ class Engine:
         return Result("matrix", sorted(out, key=lambda s: s.labels))
 
 
-def _answered(value: Vector, at: IntArray) -> list[ResultSeries]:
-    """An instant query's series that have a sample (at its one step)."""
-    found = value.matrices()
-    if found is None:
-        return [ResultSeries(s.labels, at, s.values[:1].copy())
-                for s in value.series if s.present[0]]
-    values, present = found
-    labels = value.labels
-    chosen = np.flatnonzero(present[:, 0])
-    column = values[chosen, :1]  # a copy: each answer holds a row of it
-    return [ResultSeries(labels[i], at, column[k])
-            for k, i in enumerate(chosen.tolist())]
-
-
-def _answered_pairs(value: Vector) -> list[tuple[Labels, float]]:
-    """`_answered` as (labels, value) pairs."""
+def _answered(value: Vector) -> list[tuple[Labels, float]]:
+    """An instant query's series that have a sample (at its one step), with that sample."""
     found = value.matrices()
     if found is None:
         return [(s.labels, float(s.values[0])) for s in value.series if s.present[0]]
@@ -170,19 +148,6 @@ def _answered_pairs(value: Vector) -> list[tuple[Labels, float]]:
     chosen = np.flatnonzero(present[:, 0])
     return list(zip([labels[i] for i in chosen.tolist()], values[chosen, 0].tolist(),
                     strict=True))
-
-
-def _sorts_by_value(inner: Any) -> bool:
-    """Whether the query is a call of sort() or sort_desc()."""
-    return isinstance(inner, pp.Call) and str(inner.func.name) in ("sort", "sort_desc")
-
-
-def _by_value(series: list[ResultSeries], *, descending: bool) -> list[ResultSeries]:
-    """sort()/sort_desc() order: by value, NaNs last, equal values by labels."""
-    def key(s: ResultSeries) -> tuple[bool, float]:
-        value = float(s.values[0])
-        return (np.isnan(value), -value if descending else value)
-    return sorted(series, key=key)
 
 
 def _parse(query: str) -> Any:
