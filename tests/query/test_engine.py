@@ -189,4 +189,12 @@ def test_instant_samples_are_the_instant_answer_as_pairs(kind: str, tmp_path: Pa
         expected = [(s.labels, float(s.values[0])) for s in answer.series]
         assert [p[0] for p in pairs] == [e[0] for e in expected], query
         np.testing.assert_array_equal([p[1] for p in pairs], [e[1] for e in expected])
+        if query.startswith(("sort(", "sort_desc(")):  # by value, NaNs last
+            values = np.array([p[1] for p in pairs])
+            finite = values[~np.isnan(values)]
+            assert not np.isnan(values[:len(finite)]).any(), query
+            step = np.diff(finite)
+            assert (step >= 0).all() if query.startswith("sort(") else (step <= 0).all()
+        else:
+            assert [p[0] for p in pairs] == sorted(p[0] for p in pairs), query
     assert vectors >= 100
