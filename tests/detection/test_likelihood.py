@@ -113,3 +113,21 @@ def test_default_configuration_is_causal_too() -> None:
     full = LikelihoodDetector().score(x)
     for cut in (1, 777, 2001):
         assert np.array_equal(LikelihoodDetector().score(x[:cut]), full[:cut])
+
+
+def test_longer_subsequences_catch_a_cycle_of_another_shape() -> None:
+    # One daily cycle of a smaller amplitude: every 16-row stretch of it resembles part of
+    # a normal cycle, so only the 32- and 64-row subsequences find no close match.
+    rng = np.random.default_rng(1)
+    t = np.arange(4000)
+    x = 50.0 + 20.0 * np.sin(2 * np.pi * t / 288) + rng.normal(0.0, 1.0, t.size)
+    odd = slice(2880, 3168)
+    x[odd] = 50.0 + 12.0 * np.sin(2 * np.pi * t[odd] / 288) + rng.normal(0.0, 1.0, 288)
+    short_only = LikelihoodConfig(knn_window_mid=16, knn_window_long=16,
+                                  knn_tail_mid=1e-10, knn_tail_long=1e-10)
+    with_long = LikelihoodDetector().score(x)
+    without = LikelihoodDetector(short_only).score(x)
+    assert np.max(with_long[odd]) >= 0.99 > np.max(without[odd])
+    elsewhere = np.ones(t.size, dtype=bool)
+    elsewhere[odd] = False
+    assert np.sum(with_long[elsewhere] >= 0.99) <= np.sum(without[elsewhere] >= 0.99)
