@@ -131,3 +131,13 @@ def test_longer_subsequences_catch_a_cycle_of_another_shape() -> None:
     elsewhere = np.ones(t.size, dtype=bool)
     elsewhere[odd] = False
     assert np.sum(with_long[elsewhere] >= 0.99) <= np.sum(without[elsewhere] >= 0.99)
+
+
+@pytest.mark.parametrize("bad", [
+    {"knn_tail_mid": 0.0}, {"knn_tail_long": 2.0}, {"knn_window_mid": 0},
+    {"knn_window_long": 5000}, {"history": 0}, {"gram_order": 0},
+])
+def test_bad_settings_are_invalid_and_name_the_setting(bad: dict[str, float]) -> None:
+    with pytest.raises(Invalid) as exc:
+        LikelihoodConfig(**bad)  # type: ignore[arg-type]
+    assert next(iter(bad)).split("_")[0] in str(exc.value)

@@ -99,6 +99,19 @@ class LikelihoodConfig:
     knn_tail_mid: float = 1e-5
     knn_tail_long: float = 1e-3
 
+    def __post_init__(self) -> None:
+        windows = self.windows()
+        if min(windows) < 2 or max(windows) > self.knn_lags:
+            raise Invalid(f"subsequence windows {windows} do not fit", where="univariate",
+                          hint=f"give windows of 2 .. knn_lags ({self.knn_lags}) rows")
+        for name in ("knn_tail_mid", "knn_tail_long"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise Invalid(f"{name} is out of range", where="univariate",
+                              hint="give a tail probability between 0 and 1, such as 1e-5")
+        if min(self.history, self.gram_levels, self.gram_order) < 1:
+            raise Invalid("history, gram_levels and gram_order must be 1 or more",
+                          where="univariate")
+
     def params(self) -> FloatArray:
         return np.array([self.range_tol, self.range_quiet, self.range_decay, self.level_alpha,
                          self.knn_window, self.knn_lags, self.squash_mult, self.squash_alpha,
@@ -116,6 +129,7 @@ class LikelihoodConfig:
 
 # Scalar state slots.
 N, HI, LO, MEAN, AHI, ALO, LVL, M_PE, SEEN_PE, M_KN, SEEN_KN = range(11)
+# S1_*, S2_*, NH_*: a likelihood's running mean, mean square and count.
 S1_PE, S2_PE, NH_PE, S1_KN, S2_KN, NH_KN, LAST_RANGE = range(11, 18)
 S1_GR, S2_GR, NH_GR, LAST_FIRED = range(18, 22)
 # The longer subsequences' squash mean and likelihood sums: M_KN2 .. NH_KN2 for the middle
