@@ -132,11 +132,16 @@ N, HI, LO, MEAN, AHI, ALO, LVL, M_PE, SEEN_PE, M_KN, SEEN_KN = range(11)
 # S1_*, S2_*, NH_*: a likelihood's running mean, mean square and count.
 S1_PE, S2_PE, NH_PE, S1_KN, S2_KN, NH_KN, LAST_RANGE = range(11, 18)
 S1_GR, S2_GR, NH_GR, LAST_FIRED = range(18, 22)
-# The longer subsequences' squash mean and likelihood sums: M_KN2 .. NH_KN2 for the middle
-# window, the next five slots for the long one.
+# The longer subsequences' squash mean and count, then likelihood mean, mean square and
+# count: M_KN2 .. NH_KN2 for the middle window, the next five slots for the long one.
 M_KN2, SEEN_KN2, S1_KN2, S2_KN2, NH_KN2 = range(22, 27)
 KN_SLOTS = 5
 N_SCALARS = 32
+KN_SQUASH = (M_KN, M_KN2, M_KN2 + KN_SLOTS)
+KN_LIKELIHOOD = (S1_KN, S1_KN2, S1_KN2 + KN_SLOTS)
+"""Each subsequence window's first squash slot and first likelihood slot, shortest first."""
+CERTAIN_TAIL = 1e-10
+"""The tail probability that scores (just below) 1 for all but the longer subsequences."""
 TOP = 0.9999999
 """The largest likelihood: below 1, which only a range anomaly scores."""
 COMPONENTS = ("range", "prediction error", "subsequence", "new pattern")
@@ -235,7 +240,9 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
     decay = p[2]
     level_alpha = p[3]
     windows = np.array([int(p[4]), int(p[15]), int(p[16])])
-    tail_logs = np.array([math.log(1e-10), p[17], p[18]])
+    tail_logs = np.array([math.log(CERTAIN_TAIL), p[17], p[18]])
+    squash_slots = np.array(KN_SQUASH)
+    likelihood_slots = np.array(KN_LIKELIHOOD)
     lags = int(p[5])
     mult = p[6]
     sq_alpha = p[7]
@@ -311,10 +318,9 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
             kn = 0.0
             if found and scale > 0:
                 kn = math.sqrt(max(best, 0.0) / w) / scale
-            m_i = M_KN if k == 0 else M_KN2 + (k - 1) * KN_SLOTS
-            s_i = S1_KN if k == 0 else S1_KN2 + (k - 1) * KN_SLOTS
-            l_kn = max(l_kn, _likelihood(_squash(kn, st, m_i, m_i + 1, sq_alpha, mult), st, s_i,
-                                         horizon, learn, tail_logs[k]))
+            m_i = squash_slots[k]
+            l_kn = max(l_kn, _likelihood(_squash(kn, st, m_i, m_i + 1, sq_alpha, mult), st,
+                                         likelihood_slots[k], horizon, learn, tail_logs[k]))
         l_pe = _likelihood(_squash(pe, st, M_PE, SEEN_PE, sq_alpha, mult), st, S1_PE, horizon,
                            learn, tail_logs[0])
         gr = _new_grams(v, st[AHI], st[ALO], t, n_levels, order, levels, grams)
