@@ -128,6 +128,12 @@ def test_bad_input_is_invalid() -> None:
         _fitted().score(np.zeros((2, DIMS + 1)))
     with pytest.raises(Invalid, match="smooth_rows"):
         MultivariateDetector(smooth_rows=0)
+    with pytest.raises(Invalid, match="spike_weight"):
+        MultivariateDetector(spike_weight=-1.0)
+    with pytest.raises(Invalid, match="baseline_rank"):
+        MultivariateDetector(baseline_rank=0)
+    with pytest.raises(Invalid, match="sustain_rows"):
+        MultivariateDetector(sustain_rows=-1)
     with pytest.raises(Invalid, match="kind"):
         MultivariateDetector.restore({"kind": "ewma"})
 
@@ -171,7 +177,7 @@ def test_the_plain_python_loop_matches_the_compiled_one() -> None:
     got = np.zeros(len(test))
     kernel.step_rows.py_func(test, b._present, b._mean, b._recent, b._spread, b._scale,
                              b._weight, b._precision, b._params(), b._ring, b._cursor, got,
-                             b._contrib)
+                             b._contrib, b._base, b._base_ring)
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
@@ -199,7 +205,45 @@ def test_the_drift_gate_keeps_a_long_anomaly_scoring() -> None:
 def test_the_tail_cut_ends_an_alarm_sooner() -> None:
     test = _normal(600, seed=16)
     test[300:320, 2] += 0.6
-    cut = _fitted().score(test)
-    plain = _fitted(tail_rows=0).score(test)
+    cut = _fitted(smooth_clip=0.0).score(test)  # unclipped: the cut alone ends the alarm
+    plain = _fitted(smooth_clip=0.0, tail_rows=0).score(test)
     assert np.array_equal(cut[:320], plain[:320])
     assert np.all(cut[326:335] < plain[326:335])
+
+
+def test_the_clip_ends_an_alarm_with_its_anomaly() -> None:
+    test = _normal(600, seed=17)
+    test[300:320, 2] += 0.6
+    det = _fitted()
+    clipped = det.score(test)
+    plain = _fitted(smooth_clip=0.0).score(test)
+    assert clipped[300:320].min() > det.threshold
+    assert np.all(clipped[323:335] < plain[323:335])
+
+
+def test_a_single_wild_row_alarms_at_once_and_not_for_long() -> None:
+    test = _normal(600, seed=18)
+    test[300, 1] += 0.9
+    det = _fitted()
+    score = det.score(test)
+    assert score[300] > det.threshold
+    assert score[300] == score.max()
+    plain = _fitted(smooth_clip=0.0).score(test)  # the row lingers in the smoothed mean
+    assert np.all(score[301:306] < plain[301:306])
+    assert np.mean(score[301:320] > det.threshold) < np.mean(plain[301:320] > det.threshold)
+    quiet = _fitted(spike_weight=0.0).score(test)
+    assert score[300] > quiet[300]
+
+
+def test_a_shift_of_several_metrics_from_training_keeps_scoring() -> None:
+    shift = np.array([0.45, 0.45, 0.45, 0.0, 0.0, 0.0])
+    test = _normal(6_000, seed=19)
+    test[1_000:3_500] += shift
+    det = _fitted()
+    held = det.score(test)
+    adaptive = _fitted(baseline_weight=0.0).score(test)
+    assert np.mean(held[2_500:3_500] > det.threshold) > 0.95
+    assert np.mean(adaptive[2_500:3_500] > det.threshold) < 0.9
+    assert np.mean(held[3_600:] > det.threshold) < 0.05
+    det.score(test[:1_000] + shift)
+    assert {name for name, _ in det.explain().top(3)} <= {"m1", "m2", "m3"}

@@ -44,17 +44,18 @@ def _insert(top_v: FloatArray, top_j: IntArray, filled: int, v: float,
 @jit
 def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent: FloatArray,
               spread: FloatArray, scale: FloatArray, weight: FloatArray, precision: FloatArray,
-              params: FloatArray,
-              ring: FloatArray, cursor: IntArray, out: FloatArray,
-              contrib: FloatArray) -> None:  # pragma: no cover - compiled
+              params: FloatArray, ring: FloatArray, cursor: IntArray, out: FloatArray,
+              contrib: FloatArray, base: FloatArray,
+              base_ring: FloatArray) -> None:  # pragma: no cover - compiled
     """Scores `values` (T, D) into `out` (T,) and leaves the last scored row's per-metric
     contributions in `contrib`.
 
     params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
     short_rows, short_weight, alpha_spread, top_k, drift_gate, tail_rows, tail_factor,
-    change_top_k]; the level part is the mean of the `top_k` largest per-metric distances
-    (`top_k` 1: the largest alone), the change part that of the `change_top_k` largest
-    changes; `spread` is each
+    change_top_k, smooth_clip, spike_weight, baseline_weight, baseline_rank, calib_b,
+    alpha_base, sustain_rows]; the level part is the mean of the `top_k` largest per-metric
+    distances (`top_k` 1: the largest alone), the change part that of the `change_top_k`
+    largest changes; `spread` is each
     metric's current scale, which
     grows towards the recent typical distance (never below the train `scale`), so a metric that
     became noisier for good stops alarming (its deviation enters the Mahalanobis distance shrunk
@@ -69,7 +70,20 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     (drift_gate 0: never), so a level inside an anomaly is not learnt as the new normal
     at full speed; the spread still adapts. The drift step is bounded by the
     train-tail distance of each metric, and so is each step of the fast average, so one wild value
-    cannot drag a baseline away."""
+    cannot drag a baseline away.
+
+    Four more terms make the score: the raw scores count in the smoothed means clipped at
+    `smooth_clip` (0: not clipped), so one wild row adds little to them and its alarm ends
+    with it; the least raw score of the last `sustain_rows` rows (0: off), so an anomaly that
+    lasts scores in full and stops scoring a few rows after it ends; `spike_weight` times the
+    row's own raw score, so a single wild row still scores at once; and
+    `baseline_weight` times the mean over the ring's window of the `baseline_rank`-th largest
+    damped distance of a metric from `base`, the training level, which follows the rows only
+    slowly (rate `alpha_base`, steps bounded as the others), divided by its train tail
+    `calib_b`. That last term ignores the adaptive spread and level, so an anomaly of two or
+    more metrics that lasts for hours keeps scoring after the adaptive parts have learnt it;
+    `base_ring` holds its recent values, on the same cursor as `ring`. The drift gate reads
+    the adaptive part of the smoothed score only."""
     calib_z = params[0]
     calib_m = params[1]
     weight_m = params[2]
@@ -86,6 +100,15 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     tail_rows = min(int(params[12]), ring.shape[0])
     tail_factor = params[13]
     change_top_k = max(1, min(int(params[14]), dims))
+    smooth_clip = params[15] if params[15] > 0.0 else np.inf
+    spike_weight = params[16]
+    weight_b = params[17]
+    rank_b = max(1, min(int(params[18]), dims))
+    calib_b = params[19]
+    alpha_base = params[20]
+    sustain_rows = min(int(params[21]), ring.shape[0])
+    top_b = np.zeros(rank_b)
+    top_bj = np.zeros(rank_b, dtype=np.int64)
     top_c = np.zeros(change_top_k)
     top_cj = np.zeros(change_top_k, dtype=np.int64)
     top_z = np.zeros(top_k)
@@ -99,6 +122,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
         seen = 0
         filled = 0
         cfilled = 0
+        bfilled = 0
         for j in range(dims):
             x = values[t, j]
             if present[j] > 0.0 and np.isfinite(x):
@@ -108,6 +132,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
                 z = weight[j] * abs(d[j]) / spread[j]
                 filled = _insert(top_z, top_j, filled, z, j)
                 cfilled = _insert(top_c, top_cj, cfilled, abs(x - recent[j]) / spread[j], j)
+                bfilled = _insert(top_b, top_bj, bfilled, weight[j] * abs(x - base[j]) / scale[j],
+                                  j)
                 bound = calib_z * scale[j]
                 recent[j] += alpha_recent * min(max(x - recent[j], -bound), bound)
                 seen += 1
@@ -149,18 +175,22 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             contrib[top_j[i]] += part_z * (top_z[i] / zsum if zsum > 0.0 else 1.0 / filled)
         for i in range(cfilled):
             contrib[top_cj[i]] += part_c * (top_c[i] / csum if csum > 0.0 else 1.0 / cfilled)
+        part_b = weight_b * top_b[bfilled - 1] / calib_b
+        if not np.isfinite(part_b):
+            part_b = 1e12
         ring[cursor[0]] = raw
+        base_ring[cursor[0]] = part_b
         cursor[0] = (cursor[0] + 1) % window
         if cursor[1] < window:
             cursor[1] += 1
         total = 0.0
         for i in range(cursor[1]):
-            total += ring[i]
+            total += min(ring[i], smooth_clip)
         smooth = total / cursor[1]
         recent_rows = min(short_rows, cursor[1])
         short_total = 0.0
         for i in range(recent_rows):
-            short_total += ring[(cursor[0] - 1 - i) % window]
+            short_total += min(ring[(cursor[0] - 1 - i) % window], smooth_clip)
         smooth = max(smooth, short_weight * short_total / recent_rows)
         if tail_rows > 0:
             # the alarm ends soon after the raw score falls: at most tail_factor times the
@@ -168,9 +198,26 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             kept = min(tail_rows, cursor[1])
             tail_total = 0.0
             for i in range(kept):
-                tail_total += ring[(cursor[0] - 1 - i) % window]
+                tail_total += min(ring[(cursor[0] - 1 - i) % window], smooth_clip)
             smooth = min(smooth, tail_factor * tail_total / kept)
-        out[t] = smooth / (smooth + 1.0)
+        sustained = 0.0
+        if 0 < sustain_rows <= cursor[1]:
+            sustained = raw
+            for i in range(1, sustain_rows):
+                sustained = min(sustained, ring[(cursor[0] - 1 - i) % window])
+        base_total = 0.0
+        for i in range(cursor[1]):
+            base_total += base_ring[i]
+        held = base_total / cursor[1]
+        spike = spike_weight * raw
+        final = max(smooth, sustained, spike, held)
+        if final > max(smooth, sustained, spike):
+            # the baseline term decides: its metrics are the ones to look at
+            for j in range(dims):
+                contrib[j] = 0.0
+            for i in range(bfilled):
+                contrib[top_bj[i]] += held / bfilled
+        out[t] = final / (final + 1.0)
         alpha = alpha_drift
         if drift_gate > 0.0:
             alpha = alpha_drift / (1.0 + (smooth / drift_gate) ** 4)
@@ -182,3 +229,5 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
                 var = spread[j] * spread[j]
                 var += alpha_spread * (step * step - var)
                 spread[j] = max(np.sqrt(var), scale[j])
+                bound = calib_z * scale[j]
+                base[j] += alpha_base * min(max(values[t, j] - base[j], -bound), bound)

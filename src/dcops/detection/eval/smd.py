@@ -92,7 +92,11 @@ def _settings(detector: MultivariateDetector) -> dict[str, float]:
             "threshold_mads": detector.threshold_mads,
             "damping_quantile": detector.damping_quantile, "drift_gate": detector.drift_gate,
             "tail_rows": float(detector.tail_rows), "tail_factor": detector.tail_factor,
-            "change_top_k": float(detector.change_top_k)}
+            "change_top_k": float(detector.change_top_k), "smooth_clip": detector.smooth_clip,
+            "spike_weight": detector.spike_weight, "baseline_weight": detector.baseline_weight,
+            "baseline_rank": float(detector.baseline_rank),
+            "baseline_halflife_rows": detector.baseline_halflife_rows,
+            "sustain_rows": float(detector.sustain_rows)}
 
 
 def measure_evaluation_s(smd_dir: Path) -> float:
