@@ -64,6 +64,14 @@ def test_restore_mid_stream_continues_identically(tmp_path: Path) -> None:
     assert again.threshold == det.threshold
 
 
+def test_a_state_saved_before_the_baseline_term_is_refused_clearly() -> None:
+    state = _fitted().state()
+    for key in ("base", "base_ring", "baseline_weight", "sustain_rows"):
+        old = {k: v for k, v in state.items() if k != key}
+        with pytest.raises(Invalid, match=f"state lacks '{key}'"):
+            MultivariateDetector.restore(old)
+
+
 def test_nan_rows_score_zero_and_leave_the_state_alone() -> None:
     test = _normal(300, seed=5)
     gappy = test.copy()
