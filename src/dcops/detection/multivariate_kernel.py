@@ -72,18 +72,19 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     train-tail distance of each metric, and so is each step of the fast average, so one wild value
     cannot drag a baseline away.
 
-    Four more terms make the score: the raw scores count in the smoothed means clipped at
-    `smooth_clip` (0: not clipped), so one wild row adds little to them and its alarm ends
-    with it; the least raw score of the last `sustain_rows` rows (0: off), so an anomaly that
-    lasts scores in full and stops scoring a few rows after it ends; `spike_weight` times the
-    row's own raw score, so a single wild row still scores at once; and
-    `baseline_weight` times the mean over the ring's window of the `baseline_rank`-th largest
-    damped distance of a metric from `base`, the training level, which follows the rows only
-    slowly (rate `alpha_base`, steps bounded as the others), divided by its train tail
-    `calib_b`. That last term ignores the adaptive spread and level, so an anomaly of two or
-    more metrics that lasts for hours keeps scoring after the adaptive parts have learnt it;
-    `base_ring` holds its recent values, on the same cursor as `ring`. The drift gate reads
-    the adaptive part of the smoothed score only."""
+    The score is the largest of four terms: that smoothed score, in whose means each raw
+    score counts for at most `smooth_clip` (0: no clip), so one wild row adds little to them
+    and its alarm ends with it; the least raw score of the last `sustain_rows` rows (0: off),
+    so an anomaly that lasts scores in full and stops scoring a few rows after it ends;
+    `spike_weight` times the row's own raw score, so a single wild row still scores at once;
+    and `baseline_weight` times the mean over the ring's window of the `baseline_rank`-th
+    largest damped distance of a metric from `base` (the smallest one where fewer metrics
+    have a value), the training level, which follows the rows only slowly (rate
+    `alpha_base`, steps bounded as the others), divided by its train tail `calib_b`. That
+    last term ignores the adaptive spread and level, so an anomaly of two or more metrics
+    that lasts for hours keeps scoring after the adaptive parts have learnt it; `base_ring`
+    holds its recent values, on the same cursor as `ring`. The drift gate reads the smoothed
+    score only."""
     calib_z = params[0]
     calib_m = params[1]
     weight_m = params[2]
