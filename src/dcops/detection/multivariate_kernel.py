@@ -185,9 +185,12 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
         if cursor[1] < window:
             cursor[1] += 1
         total = 0.0
+        base_total = 0.0
         for i in range(cursor[1]):
             total += min(ring[i], smooth_clip)
+            base_total += base_ring[i]
         smooth = total / cursor[1]
+        held = base_total / cursor[1]
         recent_rows = min(short_rows, cursor[1])
         short_total = 0.0
         for i in range(recent_rows):
@@ -206,13 +209,9 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             sustained = raw
             for i in range(1, sustain_rows):
                 sustained = min(sustained, ring[(cursor[0] - 1 - i) % window])
-        base_total = 0.0
-        for i in range(cursor[1]):
-            base_total += base_ring[i]
-        held = base_total / cursor[1]
-        spike = spike_weight * raw
-        final = max(smooth, sustained, spike, held)
-        if final > max(smooth, sustained, spike):
+        adaptive = max(smooth, sustained, spike_weight * raw)
+        final = max(adaptive, held)
+        if held > adaptive:
             # the baseline term decides: its metrics are the ones to look at
             for j in range(dims):
                 contrib[j] = 0.0
