@@ -90,6 +90,16 @@ def test_damaged_state_is_invalid() -> None:
         LikelihoodDetector.restore(state)
 
 
+def test_state_saved_before_the_day_long_subsequence_is_refused() -> None:
+    # Saved by the detector with three matrix profiles: no day-long window in its settings,
+    # three rows of distances and fewer scalars.
+    state = LikelihoodDetector(SMALL).state()
+    del state["config_knn_window_day"], state["config_knn_tail_day"]
+    state["nab_dist"] = np.zeros((3, SMALL.knn_lags + 1))
+    with pytest.raises(Invalid, match="knn_window_day"):
+        LikelihoodDetector.restore(state)
+
+
 def test_explain_names_the_range_component_for_a_new_extreme() -> None:
     det = LikelihoodDetector(SMALL)
     det.score(_series()[:1501])
@@ -123,8 +133,9 @@ def test_longer_subsequences_catch_a_cycle_of_another_shape() -> None:
     x = 50.0 + 20.0 * np.sin(2 * np.pi * t / 288) + rng.normal(0.0, 1.0, t.size)
     odd = slice(2880, 3168)
     x[odd] = 50.0 + 12.0 * np.sin(2 * np.pi * t[odd] / 288) + rng.normal(0.0, 1.0, 288)
-    short_only = LikelihoodConfig(knn_window_mid=16, knn_window_long=16,
-                                  knn_tail_mid=1e-10, knn_tail_long=1e-10)
+    short_only = LikelihoodConfig(knn_window_mid=16, knn_window_long=16, knn_window_day=16,
+                                  knn_tail_mid=1e-10, knn_tail_long=1e-10,
+                                  knn_tail_day=1e-10)
     with_long = LikelihoodDetector().score(x)
     without = LikelihoodDetector(short_only).score(x)
     assert np.max(with_long[odd]) >= 0.99 > np.max(without[odd])
@@ -133,9 +144,30 @@ def test_longer_subsequences_catch_a_cycle_of_another_shape() -> None:
     assert np.sum(with_long[elsewhere] >= 0.99) <= np.sum(without[elsewhere] >= 0.99)
 
 
+def test_day_long_subsequence_catches_a_daily_peak_that_never_came() -> None:
+    # A daily plateau (100 of 288 rows high) that one day does not rise: each hour of that
+    # day looks like a normal night, so only the day-long subsequence finds no match, and
+    # it does so within rows of the missed rise.
+    rng = np.random.default_rng(2)
+    t = np.arange(4032)
+    x = np.where(t % 288 < 100, 80.0, 20.0) + rng.normal(0.0, 2.0, t.size)
+    missed = 2880
+    x[missed:missed + 100] = 20.0 + rng.normal(0.0, 2.0, 100)
+    no_day = LikelihoodConfig(knn_window_day=64, knn_tail_day=1e-3)
+    with_day = LikelihoodDetector().score(x)
+    without = LikelihoodDetector(no_day).score(x)
+    first = int(np.argmax(with_day[missed:] >= 0.99))
+    assert first <= 5
+    assert np.max(without[missed:missed + 50]) < 0.99
+    elsewhere = np.ones(t.size, dtype=bool)
+    elsewhere[missed:missed + 288] = False
+    assert np.sum(with_day[elsewhere] >= 0.99) <= np.sum(without[elsewhere] >= 0.99)
+
+
 @pytest.mark.parametrize("bad", [
     {"knn_tail_mid": 0.0}, {"knn_tail_long": 2.0}, {"knn_window_mid": 0},
-    {"knn_window_long": 5000}, {"history": 0}, {"gram_order": 0},
+    {"knn_window_long": 5000}, {"history": 0}, {"gram_order": 0}, {"knn_window_day": 1},
+    {"knn_tail_day": 1.0},
 ])
 def test_bad_settings_are_invalid_and_name_the_setting(bad: dict[str, float]) -> None:
     with pytest.raises(Invalid) as exc:
