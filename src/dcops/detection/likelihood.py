@@ -92,7 +92,10 @@ class LikelihoodConfig:
     corpus 256 .. 320 rows with tails 3e-3 .. 3e-2 is a plateau (75.8 .. 76.7 standard) and
     216 and 360 fall off (75.1 and 73.2 at 1e-3); 288 (one day of NAB's 5-minute rows) and
     1e-2 are taken from its middle. `quiet` and `range_block`, re-swept (150 .. 225 and
-    150 .. 300), moved nothing by more than the noise. NAB v1.1 now: 76.49 / 68.96 / 81.17."""
+    150 .. 275 rows), were left: the best pair (150 and 200) was 0.3 higher, no more than
+    neighbouring pairs differ. The other tails, `squash_mult`, `level_alpha`, `knn_lags`
+    and `range_tol` around their settings gave nothing either. NAB v1.1 now: 76.49 / 68.96
+    / 81.17."""
 
     range_tol: float = 0.005
     range_quiet: int = 20
