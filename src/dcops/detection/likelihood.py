@@ -44,13 +44,10 @@ from dataclasses import asdict, dataclass
 from typing import Self
 
 import numpy as np
-from numpy.typing import NDArray
 
 from dcops.core.errors import Invalid
 from dcops.detection.jit import jit
 from dcops.detection.model import Explanation, FloatArray, State, StateValue
-
-IntArray = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -254,21 +251,6 @@ def _new_grams(v: float, hi: float, lo: float, t: int, n_levels: int, order: int
 
 
 @jit
-def _slide_all(v: float, vals: FloatArray, pos: int, dist: FloatArray, windows: IntArray,
-               lags: int) -> None:
-    """Slides every window's distance at every lag by one row, `v` the newest value: the
-    newest row's squared difference joins, the row that leaves each window drops out, in
-    one pass over the lags (the same sums, in the same order, as the warm-up path)."""
-    for lag in range(1, lags + 1):
-        e = v - vals[pos - lag]
-        e *= e
-        for k in range(len(windows)):
-            w = windows[k]
-            f = vals[pos - w] - vals[pos - w - lag]
-            dist[k, lag] = (dist[k, lag] + e) - f * f
-
-
-@jit
 def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: FloatArray,
          dist: FloatArray, grams: FloatArray, levels: FloatArray, recent: FloatArray,
          last: FloatArray) -> None:
@@ -291,7 +273,6 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
     n_levels = int(p[13])
     order = int(p[14])
     size = len(vals) // 2
-    longest = int(np.max(windows))
     for i in range(len(x)):
         v = x[i]
         if not math.isfinite(v):
@@ -331,35 +312,26 @@ def _run(x: FloatArray, out: FloatArray, p: FloatArray, st: FloatArray, vals: Fl
         vals[pos] = v
         vals[pos + size] = v  # a mirrored copy: every lag reads without wrapping
         pos += size
+        # One pass over the lags: the newest row's squared difference joins every window,
+        # and the row that leaves each window (once it has one) drops out.
         reach = min(lags, t)
-        steady = t >= lags + longest  # every window slides over every lag
-        if steady:
-            _slide_all(v, vals, pos, dist, windows, lags)
-        else:
-            for lag in range(1, reach + 1):
-                e = v - vals[pos - lag]
-                e *= e
-                for k in range(len(windows)):
-                    dist[k, lag] += e
+        for lag in range(1, reach + 1):
+            e = v - vals[pos - lag]
+            e *= e
+            for k in range(len(windows)):
+                w = windows[k]
+                d = dist[k, lag] + e
+                if lag <= t - w:
+                    f = vals[pos - w] - vals[pos - w - lag]
+                    d -= f * f
+                dist[k, lag] = d
         scale = st[AHI] - st[ALO]
         l_kn = 0.0
         for k in range(len(windows)):
             w = windows[k]
-            if not steady and t - w >= 1:
-                old = vals[pos - w]
-                for lag in range(1, min(reach, t - w) + 1):
-                    f = old - vals[pos - w - lag]
-                    dist[k, lag] -= f * f
-            best = 1e300
-            found = False
-            if steady:
-                best = np.min(dist[k, w:lags + 1])
-                found = True
-            else:
-                for lag in range(w, min(lags, t - w + 1) + 1):
-                    if dist[k, lag] < best:
-                        best = dist[k, lag]
-                        found = True
+            farthest = min(lags, t - w + 1)
+            found = farthest >= w
+            best = np.min(dist[k, w:farthest + 1]) if found else 0.0
             kn = 0.0
             if found and scale > 0:
                 kn = math.sqrt(max(best, 0.0) / w) / scale
