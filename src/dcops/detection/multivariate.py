@@ -157,7 +157,6 @@ light-tailed data (raw scores about 0.6) untouched. Taking the spike term from t
 level part instead of its raw score tied.
 """
 
-
 from __future__ import annotations
 
 import time
@@ -369,7 +368,7 @@ class MultivariateDetector:
         z = _top_mean(dist, self.top_k)
         rank = min(self.baseline_rank, dist.shape[1])
         b = np.partition(dist, dist.shape[1] - rank, axis=1)[:, -rank]
-        p = self._precision[np.ix_(present.astype(bool), present.astype(bool))]
+        p = self._precision[np.ix_(keep, keep)]
         m = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, p, centred), 0.0))
         tails = np.array([np.quantile(z, self.tail_quantile), np.quantile(m, self.tail_quantile),
                           1.0, np.quantile(b, self.tail_quantile)])
