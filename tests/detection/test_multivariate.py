@@ -66,7 +66,8 @@ def test_restore_mid_stream_continues_identically(tmp_path: Path) -> None:
 
 def test_a_state_saved_before_the_baseline_term_is_refused_clearly() -> None:
     state = _fitted().state()
-    for key in ("base", "base_ring", "baseline_weight", "sustain_rows"):
+    for key in ("base", "base_ring", "baseline_weight", "sustain_rows", "local_weight",
+                "local_mean", "local_calib"):
         old = {k: v for k, v in state.items() if k != key}
         with pytest.raises(Invalid, match=f"state lacks '{key}'"):
             MultivariateDetector.restore(old)
@@ -142,6 +143,13 @@ def test_bad_input_is_invalid() -> None:
         MultivariateDetector(baseline_rank=0)
     with pytest.raises(Invalid, match="sustain_rows"):
         MultivariateDetector(sustain_rows=-1)
+    local = "local_weight, local_halflife_rows or local_floor"
+    with pytest.raises(Invalid, match=local):
+        MultivariateDetector(local_weight=-0.1)
+    with pytest.raises(Invalid, match=local):
+        MultivariateDetector(local_halflife_rows=0.0)
+    with pytest.raises(Invalid, match=local):
+        MultivariateDetector(local_floor=0.0)
     with pytest.raises(Invalid, match="kind"):
         MultivariateDetector.restore({"kind": "ewma"})
 
@@ -185,8 +193,13 @@ def test_the_plain_python_loop_matches_the_compiled_one() -> None:
     got = np.zeros(len(test))
     kernel.step_rows.py_func(test, b._present, b._mean, b._recent, b._spread, b._scale,
                              b._weight, b._precision, b._params(), b._ring, b._cursor, got,
-                             b._contrib, b._base, b._base_ring)
+                             b._contrib, b._base, b._base_ring, b._local_mean, b._local_var,
+                             b._local_floor, b._local_calib)
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+    z_compiled, z_plain = np.zeros(test.shape), np.zeros(test.shape)
+    for fn, z in ((kernel.local_rows, z_compiled), (kernel.local_rows.py_func, z_plain)):
+        fn(test, b._present, b._base_mean.copy(), b._scale ** 2, b._local_floor, 0.01, z)
+    assert np.allclose(z_plain, z_compiled, rtol=1e-12, atol=1e-12)
 
 
 def test_a_metric_with_rare_big_train_spikes_is_damped() -> None:
@@ -255,3 +268,22 @@ def test_a_shift_of_several_metrics_from_training_keeps_scoring() -> None:
     assert np.mean(held[3_600:] > det.threshold) < 0.05
     det.score(test[:1_000] + shift)
     assert {name for name, _ in det.explain().top(3)} <= {"m1", "m2", "m3"}
+
+
+def test_a_jump_of_a_metric_that_went_flat_scores_although_training_saw_such_jumps() -> None:
+    rng = np.random.default_rng(30)
+    train = _normal(3_000)
+    train[:, 5] = np.clip(rng.normal(0.1, 0.05, 3_000), 0.0, 1.0)
+    train[::60, 5] += 0.4  # training saw jumps like the one below, from a noisier level
+    test = _normal(3_000, seed=31)
+    test[:, 5] = 0.003 + rng.normal(0.0, 0.001, 3_000)  # now the metric sits still
+    test[2_500, 5] = 0.45
+    det = MultivariateDetector().fit(train)
+    score = det.score(test[:2_501])
+    assert det.explain().top(1) == (("m6", 1.0),)
+    score = np.r_[score, det.score(test[2_501:])]
+    assert score[2_500] > det.threshold
+    assert score[2_500] == score[500:].max()
+    assert np.mean(score[500:] > det.threshold) < 0.01
+    without = MultivariateDetector(local_weight=0.0).fit(train)
+    assert without.score(test)[2_500] < without.threshold

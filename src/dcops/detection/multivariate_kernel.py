@@ -21,6 +21,39 @@ from dcops.detection.jit import jit
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
+LOCAL_BOUND = 10.0
+"""Each step of a metric's local level and variance is bounded by this many of its local
+deviations, so one wild value cannot blow the local spread up for hundreds of rows."""
+
+
+@jit
+def _local_step(x: float, j: int, local_mean: FloatArray, local_var: FloatArray,
+                local_floor: FloatArray, alpha: float) -> float:  # pragma: no cover - compiled
+    """Metric j's distance from its local level in local deviations (at least
+    `local_floor[j]`), then one step of that level and variance towards `x`."""
+    sd = max(float(np.sqrt(local_var[j])), float(local_floor[j]))
+    dev = x - float(local_mean[j])
+    z: float = abs(dev) / sd
+    bound = LOCAL_BOUND * sd
+    step = min(max(dev, -bound), bound)
+    local_mean[j] += alpha * step
+    local_var[j] = (1.0 - alpha) * (local_var[j] + alpha * step * step)
+    return z
+
+
+@jit
+def local_rows(values: FloatArray, present: FloatArray, local_mean: FloatArray,
+               local_var: FloatArray, local_floor: FloatArray, alpha: float,
+               z: FloatArray) -> None:  # pragma: no cover - compiled
+    """Each metric's local distance for every row of `values` into `z` (T, D), 0 where the
+    value is missing, moving the local levels as the scoring loop does (for calibration)."""
+    for t in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            x = values[t, j]
+            if present[j] > 0.0 and np.isfinite(x):
+                z[t, j] = _local_step(x, j, local_mean, local_var, local_floor, alpha)
+            else:
+                z[t, j] = 0.0
 
 
 @jit
@@ -45,18 +78,18 @@ def _insert(top_v: FloatArray, top_j: IntArray, filled: int, v: float,
 def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent: FloatArray,
               spread: FloatArray, scale: FloatArray, weight: FloatArray, precision: FloatArray,
               params: FloatArray, ring: FloatArray, cursor: IntArray, out: FloatArray,
-              contrib: FloatArray, base: FloatArray,
-              base_ring: FloatArray) -> None:  # pragma: no cover - compiled
+              contrib: FloatArray, base: FloatArray, base_ring: FloatArray,
+              local_mean: FloatArray, local_var: FloatArray, local_floor: FloatArray,
+              local_calib: FloatArray) -> None:  # pragma: no cover - compiled
     """Scores `values` (T, D) into `out` (T,) and leaves the last scored row's per-metric
     contributions in `contrib`.
 
     params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
     short_rows, short_weight, alpha_spread, top_k, drift_gate, tail_rows, tail_factor,
     change_top_k, smooth_clip, spike_weight, baseline_weight, baseline_rank, calib_b,
-    alpha_base, sustain_rows]; the level part is the mean of the `top_k` largest per-metric
-    distances (`top_k` 1: the largest alone), the change part that of the `change_top_k`
-    largest changes; `spread` is each
-    metric's current scale, which
+    alpha_base, sustain_rows, weight_l, calib_l, alpha_local]; the level part is the mean of
+    the `top_k` largest per-metric distances (`top_k` 1: the largest alone), the change part
+    that of the `change_top_k` largest changes; `spread` is each metric's current scale, which
     grows towards the recent typical distance (never below the train `scale`), so a metric that
     became noisier for good stops alarming (its deviation enters the Mahalanobis distance shrunk
     by scale / spread as well); `weight` (at most 1) damps each metric's level distance, so a
@@ -72,7 +105,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     train-tail distance of each metric, and so is each step of the fast average, so one wild value
     cannot drag a baseline away.
 
-    The score is the largest of four terms: that smoothed score, in whose means each raw
+    The score is the largest of five terms: that smoothed score, in whose means each raw
     score counts for at most `smooth_clip` (0: no clip), so one wild row adds little to them
     and its alarm ends with it; the least raw score of the last `sustain_rows` rows (0: off),
     so an anomaly that lasts scores in full and stops scoring a few rows after it ends;
@@ -83,8 +116,15 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     `alpha_base`, steps bounded as the others), divided by its train tail `calib_b`. That
     last term ignores the adaptive spread and level, so an anomaly of two or more metrics
     that lasts for hours keeps scoring after the adaptive parts have learnt it; `base_ring`
-    holds its recent values, on the same cursor as `ring`. The drift gate reads the smoothed
-    score only."""
+    holds its recent values, on the same cursor as `ring`.
+
+    A fifth term, `weight_l` times the largest local distance divided by its train tail
+    `calib_l`, scores a value that is far out for its metric's recent past even where it
+    is ordinary against training: each metric's distance from its own fast level
+    (`local_mean`, rate `alpha_local`) in its own recent deviations (`local_var`, at least
+    `local_floor`), divided by that metric's train tail (`local_calib`). A metric that has
+    been flat for hours and jumps scores there although training saw such jumps from a
+    noisier level. The drift gate reads the smoothed score only."""
     calib_z = params[0]
     calib_m = params[1]
     weight_m = params[2]
@@ -108,6 +148,9 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     calib_b = params[19]
     alpha_base = params[20]
     sustain_rows = min(int(params[21]), ring.shape[0])
+    weight_l = params[22]
+    calib_l = params[23]
+    alpha_local = params[24]
     top_b = np.zeros(rank_b)
     top_bj = np.zeros(rank_b, dtype=np.int64)
     top_c = np.zeros(change_top_k)
@@ -124,6 +167,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
         filled = 0
         cfilled = 0
         bfilled = 0
+        local = 0.0
+        local_j = -1
         for j in range(dims):
             x = values[t, j]
             if present[j] > 0.0 and np.isfinite(x):
@@ -137,6 +182,12 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
                                   j)
                 bound = calib_z * scale[j]
                 recent[j] += alpha_recent * min(max(x - recent[j], -bound), bound)
+                if weight_l > 0.0:
+                    lz = _local_step(x, j, local_mean, local_var, local_floor,
+                                     alpha_local) / local_calib[j]
+                    if lz > local:
+                        local = lz
+                        local_j = j
                 seen += 1
             else:
                 ok[j] = False
@@ -210,13 +261,21 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
             for i in range(1, sustain_rows):
                 sustained = min(sustained, ring[(cursor[0] - 1 - i) % window])
         adaptive = max(smooth, sustained, spike_weight * raw)
-        final = max(adaptive, held)
-        if held > adaptive:
+        part_l = weight_l * local / calib_l if weight_l > 0.0 else 0.0
+        if not np.isfinite(part_l):
+            part_l = 1e12
+        final = max(adaptive, held, part_l)
+        if held > adaptive and held >= part_l:
             # the baseline term decides: its metrics are the ones to look at
             for j in range(dims):
                 contrib[j] = 0.0
             for i in range(bfilled):
                 contrib[top_bj[i]] += held / bfilled
+        elif part_l > adaptive and local_j >= 0:
+            # the local term decides: the one metric that jumped
+            for j in range(dims):
+                contrib[j] = 0.0
+            contrib[local_j] = part_l
         out[t] = final / (final + 1.0)
         alpha = alpha_drift
         if drift_gate > 0.0:

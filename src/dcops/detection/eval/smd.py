@@ -96,7 +96,10 @@ def _settings(detector: MultivariateDetector) -> dict[str, float]:
             "spike_weight": detector.spike_weight, "baseline_weight": detector.baseline_weight,
             "baseline_rank": float(detector.baseline_rank),
             "baseline_halflife_rows": detector.baseline_halflife_rows,
-            "sustain_rows": float(detector.sustain_rows)}
+            "sustain_rows": float(detector.sustain_rows),
+            "local_weight": detector.local_weight,
+            "local_halflife_rows": detector.local_halflife_rows,
+            "local_floor": detector.local_floor}
 
 
 def measure_evaluation_s(smd_dir: Path) -> float:
