@@ -194,11 +194,11 @@ def test_the_plain_python_loop_matches_the_compiled_one() -> None:
     kernel.step_rows.py_func(test, b._present, b._mean, b._recent, b._spread, b._scale,
                              b._weight, b._precision, b._params(), b._ring, b._cursor, got,
                              b._contrib, b._base, b._base_ring, b._local_mean, b._local_var,
-                             b._local_floor, b._local_calib)
+                             b._local_calib)
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
     z_compiled, z_plain = np.zeros(test.shape), np.zeros(test.shape)
     for fn, z in ((kernel.local_rows, z_compiled), (kernel.local_rows.py_func, z_plain)):
-        fn(test, b._present, b._base_mean.copy(), b._scale ** 2, b._local_floor, 0.01, z)
+        fn(test, b._present, b._base_mean.copy(), b._scale ** 2, b.local_floor, 0.01, z)
     assert np.allclose(z_plain, z_compiled, rtol=1e-12, atol=1e-12)
 
 

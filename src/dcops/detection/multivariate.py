@@ -307,7 +307,6 @@ class MultivariateDetector:
         self._contrib = np.zeros(0)
         self._local_mean = np.zeros(0)
         self._local_var = np.zeros(0)
-        self._local_floor = np.zeros(0)
         self._local_calib = np.zeros(0)
 
     @property
@@ -345,7 +344,6 @@ class MultivariateDetector:
         self._precision = precision
         self._calib = self._train_calibration(centred, present)
         self._calib[2] = self._change_calibration(np.where(finite, x, mean), present)
-        self._local_floor = np.full(x.shape[1], self.local_floor)
         self._local_calib, self._calib[4] = self._local_calibration(x, present)
         if progress:
             progress("fit", 2, 3)
@@ -409,7 +407,7 @@ class MultivariateDetector:
         each row's largest local distance over those, the local levels moving from the
         training level as the scoring loop moves them."""
         z = np.zeros(x.shape)
-        local_rows(x, present, self._base_mean.copy(), self._scale ** 2, self._local_floor,
+        local_rows(x, present, self._base_mean.copy(), self._scale ** 2, self.local_floor,
                    self._alpha(self.local_halflife_rows), z)
         calib = np.ones(x.shape[1])
         if not present.any():
@@ -459,7 +457,7 @@ class MultivariateDetector:
                          self.baseline_weight, self.baseline_rank, self._calib[3],
                          self._alpha(self.baseline_halflife_rows), self.sustain_rows,
                          self.local_weight, self._calib[4],
-                         self._alpha(self.local_halflife_rows)])
+                         self._alpha(self.local_halflife_rows), self.local_floor])
 
     def score(self, values: FloatArray) -> FloatArray:
         """Scores the next rows (T, D) in time order: T values in [0, 1)."""
@@ -474,7 +472,7 @@ class MultivariateDetector:
         step_rows(x, self._present, self._mean, self._recent, self._spread, self._scale,
                   self._weight, self._precision, self._params(), self._ring, self._cursor, out,
                   self._contrib, self._base, self._base_ring, self._local_mean, self._local_var,
-                  self._local_floor, self._local_calib)
+                  self._local_calib)
         return out
 
     def explain(self) -> Explanation:
@@ -504,10 +502,6 @@ class MultivariateDetector:
             "baseline_weight": self.baseline_weight, "baseline_rank": self.baseline_rank,
             "baseline_halflife_rows": self.baseline_halflife_rows,
             "sustain_rows": self.sustain_rows, "base": self._base.copy(),
-            "local_weight": self.local_weight,
-            "local_halflife_rows": self.local_halflife_rows, "local_floor": self.local_floor,
-            "local_mean": self._local_mean.copy(), "local_var": self._local_var.copy(),
-            "local_calib": self._local_calib.copy(),
             "base_ring": self._base_ring.copy(),
             "present": self._present.copy(), "base_mean": self._base_mean.copy(),
             "mean": self._mean.copy(), "recent": self._recent.copy(),
@@ -515,6 +509,10 @@ class MultivariateDetector:
             "precision": self._precision.copy(), "calib": self._calib.copy(),
             "ring": self._ring.copy(), "cursor": self._cursor.astype(np.float64),
             "contrib": self._contrib.copy(),
+            "local_weight": self.local_weight,
+            "local_halflife_rows": self.local_halflife_rows, "local_floor": self.local_floor,
+            "local_mean": self._local_mean.copy(), "local_var": self._local_var.copy(),
+            "local_calib": self._local_calib.copy(),
         }
 
     @classmethod
@@ -569,7 +567,6 @@ class MultivariateDetector:
             det._local_mean = _arr(state, "local_mean")
             det._local_var = _arr(state, "local_var")
             det._local_calib = _arr(state, "local_calib")
-            det._local_floor = np.full(det.dims, det.local_floor)
         except KeyError as exc:
             raise Invalid(f"state lacks {exc}", where=cls.name,
                           hint="the state file is from another version; fit again") from exc

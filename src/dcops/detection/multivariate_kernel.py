@@ -28,10 +28,10 @@ deviations, so one wild value cannot blow the local spread up for hundreds of ro
 
 @jit
 def _local_step(x: float, j: int, local_mean: FloatArray, local_var: FloatArray,
-                local_floor: FloatArray, alpha: float) -> float:  # pragma: no cover - compiled
+                local_floor: float, alpha: float) -> float:  # pragma: no cover - compiled
     """Metric j's distance from its local level in local deviations (at least
-    `local_floor[j]`), then one step of that level and variance towards `x`."""
-    sd = max(float(np.sqrt(local_var[j])), float(local_floor[j]))
+    `local_floor`), then one step of that level and variance towards `x`."""
+    sd = max(float(np.sqrt(local_var[j])), local_floor)
     dev = x - float(local_mean[j])
     z: float = abs(dev) / sd
     bound = LOCAL_BOUND * sd
@@ -43,7 +43,7 @@ def _local_step(x: float, j: int, local_mean: FloatArray, local_var: FloatArray,
 
 @jit
 def local_rows(values: FloatArray, present: FloatArray, local_mean: FloatArray,
-               local_var: FloatArray, local_floor: FloatArray, alpha: float,
+               local_var: FloatArray, local_floor: float, alpha: float,
                z: FloatArray) -> None:  # pragma: no cover - compiled
     """Each metric's local distance for every row of `values` into `z` (T, D), 0 where the
     value is missing, moving the local levels as the scoring loop does (for calibration)."""
@@ -79,7 +79,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
               spread: FloatArray, scale: FloatArray, weight: FloatArray, precision: FloatArray,
               params: FloatArray, ring: FloatArray, cursor: IntArray, out: FloatArray,
               contrib: FloatArray, base: FloatArray, base_ring: FloatArray,
-              local_mean: FloatArray, local_var: FloatArray, local_floor: FloatArray,
+              local_mean: FloatArray, local_var: FloatArray,
               local_calib: FloatArray) -> None:  # pragma: no cover - compiled
     """Scores `values` (T, D) into `out` (T,) and leaves the last scored row's per-metric
     contributions in `contrib`.
@@ -87,14 +87,14 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
     short_rows, short_weight, alpha_spread, top_k, drift_gate, tail_rows, tail_factor,
     change_top_k, smooth_clip, spike_weight, baseline_weight, baseline_rank, calib_b,
-    alpha_base, sustain_rows, weight_l, calib_l, alpha_local]; the level part is the mean of
-    the `top_k` largest per-metric distances (`top_k` 1: the largest alone), the change part
-    that of the `change_top_k` largest changes; `spread` is each metric's current scale, which
-    grows towards the recent typical distance (never below the train `scale`), so a metric that
-    became noisier for good stops alarming (its deviation enters the Mahalanobis distance shrunk
-    by scale / spread as well); `weight` (at most 1) damps each metric's level distance, so a
-    metric with a heavy train tail counts for less; `recent` is each metric's fast moving average,
-    the level a sudden change is measured from;
+    alpha_base, sustain_rows, weight_l, calib_l, alpha_local, local_floor]; the level part is
+    the mean of the `top_k` largest per-metric distances (`top_k` 1: the largest alone), the
+    change part that of the `change_top_k` largest changes; `spread` is each metric's current
+    scale, which grows towards the recent typical distance (never below the train `scale`), so
+    a metric that became noisier for good stops alarming (its deviation enters the Mahalanobis
+    distance shrunk by scale / spread as well); `weight` (at most 1) damps each metric's level
+    distance, so a metric with a heavy train tail counts for less; `recent` is each metric's
+    fast moving average, the level a sudden change is measured from;
     ring: the last raw scores (its length is the smoothing window); cursor: [next slot, filled].
     The smoothed score is the larger of the mean over the whole ring and `short_weight` times
     the mean over its last `short_rows` entries, so a short burst is not averaged away.
@@ -122,9 +122,9 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     `calib_l`, scores a value that is far out for its metric's recent past even where it
     is ordinary against training: each metric's distance from its own fast level
     (`local_mean`, rate `alpha_local`) in its own recent deviations (`local_var`, at least
-    `local_floor`), divided by that metric's train tail (`local_calib`). A metric that has
-    been flat for hours and jumps scores there although training saw such jumps from a
-    noisier level. The drift gate reads the smoothed score only."""
+    `local_floor`, one floor for all metrics), divided by that metric's train tail
+    (`local_calib`). A metric that has been flat for hours and jumps scores there although
+    training saw such jumps from a noisier level. The drift gate reads the smoothed score only."""
     calib_z = params[0]
     calib_m = params[1]
     weight_m = params[2]
@@ -151,6 +151,7 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     weight_l = params[22]
     calib_l = params[23]
     alpha_local = params[24]
+    local_floor = params[25]
     top_b = np.zeros(rank_b)
     top_bj = np.zeros(rank_b, dtype=np.int64)
     top_c = np.zeros(change_top_k)
