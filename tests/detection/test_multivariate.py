@@ -67,7 +67,7 @@ def test_restore_mid_stream_continues_identically(tmp_path: Path) -> None:
 def test_a_state_saved_before_the_baseline_term_is_refused_clearly() -> None:
     state = _fitted().state()
     for key in ("base", "base_ring", "baseline_weight", "sustain_rows", "local_weight",
-                "local_mean", "local_calib"):
+                "local_mean", "local_calib", "settle_flatness", "settled", "flat", "last"):
         old = {k: v for k, v in state.items() if k != key}
         with pytest.raises(Invalid, match=f"state lacks '{key}'"):
             MultivariateDetector.restore(old)
@@ -150,6 +150,11 @@ def test_bad_input_is_invalid() -> None:
         MultivariateDetector(local_halflife_rows=0.0)
     with pytest.raises(Invalid, match=local):
         MultivariateDetector(local_floor=0.0)
+    settle = "settle_flatness or settle_halflife_rows"
+    with pytest.raises(Invalid, match=settle):
+        MultivariateDetector(settle_flatness=-0.1)
+    with pytest.raises(Invalid, match=settle):
+        MultivariateDetector(settle_halflife_rows=0.0)
     with pytest.raises(Invalid, match="kind"):
         MultivariateDetector.restore({"kind": "ewma"})
 
@@ -194,7 +199,7 @@ def test_the_plain_python_loop_matches_the_compiled_one() -> None:
     kernel.step_rows.py_func(test, b._present, b._mean, b._recent, b._spread, b._scale,
                              b._weight, b._precision, b._params(), b._ring, b._cursor, got,
                              b._contrib, b._base, b._base_ring, b._local_mean, b._local_var,
-                             b._local_calib)
+                             b._local_calib, b._settled, b._flat, b._last)
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
     z_compiled, z_plain = np.zeros(test.shape), np.zeros(test.shape)
     for fn, z in ((kernel.local_rows, z_compiled), (kernel.local_rows.py_func, z_plain)):
@@ -287,3 +292,23 @@ def test_a_jump_of_a_metric_that_went_flat_scores_although_training_saw_such_jum
     assert np.mean(score[500:] > det.threshold) < 0.01
     without = MultivariateDetector(local_weight=0.0).fit(train)
     assert without.score(test)[2_500] < without.threshold
+
+
+def test_a_metric_that_comes_to_rest_at_a_new_value_stops_alarming_within_rows() -> None:
+    test = _normal(3_000, seed=40)
+    test[1_000:, 0] = 0.0  # a restart: the metric drops and sits still there
+    det = _fitted()
+    score = det.score(test)
+    assert score[1_000] > det.threshold
+    assert np.mean(score[1_100:] > det.threshold) < 0.02
+    unsettled = _fitted(settle_flatness=0.0)
+    assert np.mean(unsettled.score(test)[1_100:] > unsettled.threshold) > 0.5
+
+
+def test_a_noisy_shift_is_not_taken_as_settled() -> None:
+    test = _normal(2_000, seed=41)
+    test[1_000:1_200, 0] -= 0.45  # the metric still moves as it did: not at rest
+    det = _fitted()
+    score = det.score(test)
+    unsettled = _fitted(settle_flatness=0.0).score(test)
+    assert np.array_equal(score, unsettled)

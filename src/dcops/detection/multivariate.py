@@ -52,6 +52,19 @@ the whole window after it. The score is the largest of five terms:
 
 The score is then mapped to [0, 1) as s / (s + 1), so 0.5 is the train tail.
 
+Settling. Each metric also keeps its mean change from one row to the next, in train scales
+(half-life `settle_halflife_rows`). Where that falls below `settle_flatness` the metric has
+come to rest, and the level the level part measures it from catches up with it at the same
+half-life, instead of at the gated drift. The Mahalanobis part takes the smaller of the
+row's distance from the drifting levels and from these settled ones. So metrics that drop
+after a restart and sit still at their new values stop scoring within a few rows, where the
+gated drift, held back by the alarm itself, would keep the alarm up for a hundred rows; a
+row whose metrics disagree still scores from both levels, and metrics that go on moving as
+they did are never taken as settled (their levels are the drifting ones, bit for bit). A
+metric that hardly moved in training counts as at rest whenever it sits still: a step of
+it still scores in the change part and the local term, and its level part fades within a
+few rows of its new value.
+
 Drift. Each metric's level follows the recent rows (half-life `drift_halflife_rows`), and its
 spread grows towards the recent typical distance (half-life `spread_halflife_rows`, never below
 the train value). A level or a noise level that changes for good therefore stops alarming. The
@@ -95,6 +108,9 @@ CALIB_PARTS = 5
 MIN_MAD = 1e-3
 """The smallest spread of the train scores the threshold rule counts on (scores are in [0, 1)),
 so training rows that all score alike do not put the threshold at their score."""
+UNSETTLED = 1.0
+"""Where each metric's mean change a row starts, in train scales: no metric counts as having
+come to rest until its own rows show it."""
 SHORT_ROWS = 5
 SHORT_WEIGHT = 0.7
 """A burst shorter than the smoothing window still counts: the score is at least SHORT_WEIGHT
@@ -118,7 +134,8 @@ class MultivariateDetector:
                  baseline_weight: float = 0.3, baseline_rank: int = 2,
                  baseline_halflife_rows: float = 20160.0, sustain_rows: int = 3,
                  local_weight: float = 0.12, local_halflife_rows: float = 400.0,
-                 local_floor: float = 0.01) -> None:
+                 local_floor: float = 0.01, settle_flatness: float = 0.1,
+                 settle_halflife_rows: float = 5.0) -> None:
         _check_settings(scale_floor, mahalanobis_weight, tail_quantile, ridge, smooth_rows,
                         drift_halflife_rows, threshold_quantile)
         if threshold_mads < 0:
@@ -149,6 +166,11 @@ class MultivariateDetector:
                           where="multivariate",
                           hint="give a weight of 0 (off) or more, a half-life > 0 and a "
                                "positive floor in the metrics' units")
+        if settle_flatness < 0 or settle_halflife_rows <= 0:
+            raise Invalid("settle_flatness or settle_halflife_rows is out of range",
+                          where="multivariate",
+                          hint="give a flatness of 0 (off) or more train scales a row and a "
+                               "half-life > 0")
         if change_weight < 0 or change_halflife_rows <= 0 or spread_halflife_rows < 0:
             raise Invalid("change_weight or change_halflife_rows is out of range",
                           where="multivariate", hint="give a weight >= 0 and a half-life > 0")
@@ -179,6 +201,8 @@ class MultivariateDetector:
         self.local_weight = float(local_weight)
         self.local_halflife_rows = float(local_halflife_rows)
         self.local_floor = float(local_floor)
+        self.settle_flatness = float(settle_flatness)
+        self.settle_halflife_rows = float(settle_halflife_rows)
         self.threshold = 0.5
         self._fitted = False
         self._present = np.zeros(0)
@@ -198,6 +222,9 @@ class MultivariateDetector:
         self._local_mean = np.zeros(0)
         self._local_var = np.zeros(0)
         self._local_calib = np.zeros(0)
+        self._settled = np.zeros(0)
+        self._flat = np.zeros(0)
+        self._last = np.zeros(0)
 
     @property
     def dims(self) -> int:
@@ -335,6 +362,9 @@ class MultivariateDetector:
         self._contrib = np.zeros(self.dims)
         self._local_mean = self._base_mean.copy()
         self._local_var = self._scale ** 2
+        self._settled = self._base_mean.copy()
+        self._flat = np.full(self.dims, UNSETTLED)
+        self._last = self._base_mean.copy()
 
     def _params(self) -> FloatArray:
         alpha = self._alpha(self.drift_halflife_rows)
@@ -347,7 +377,8 @@ class MultivariateDetector:
                          self.baseline_weight, self.baseline_rank, self._calib[3],
                          self._alpha(self.baseline_halflife_rows), self.sustain_rows,
                          self.local_weight, self._calib[4],
-                         self._alpha(self.local_halflife_rows), self.local_floor])
+                         self._alpha(self.local_halflife_rows), self.local_floor,
+                         self.settle_flatness, self._alpha(self.settle_halflife_rows)])
 
     def score(self, values: FloatArray) -> FloatArray:
         """Scores the next rows (T, D) in time order: T values in [0, 1)."""
@@ -362,7 +393,7 @@ class MultivariateDetector:
         step_rows(x, self._present, self._mean, self._recent, self._spread, self._scale,
                   self._weight, self._precision, self._params(), self._ring, self._cursor, out,
                   self._contrib, self._base, self._base_ring, self._local_mean, self._local_var,
-                  self._local_calib)
+                  self._local_calib, self._settled, self._flat, self._last)
         return out
 
     def explain(self) -> Explanation:
@@ -403,6 +434,10 @@ class MultivariateDetector:
             "local_halflife_rows": self.local_halflife_rows, "local_floor": self.local_floor,
             "local_mean": self._local_mean.copy(), "local_var": self._local_var.copy(),
             "local_calib": self._local_calib.copy(),
+            "settle_flatness": self.settle_flatness,
+            "settle_halflife_rows": self.settle_halflife_rows,
+            "settled": self._settled.copy(), "flat": self._flat.copy(),
+            "last": self._last.copy(),
         }
 
     @classmethod
@@ -437,7 +472,9 @@ class MultivariateDetector:
                       sustain_rows=int(_num(state, "sustain_rows")),
                       local_weight=_num(state, "local_weight"),
                       local_halflife_rows=_num(state, "local_halflife_rows"),
-                      local_floor=_num(state, "local_floor"))
+                      local_floor=_num(state, "local_floor"),
+                      settle_flatness=_num(state, "settle_flatness"),
+                      settle_halflife_rows=_num(state, "settle_halflife_rows"))
             det.threshold = _num(state, "threshold")
             det._present = _arr(state, "present")
             det._base_mean = _arr(state, "base_mean")
@@ -457,6 +494,9 @@ class MultivariateDetector:
             det._local_mean = _arr(state, "local_mean")
             det._local_var = _arr(state, "local_var")
             det._local_calib = _arr(state, "local_calib")
+            det._settled = _arr(state, "settled")
+            det._flat = _arr(state, "flat")
+            det._last = _arr(state, "last")
         except KeyError as exc:
             raise Invalid(f"state lacks {exc}", where=cls.name,
                           hint="the state file is from another version; fit again") from exc
@@ -464,7 +504,8 @@ class MultivariateDetector:
                 or len(det._weight) != det.dims or len(det._base) != det.dims
                 or len(det._base_ring) != det.smooth_rows or len(det._calib) != CALIB_PARTS
                 or len(det._local_mean) != det.dims or len(det._local_var) != det.dims
-                or len(det._local_calib) != det.dims):
+                or len(det._local_calib) != det.dims or len(det._settled) != det.dims
+                or len(det._flat) != det.dims or len(det._last) != det.dims):
             raise Invalid("state arrays do not fit together", where=cls.name,
                           hint="the state file is damaged; fit again")
         det._fitted = True

@@ -80,21 +80,23 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
               params: FloatArray, ring: FloatArray, cursor: IntArray, out: FloatArray,
               contrib: FloatArray, base: FloatArray, base_ring: FloatArray,
               local_mean: FloatArray, local_var: FloatArray,
-              local_calib: FloatArray) -> None:  # pragma: no cover - compiled
+              local_calib: FloatArray, settled: FloatArray, flat: FloatArray,
+              last: FloatArray) -> None:  # pragma: no cover - compiled
     """Scores `values` (T, D) into `out` (T,) and leaves the last scored row's per-metric
     contributions in `contrib`.
 
     params: [calib_z, calib_m, weight_m, alpha_drift, calib_c, weight_c, alpha_recent,
     short_rows, short_weight, alpha_spread, top_k, drift_gate, tail_rows, tail_factor,
     change_top_k, smooth_clip, spike_weight, baseline_weight, baseline_rank, calib_b,
-    alpha_base, sustain_rows, weight_l, calib_l, alpha_local, local_floor]; the level part is
-    the mean of the `top_k` largest per-metric distances (`top_k` 1: the largest alone), the
-    change part that of the `change_top_k` largest changes; `spread` is each metric's current
-    scale, which grows towards the recent typical distance (never below the train `scale`), so
-    a metric that became noisier for good stops alarming (its deviation enters the Mahalanobis
-    distance shrunk by scale / spread as well); `weight` (at most 1) damps each metric's level
-    distance, so a metric with a heavy train tail counts for less; `recent` is each metric's
-    fast moving average, the level a sudden change is measured from;
+    alpha_base, sustain_rows, weight_l, calib_l, alpha_local, local_floor, settle_flatness,
+    alpha_settle]; the level part is the mean of the `top_k` largest per-metric distances
+    (`top_k` 1: the largest alone), the change part that of the `change_top_k` largest
+    changes; `spread` is each metric's current scale, which grows towards the recent typical
+    distance (never below the train `scale`), so a metric that became noisier for good stops
+    alarming (its deviation enters the Mahalanobis distance shrunk by scale / spread as well);
+    `weight` (at most 1) damps each metric's level distance, so a metric with a heavy train
+    tail counts for less; `recent` is each metric's fast moving average, the level a sudden
+    change is measured from;
     ring: the last raw scores (its length is the smoothing window); cursor: [next slot, filled].
     The smoothed score is the larger of the mean over the whole ring and `short_weight` times
     the mean over its last `short_rows` entries, so a short burst is not averaged away.
@@ -124,7 +126,16 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     (`local_mean`, rate `alpha_local`) in its own recent deviations (`local_var`, at least
     `local_floor`, one floor for all metrics), divided by that metric's train tail
     (`local_calib`). A metric that has been flat for hours and jumps scores there although
-    training saw such jumps from a noisier level. The drift gate reads the smoothed score only."""
+    training saw such jumps from a noisier level. The drift gate reads the smoothed score only.
+
+    Settling: `flat` is each metric's mean change from one row to the next (`last` holds its
+    previous value), in train scales, at rate `alpha_settle`. Where it is below
+    `settle_flatness` (0: never) the metric has come to rest, and `settled`, the level the
+    level part measures from, catches up with it at that rate (the gated drift otherwise,
+    as `mean`). The Mahalanobis distance is the smaller of the row's distance from `mean`
+    and from `settled`. So metrics that come to rest at new values after a restart stop
+    scoring within a few rows, while a row whose metrics disagree still scores from either
+    level."""
     calib_z = params[0]
     calib_m = params[1]
     weight_m = params[2]
@@ -152,6 +163,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     calib_l = params[23]
     alpha_local = params[24]
     local_floor = params[25]
+    settle_flatness = params[26]
+    alpha_settle = params[27]
     top_b = np.zeros(rank_b)
     top_bj = np.zeros(rank_b, dtype=np.int64)
     top_c = np.zeros(change_top_k)
@@ -162,6 +175,8 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
     d = np.zeros(dims)
     u = np.zeros(dims)
     pd = np.zeros(dims)
+    v = np.zeros(dims)
+    pv = np.zeros(dims)
     ok = np.zeros(dims, dtype=np.bool_)
     for t in range(n_rows):
         seen = 0
@@ -176,7 +191,10 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
                 ok[j] = True
                 d[j] = x - mean[j]
                 u[j] = d[j] * scale[j] / spread[j]
-                z = weight[j] * abs(d[j]) / spread[j]
+                v[j] = (x - settled[j]) * scale[j] / spread[j]
+                z = weight[j] * abs(x - settled[j]) / spread[j]
+                flat[j] += alpha_settle * (abs(x - last[j]) / scale[j] - flat[j])
+                last[j] = x
                 filled = _insert(top_z, top_j, filled, z, j)
                 cfilled = _insert(top_c, top_cj, cfilled, abs(x - recent[j]) / spread[j], j)
                 bfilled = _insert(top_b, top_bj, bfilled, weight[j] * abs(x - base[j]) / scale[j],
@@ -194,18 +212,30 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
                 ok[j] = False
                 d[j] = 0.0
                 u[j] = 0.0
+                v[j] = 0.0
         if seen == 0:
             out[t] = 0.0
             continue
         m = 0.0
-        positive = 0.0
+        mv = 0.0
         for j in range(dims):
             acc = 0.0
+            acc_v = 0.0
             if ok[j]:
                 for k in range(dims):
                     acc += precision[j, k] * u[k]
+                    acc_v += precision[j, k] * v[k]
             pd[j] = acc * u[j]
+            pv[j] = acc_v * v[j]
             m += pd[j]
+            mv += pv[j]
+        if mv < m:
+            # the row is nearer the settled levels: its shares are taken from that distance
+            m = mv
+            for j in range(dims):
+                pd[j] = pv[j]
+        positive = 0.0
+        for j in range(dims):
             if pd[j] > 0.0:
                 positive += pd[j]
         dist = np.sqrt(m) if m > 0.0 else 0.0
@@ -286,6 +316,10 @@ def step_rows(values: FloatArray, present: FloatArray, mean: FloatArray, recent:
                 bound = calib_z * spread[j]
                 step = min(max(d[j], -bound), bound)
                 mean[j] += alpha * step
+                rate = alpha
+                if flat[j] < settle_flatness:
+                    rate = max(alpha, alpha_settle)
+                settled[j] += rate * min(max(values[t, j] - settled[j], -bound), bound)
                 var = spread[j] * spread[j]
                 var += alpha_spread * (step * step - var)
                 spread[j] = max(np.sqrt(var), scale[j])

@@ -99,7 +99,9 @@ def _settings(detector: MultivariateDetector) -> dict[str, float]:
             "sustain_rows": float(detector.sustain_rows),
             "local_weight": detector.local_weight,
             "local_halflife_rows": detector.local_halflife_rows,
-            "local_floor": detector.local_floor}
+            "local_floor": detector.local_floor,
+            "settle_flatness": detector.settle_flatness,
+            "settle_halflife_rows": detector.settle_halflife_rows}
 
 
 def measure_evaluation_s(smd_dir: Path) -> float:
