@@ -129,7 +129,7 @@ class MultivariateDetector:
                  spread_halflife_rows: float = 2880.0, top_k: int = 3,
                  threshold_quantile: float = 0.99, threshold_mads: float = 8.0,
                  damping_quantile: float = 0.99, drift_gate: float = 0.1,
-                 tail_rows: int = 10, tail_factor: float = 1.5,
+                 tail_rows: int = 10, tail_factor: float = 1.1,
                  change_top_k: int = 1, smooth_clip: float = 1.0, spike_weight: float = 0.35,
                  baseline_weight: float = 0.3, baseline_rank: int = 2,
                  baseline_halflife_rows: float = 20160.0, sustain_rows: int = 3,
